@@ -1,0 +1,1 @@
+"""rtoc.drivers: the built-in drivers (generator, system)."""

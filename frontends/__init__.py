@@ -1,0 +1,1 @@
+"""rtoc.frontends: websocket, telegram, viewer and archive processes (later issues)."""

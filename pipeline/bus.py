@@ -1,0 +1,181 @@
+"""The ZeroMQ data bus: the engine's publisher and the subscribers frontends use.
+
+Topics: ``data/<Device.Signal>`` (``[topic, header{v, sig, seq, n, lost}, t, y]``),
+``event`` and ``meta`` (``[topic, msgpack]``). ``seq`` is the ring sequence of the first
+sample, so every subscriber detects every gap; ZeroMQ's PUB drops silently at its
+high-water mark, so subscribers count what they missed themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from rtoc import wire
+from rtoc.model import Event
+
+COPY_THRESHOLD = 1 << 16  # bytes; pyzmq copies smaller frames anyway
+
+
+class Publisher:
+    """The engine's PUB socket."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int = 2000):
+        self.sock = ctx.socket(zmq.PUB)
+        self.sock.setsockopt(zmq.SNDHWM, hwm)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+
+    def data(self, name: str, sig: int, seq: int, t: np.ndarray, y: np.ndarray,
+             lost: int = 0, replace: bool = False) -> None:
+        frames = wire.data_frames(name, sig, seq, t, y, lost, replace)
+        self.sock.send_multipart(frames, copy=t.nbytes < COPY_THRESHOLD)
+
+    def event(self, event: Event) -> None:
+        self.sock.send_multipart([wire.EVENT_TOPIC.encode(), wire.pack(event.to_dict())])
+
+    def meta(self, kind: str, fields: dict) -> None:
+        body = {**fields, "v": wire.VERSION, "kind": kind}
+        self.sock.send_multipart([wire.META_TOPIC.encode(), wire.pack(body)])
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+@dataclass
+class DataBatch:
+    """Samples ``seq .. seq+n`` of one signal; ``t`` float64[n] unix s, ``y`` float64[n].
+
+    ``lost``: samples the engine found overwritten before this batch; ``gap``: samples
+    this subscriber missed on the bus (ZeroMQ dropped them) before this batch.
+    """
+
+    name: str
+    sig: int
+    seq: int
+    t: np.ndarray
+    y: np.ndarray
+    lost: int = 0
+    gap: int = 0
+    replace: bool = False
+
+    @property
+    def n(self) -> int:
+        return int(self.t.shape[0])
+
+
+@dataclass
+class Meta:
+    kind: str
+    fields: dict
+
+
+@dataclass
+class SignalCounters:
+    next_seq: int | None = None
+    received: int = 0
+    lost: int = 0      # lost before the engine read them (ring overwrite)
+    gap: int = 0       # lost on the bus (high-water mark)
+
+
+@dataclass
+class GapCounter:
+    """Pure core of loss accounting: feed each header, get the bus gap before it."""
+
+    signals: dict[str, SignalCounters] = field(default_factory=dict)
+
+    def feed(self, name: str, seq: int, n: int, lost: int) -> int:
+        c = self.signals.setdefault(name, SignalCounters())
+        gap = 0
+        if c.next_seq is not None and seq > c.next_seq:
+            gap = max(0, seq - c.next_seq - lost)
+        c.next_seq = seq + n
+        c.received += n
+        c.lost += lost
+        c.gap += gap
+        return gap
+
+    def expect(self, name: str, seq: int) -> None:
+        """Set where a signal's stream should continue (e.g. from a heartbeat's seq)."""
+        c = self.signals.setdefault(name, SignalCounters())
+        if c.next_seq is None:
+            c.next_seq = seq
+        elif seq > c.next_seq:
+            c.gap += seq - c.next_seq
+            c.next_seq = seq
+
+    @property
+    def received(self) -> int:
+        return sum(c.received for c in self.signals.values())
+
+    @property
+    def lost(self) -> int:
+        return sum(c.lost + c.gap for c in self.signals.values())
+
+
+class Subscriber:
+    """A SUB on the data bus. ``signals``: full names (exact), or None for all data.
+
+    ``recv`` returns a :class:`DataBatch`, an :class:`rtoc.Event`, a :class:`Meta`, or None
+    on timeout. ``counters`` keeps received / lost / gap per signal.
+    """
+
+    def __init__(self, endpoint: str, signals: list[str] | None = None, events: bool = False,
+                 meta: bool = False, ctx: zmq.Context | None = None, hwm: int = 2000):
+        self._own_ctx = ctx is None
+        self.ctx = ctx or zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, hwm)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self._exact = set(signals) if signals is not None else None
+        for name in signals if signals is not None else [""]:
+            self.sock.setsockopt(zmq.SUBSCRIBE, wire.data_topic(name) if name else wire.DATA_PREFIX.encode())
+        if events:
+            self.sock.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
+        if meta or signals is None or signals:
+            self.sock.setsockopt(zmq.SUBSCRIBE, wire.META_TOPIC.encode())
+        self._meta = meta
+        self.counters = GapCounter()
+
+    def recv(self, timeout: float | None = None) -> DataBatch | Event | Meta | None:
+        """The next message, or None after ``timeout`` seconds (None: wait forever)."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        while True:
+            if not self.sock.poll(ms):
+                return None
+            msg = self._parse(self.sock.recv_multipart(copy=False))
+            if msg is not None:
+                return msg
+            ms = 0 if timeout is not None else -1  # a filtered message: check for more
+
+    def _parse(self, frames) -> DataBatch | Event | Meta | None:
+        topic = bytes(frames[0].buffer)
+        if topic.startswith(b"data/"):
+            name, header, t, y = wire.parse_data([f.buffer for f in frames])
+            if self._exact is not None and name not in self._exact:
+                return None  # a longer name sharing the subscribed prefix
+            gap = self.counters.feed(name, header["seq"], header["n"], header.get("lost", 0))
+            return DataBatch(name, header["sig"], header["seq"], t, y, header.get("lost", 0),
+                             gap, bool(header.get("replace")))
+        body = wire.unpack(bytes(frames[1].buffer))
+        if topic == b"event":
+            return Event.from_dict(body)
+        if body.get("kind") == "heartbeat":
+            for name, seq in body.get("seq", {}).items():
+                if self._exact is None or name in self._exact:
+                    self.counters.expect(name, seq)
+        return Meta(body.pop("kind", ""), body) if self._meta else None
+
+    def close(self) -> None:
+        self.sock.close(0)
+        if self._own_ctx:
+            self.ctx.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,39 @@
+"""What every child process does first: die with its parent, ignore Ctrl-C, log."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+
+from rtoc import log
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM when the parent dies (Linux); exit if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the parent died before the request took effect
+
+
+def start_child(name: str, level: str, parent_pid: int) -> threading.Event:
+    """Set up a child process; the returned event is set on SIGTERM.
+
+    SIGINT is ignored: Ctrl-C reaches the whole process group, and the supervisor stops
+    the children in order itself.
+    """
+    die_with_parent(parent_pid)
+    log.configure(level, name)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop

@@ -1,0 +1,175 @@
+"""The driver process: hosts one ``rtoc.Driver``, writes its samples into rings.
+
+Read, run, flush, answer: the loop runs the driver's timer at its deadlines, flushes
+buffered samples into the rings, and answers control requests (call a function, set a
+parameter, describe) between ticks, so driver code never runs on two threads at once
+unless the driver starts threads itself. An exception from the driver's own code ends the
+process with status 1, and the supervisor restarts it; its rings survive, so sequence
+numbers continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import zmq
+
+from rtoc import loader, wire
+from rtoc.driver import DriverContext
+from rtoc.errors import RtocError, error_reply, raise_for_reply
+from rtoc.model import Event
+from rtoc.params import ParamStore
+from rtoc.pipeline.child import start_child
+from rtoc.pipeline.ring import Ring, RingWriter
+
+log = logging.getLogger(__name__)
+IDLE_WAIT = 0.05     # s between loop turns when nothing is scheduled
+THREAD_WAIT = 0.002  # s when the driver runs threads of its own (their samples need flushing)
+
+
+class RingSink:
+    """The driver's sink: asks the supervisor for each signal's ring, pushes events."""
+
+    def __init__(self, host: DriverHost):
+        self.host = host
+
+    def claim(self, device: str, signal: str, unit: str, rate: float) -> RingWriter:
+        reply = self.host.request("create_signal", device=device, signal=signal, unit=unit,
+                                  rate=float(rate), seconds=self.host.spec["ring_seconds"])
+        return RingWriter(Ring.open(reply["path"]))
+
+    def event(self, event: Event) -> None:
+        self.host.send_event(event)
+
+
+class DriverHost:
+    def __init__(self, spec: dict, ctx: zmq.Context):
+        self.spec = spec
+        self.name = spec["name"]
+        self.ctrl = ctx.socket(zmq.DEALER)
+        self.ctrl.setsockopt(zmq.IDENTITY, f"driver:{self.name}".encode())
+        self.ctrl.setsockopt(zmq.LINGER, 500)
+        self.ctrl.connect(spec["endpoints"]["control"])
+        self.inbox = ctx.socket(zmq.PUSH)
+        self.inbox.setsockopt(zmq.SNDHWM, 10000)
+        self.inbox.setsockopt(zmq.LINGER, 1000)
+        self.inbox.connect(spec["endpoints"]["inbox"])
+        self.queued: deque[dict] = deque()
+        self.events_dropped = 0
+        self._rid = 0
+        self.driver = None
+
+    # -- talking to the supervisor ----------------------------------------------
+    def request(self, op: str, timeout: float = 10.0, **fields) -> dict:
+        """A request of this driver's own; forwarded requests arriving meanwhile queue up."""
+        self._rid += 1
+        rid = f"{self.name}-{self._rid}"
+        self.ctrl.send(wire.pack({"op": op, "rid": rid, **fields}))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self.ctrl.poll(int(left * 1000) + 1):
+                msg = wire.unpack(self.ctrl.recv())
+                if msg.get("re") == rid:
+                    return raise_for_reply(msg)
+                if "op" in msg:
+                    self.queued.append(msg)
+        raise TimeoutError(f"supervisor did not answer {op!r} within {timeout} s")
+
+    def send_event(self, event: Event) -> None:
+        try:
+            self.inbox.send(wire.pack({"kind": "event", "event": event.to_dict()}), zmq.NOBLOCK)
+        except zmq.Again:
+            self.events_dropped += 1
+            log.warning("engine inbox full: event %r dropped (%d so far)", event.text, self.events_dropped)
+
+    def describe(self) -> dict:
+        return {"op": "driver_state", "state": "running" if self.driver.run else "idle",
+                "description": self.driver.describe()}
+
+    # -- serving forwarded requests ------------------------------------------------
+    def handle(self, msg: dict) -> None:
+        op, rid = msg.get("op"), msg.get("rid")
+        try:
+            if op == "call":
+                result = self.driver.call_function(str(msg.get("function", "")), list(msg.get("args") or []),
+                                                   dict(msg.get("kwargs") or {}))
+                reply = {"ok": True, "result": result}
+            elif op == "set":
+                value = self.driver.set_parameter(str(msg.get("param", "")), msg.get("value"))
+                reply = {"ok": True, "value": value}
+            elif op == "describe":
+                reply = {"ok": True, **self.driver.describe()}
+            else:
+                reply = {"ok": False, "error": {"code": "bad_request", "message": f"driver cannot do {op!r}"}}
+        except RtocError as exc:
+            reply = error_reply(exc)
+        except Exception as exc:  # the driver's own function failed: report, keep running
+            log.exception("%s: %s failed", self.name, op)
+            reply = {"ok": False, "error": {"code": "driver_error", "message": f"{type(exc).__name__}: {exc}"}}
+        self.ctrl.send(wire.pack({"re": rid, **reply}))
+        if op in ("set", "call") and reply.get("ok"):
+            self.ctrl.send(wire.pack(self.describe()))  # parameters may have changed
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self, stop: threading.Event) -> int:
+        spec = self.spec
+        cls = loader.resolve(spec["driver"])
+        store = ParamStore(Path(spec["data_dir"]) / "params" / f"{self.name}.json")
+        ctx = DriverContext(name=self.name, sink=RingSink(self), options=spec.get("params") or {},
+                            clock=time.time, store=store,
+                            logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
+        self.request("hello", role="driver", name=self.name)
+        self.driver = driver = cls(context=ctx)
+        driver.setup()
+        if spec.get("autostart", True):
+            driver.start()
+        self.ctrl.send(wire.pack(self.describe()))
+        log.info("driver %s (%s) running", self.name, spec["driver"])
+        while not stop.is_set():
+            now = time.time()
+            deadline = driver.next_deadline()
+            if deadline is not None and now >= deadline:
+                driver.on_timer(now)
+            else:
+                driver.flush()
+            while self.queued:
+                self.handle(self.queued.popleft())
+            wait = IDLE_WAIT if threading.active_count() == 1 else THREAD_WAIT
+            deadline = driver.next_deadline()
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.time()))
+            if self.ctrl.poll(math.ceil(wait * 1000)):
+                while self.ctrl.poll(0):
+                    msg = wire.unpack(self.ctrl.recv())
+                    if "op" in msg:
+                        self.handle(msg)
+        driver.stop()
+        driver.close()
+        driver.flush()
+        return 0
+
+    def close(self) -> None:
+        self.ctrl.close()
+        self.inbox.close()
+
+
+def main(spec: dict) -> None:
+    """Entry point of a driver process (spawned by the supervisor)."""
+    stop = start_child(f"driver:{spec['name']}", spec.get("log_level", "INFO"), spec["parent_pid"])
+    ctx = zmq.Context()
+    host = DriverHost(spec, ctx)
+    code = 1
+    try:
+        code = host.run(stop)
+    except Exception:
+        log.exception("driver %s crashed", spec["name"])
+    finally:
+        host.close()
+        ctx.term()
+    sys.exit(code)

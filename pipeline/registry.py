@@ -1,0 +1,117 @@
+"""The instance folder in /dev/shm and the registry of its signals (one ring each).
+
+Only the supervisor uses this: it owns every ring. ``Instance.acquire`` takes an exclusive
+``flock`` on ``<folder>/lock`` (released by the kernel when the holder dies, however it
+dies), so a second ``rtoc run`` of the same instance is refused, and a dead instance's
+leftovers are recognised and removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtoc.errors import InstanceRunning, SignalOwned
+from rtoc.model import check_part, signal_name
+from rtoc.paths import instance_dir
+from rtoc.pipeline.ring import Ring, RingReader, capacity_for
+
+log = logging.getLogger(__name__)
+
+
+class Instance:
+    """The shm folder of one running instance."""
+
+    def __init__(self, name: str, root: Path | None = None):
+        self.name = name
+        self.dir = (root / f"rtoc-{name}") if root else instance_dir(name)
+        self._lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """Lock the folder (refusing a running instance) and clear a dead one's leftovers."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise InstanceRunning(f"instance {self.name!r} is already running (pid {pid or '?'}); "
+                                  f"its folder is {self.dir}") from None
+        leftovers = [p for p in self.dir.iterdir() if p.name != "lock"]
+        for p in leftovers:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if leftovers:
+            log.warning("removed %d leftover file(s) of a dead instance in %s", len(leftovers), self.dir)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Remove the folder and everything in it, then drop the lock."""
+        if self._lock_fd is None:
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+
+@dataclass
+class SignalEntry:
+    id: int
+    device: str
+    signal: str
+    unit: str
+    owner: str
+    ring: Ring
+    reader: RingReader  # for `latest`; never advanced
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.device, self.signal)
+
+    def info(self) -> dict:
+        return {"id": self.id, "name": self.name, "device": self.device, "signal": self.signal,
+                "unit": self.unit, "owner": self.owner, "path": str(self.ring.path),
+                "capacity": self.ring.capacity}
+
+
+class SignalRegistry:
+    """Signals by full name; each has one ring and one owner (the writer)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.by_name: dict[str, SignalEntry] = {}
+        self._next_id = 1
+
+    def claim(self, device: str, signal: str, unit: str, owner: str, rate: float = 1.0,
+              seconds: float = 4.0) -> tuple[SignalEntry, bool]:
+        """The signal's entry, created on first claim; ``(entry, created)``.
+
+        The same owner claiming again (a restarted driver) gets the same ring, so its
+        sequence numbers continue; another owner gets SignalOwned.
+        """
+        name = signal_name(check_part("device", device), check_part("signal", signal))
+        entry = self.by_name.get(name)
+        if entry is not None:
+            if entry.owner != owner:
+                raise SignalOwned(f"signal {name} is written by {entry.owner!r}; "
+                                  f"{owner!r} cannot write it too", name)
+            return entry, False
+        sig = self._next_id
+        ring = Ring.create(self.folder / f"{sig}.ring", capacity_for(max(rate, 1.0), seconds), sig)
+        self._next_id += 1
+        entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1))
+        self.by_name[name] = entry
+        log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
+        return entry, True
+
+    def close(self) -> None:
+        for entry in self.by_name.values():
+            entry.reader = None  # type: ignore[assignment]
+            entry.ring.close()
+        self.by_name.clear()

@@ -1,0 +1,15 @@
+"""The client API frontends use: subscribe to data/events/meta and talk to control.
+
+    from rtoc.bus import Subscriber, ControlClient, instance_endpoints
+    ep = instance_endpoints("default")
+    with Subscriber(ep["data"], ["Generator.Sine"]) as sub:
+        batch = sub.recv(timeout=1.0)      # DataBatch: name, seq, t, y, lost, gap
+"""
+
+from __future__ import annotations
+
+from rtoc.paths import endpoints as instance_endpoints
+from rtoc.pipeline.bus import DataBatch, GapCounter, Meta, Subscriber
+from rtoc.pipeline.control import ControlClient
+
+__all__ = ["ControlClient", "DataBatch", "GapCounter", "Meta", "Subscriber", "instance_endpoints"]

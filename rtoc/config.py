@@ -1,0 +1,250 @@
+"""rtoc.toml, decoded into one frozen, typed tree and validated at start.
+
+``load(path)`` returns a :class:`Config`; an unknown key, a wrong type or a bad value raises
+:class:`ConfigError` naming the key path (``drivers[1].samplerate``) and the file's line.
+With no file, the defaults run the generator and the system driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtoc.errors import ConfigError
+from rtoc.paths import default_data_dir
+
+_INSTANCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """One driver process. ``driver``: a built-in short name, ``module:Class`` or an entry
+    point of the group ``rtoc.drivers``; ``name`` is its device name."""
+
+    name: str
+    driver: str
+    autostart: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+    ring_seconds: float = 4.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    tick: float = 0.001          # s between ring scans while data flows
+    idle_tick: float = 0.02      # s between scans after idle_after quiet ticks
+    idle_after: int = 50
+    min_batch: int = 4096        # publish a signal once this many samples wait ...
+    max_delay: float = 0.002     # ... or its oldest unpublished sample is this old (s)
+    max_batch: int = 65536       # samples per data message at most
+    heartbeat: float = 1.0       # s between meta heartbeats
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    restart_delay: float = 0.5   # first back-off after a crash (s), doubling ...
+    restart_max_delay: float = 30.0
+    burst_starts: int = 5        # ... and a child that starts this often ...
+    burst_seconds: float = 10.0  # ... within this window is marked failed
+    stop_timeout: float = 4.0    # s for all children to stop before SIGKILL
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Endpoints; empty means ``ipc://`` in the instance folder."""
+
+    control: str = ""
+    data: str = ""
+    inbox: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    instance: str = "default"
+    data_dir: str = ""
+    log_level: str = "INFO"
+    drivers: tuple[DriverConfig, ...] = ()
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    source: str = ""  # the file it came from ("" = built-in defaults); not a TOML key
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+
+DEFAULT_DRIVERS = (
+    DriverConfig(name="Generator", driver="generator"),
+    DriverConfig(name="System", driver="system"),
+)
+
+
+def load(path: Path | str | None) -> Config:
+    """Read and validate ``path``; ``None`` gives the built-in defaults."""
+    if path is None:
+        return Config(drivers=DEFAULT_DRIVERS)
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from exc
+    return loads(text, str(path))
+
+
+def loads(text: str, source: str = "<string>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=source) from exc
+    if "drivers" not in raw:
+        raw["drivers"] = [dataclasses.asdict(d) for d in DEFAULT_DRIVERS]
+    try:
+        config = _decode(Config, raw, "")
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, exc.key, _line_of(text, exc.key), source) from None
+    config = dataclasses.replace(config, source=source)
+    _check(config, text, source)
+    return config
+
+
+def _check(config: Config, text: str, source: str) -> None:
+    def fail(msg: str, key: str) -> typing.NoReturn:
+        raise ConfigError(msg, key, _line_of(text, key), source)
+
+    if not _INSTANCE_RE.match(config.instance):
+        fail(f"must be 1-40 letters, digits, '_', '-' or '.', got {config.instance!r}", "instance")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(f"must be DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}", "log_level")
+    seen: set[str] = set()
+    for i, d in enumerate(config.drivers):
+        if not d.name or "/" in d.name or "." in d.name:
+            fail(f"must be a non-empty name without '.' or '/', got {d.name!r}", f"drivers[{i}].name")
+        if d.name in seen:
+            fail(f"driver name {d.name!r} is used twice", f"drivers[{i}].name")
+        seen.add(d.name)
+        if d.ring_seconds <= 0:
+            fail("must be > 0", f"drivers[{i}].ring_seconds")
+    e = config.engine
+    for key in ("tick", "idle_tick", "max_delay", "heartbeat"):
+        if getattr(e, key) <= 0:
+            fail("must be > 0", f"engine.{key}")
+    if e.min_batch < 1 or e.max_batch < e.min_batch:
+        fail("must be >= 1 and max_batch >= min_batch", "engine.min_batch")
+
+
+def _decode(cls: type, raw: Any, path: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"must be a table, got {type(raw).__name__}", path or "<root>")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"unknown key (known: {', '.join(sorted(fields))})", key)
+    values = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError("is required", key)
+            continue
+        values[name] = _value(hints[name], raw[name], key)
+    return cls(**values)
+
+
+def _value(tp: Any, raw: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _decode(tp, raw, key)
+    if origin is tuple:
+        (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if not isinstance(raw, list):
+            raise ConfigError(f"must be an array of tables, got {type(raw).__name__}", key)
+        return tuple(_value(item, r, f"{key}[{i}]") for i, r in enumerate(raw))
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"must be a table, got {type(raw).__name__}", key)
+        return dict(raw)
+    if origin in (typing.Union, types.UnionType):
+        return raw
+    if tp is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if not isinstance(raw, tp) or (tp in (int, float) and isinstance(raw, bool)):
+        raise ConfigError(f"must be {tp.__name__}, got {type(raw).__name__} {raw!r}", key)
+    return raw
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The 1-based line of ``key`` (``drivers[1].params.frequency``) in TOML ``text``."""
+    if not key:
+        return None
+    parts = re.findall(r"([^.\[\]]+)(?:\[(\d+)\])?", key)
+    lines = text.splitlines()
+    start, table = 0, ""
+    for depth, (name, index) in enumerate(parts):
+        last = depth == len(parts) - 1
+        table = f"{table}.{name}" if table else name
+        if index:
+            hits = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
+            if int(index) < len(hits):
+                start = hits[int(index)]
+                continue
+            return None
+        if last:
+            pat = re.compile(rf"^\s*\"?{re.escape(name)}\"?\s*=")
+            for i in range(start, len(lines)):
+                if pat.match(lines[i]):
+                    return i + 1
+                if i > start and lines[i].strip().startswith("[") and i != start:
+                    break
+            for i in range(start, len(lines)):
+                if lines[i].strip() in (f"[{table}]", f"[[{table}]]"):
+                    return i + 1
+            return start + 1 if start else None
+        for i in range(start, len(lines)):
+            if lines[i].strip() in (f"[{table}]",) or re.match(rf"^\s*{re.escape(name)}\s*=", lines[i]):
+                start = i
+                break
+    return start + 1 if start else None
+
+
+def to_toml(config: Config) -> str:
+    """The effective configuration as TOML (what ``rtoc config`` prints)."""
+    out = [f"# effective configuration ({config.source or 'built-in defaults'})"]
+    top = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    for name in ("instance", "data_dir", "log_level"):
+        value = top[name] if name != "data_dir" else str(config.data_path)
+        out.append(f"{name} = {_toml_value(value)}")
+    for name in ("engine", "supervisor", "bus"):
+        out.append(f"\n[{name}]")
+        for f in dataclasses.fields(top[name]):
+            out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")
+    for d in config.drivers:
+        out.append("\n[[drivers]]")
+        for f in dataclasses.fields(d):
+            if f.name != "params":
+                out.append(f"{f.name} = {_toml_value(getattr(d, f.name))}")
+        if d.params:
+            out.append("[drivers.params]")
+            out.extend(f"{k} = {_toml_value(v)}" for k, v in d.params.items())
+    return "\n".join(out) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")

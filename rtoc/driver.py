@@ -1,0 +1,447 @@
+"""``rtoc.Driver``: the class a driver author subclasses.
+
+A driver streams samples (``stream``, ``write``), replaces signal content (``plot``), raises
+events (``event``), runs a drift-free periodic timer (``poll`` or ``setPerpetualTimer`` at
+``samplerate``), and declares parameters (:class:`rtoc.Parameter`) and functions
+(:func:`rtoc.function`) that the control plane can set and call.
+
+A driver never touches ZeroMQ, shared memory or logging set-up. It gets a
+:class:`DriverContext` (name, logger, options, clock, a *sink*) from whoever hosts it: the
+driver process (rings) or :mod:`rtoc.testing` (memory). The names RTOC plugin authors know
+(``stream(y, snames, dname, unit, x)``, ``plot(x, y, sname, dname, unit)``, ``event(...)``,
+``setPerpetualTimer``, ``samplerate``, ``setDeviceName``) work as they did.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rtoc.errors import FunctionNotFound, ParameterError, SampleError
+from rtoc.model import Event, check_part
+from rtoc.params import Parameter, ParamStore, describe_function
+
+FLUSH_SAMPLES = 4096  # a single-sample buffer is handed to the sink at this size
+
+
+class SignalWriter(Protocol):
+    """What a sink hands out per signal (a ring writer, or a list in memory)."""
+
+    def write(self, t: np.ndarray, y: np.ndarray) -> int: ...
+    def plot(self, t: np.ndarray, y: np.ndarray) -> int: ...
+
+
+class Sink(Protocol):
+    """Where a driver's output goes. ``claim`` raises SignalOwned for another's signal."""
+
+    def claim(self, device: str, signal: str, unit: str, rate: float) -> SignalWriter: ...
+    def event(self, event: Event) -> None: ...
+
+
+@dataclass
+class DriverContext:
+    """What a host gives a driver: its name, options, clock, sink and parameter store."""
+
+    name: str
+    sink: Sink
+    options: Mapping[str, Any] = field(default_factory=dict)   # the config's params table
+    clock: Callable[[], float] = time.time
+    store: ParamStore = field(default_factory=lambda: ParamStore(None))
+    logger: logging.Logger | logging.LoggerAdapter | None = None
+
+
+current_context: contextvars.ContextVar[DriverContext] = contextvars.ContextVar("rtoc_driver_context")
+
+
+class _Buffer:
+    __slots__ = ("writer", "t", "y", "name")
+
+    def __init__(self, writer: SignalWriter, name: str):
+        self.writer, self.name, self.t, self.y = writer, name, [], []
+
+
+class _Timer:
+    """A drift-free timer: ticks at ``start + k * period``, never sleeps itself."""
+
+    def __init__(self, fn: Callable[[], Any], period: float):
+        self.fn, self.period = fn, period
+        self.next: float | None = None
+        self.missed = 0
+
+    def due(self, now: float) -> bool:
+        if self.next is None:
+            self.next = now
+        return now >= self.next
+
+    def advance(self, now: float) -> None:
+        self.next += self.period
+        if self.next <= now - self.period:  # far behind: skip ahead instead of bursting
+            skipped = int((now - self.next) / self.period)
+            self.next += skipped * self.period
+            self.missed += skipped
+
+
+class Driver:
+    """Base class of all drivers. Subclass it, set ``samplerate``, write ``poll()``.
+
+    Class attributes: ``samplerate`` (Hz of the timer; a Parameter), ``autostart``.
+    Hooks: ``setup()`` (after parameters are applied, in the driver's process),
+    ``poll()`` (each timer tick), ``close()`` (on stop), ``parameter_changed(name, value)``.
+    """
+
+    samplerate = Parameter(1.0, "Rate of the driver's timer (poll) in Hz", min=1e-6, max=1e7)
+    expose_public_methods = False  # LoggerPlugin sets this: every public method is a function
+
+    def __init__(self, *args: Any, context: DriverContext | None = None, **kwargs: Any):
+        ctx = context or current_context.get(None)
+        if ctx is None:
+            from rtoc.testing import MemorySink  # a driver made by hand records in memory
+
+            ctx = DriverContext(name=type(self).__name__, sink=MemorySink())
+        self._ctx = ctx
+        self._devicename = check_part("device", ctx.name)
+        self._clock = ctx.clock
+        self._sink = ctx.sink
+        self._lock = threading.Lock()
+        self._buffers: dict[tuple[str, str], _Buffer] = {}
+        self._own: dict[str, _Buffer] = {}  # signals of the default device, by signal name
+        self._timer: _Timer | None = None
+        self._log = deque(maxlen=100)
+        self.logger = ctx.logger or logging.getLogger(f"rtoc.driver.{ctx.name}")
+        self.run = False
+        self._load_parameters()
+        if type(self).poll is not Driver.poll:
+            self._timer = _Timer(self.poll, 1.0 / self.tick_rate())
+
+    # -- lifecycle ---------------------------------------------------------------
+    def setup(self) -> None:
+        """Called once in the driver's process, after parameters are applied."""
+
+    def poll(self) -> None:
+        """Called at ``samplerate`` Hz while running, when a subclass defines it."""
+
+    def close(self) -> None:
+        """Called when the driver stops: release hardware here."""
+
+    def tick_rate(self) -> float:
+        """Rate of the timer in Hz; drivers that produce blocks override this."""
+        return self.samplerate
+
+    def start(self) -> None:
+        """Start the timer (RTOC: ``start()``)."""
+        self.run = True
+
+    def stop(self) -> None:
+        """Stop the timer; streaming by other means still works."""
+        self.run = False
+
+    cancel = stop
+
+    def setPerpetualTimer(self, fun: Callable[[], Any], samplerate: float | None = None,  # noqa: N802
+                          interval: float | None = None, old: bool = False) -> None:
+        """RTOC's timer: call ``fun`` at ``samplerate`` Hz (or every ``interval`` s)."""
+        if interval is not None:
+            samplerate = 1.0 / interval
+        if samplerate is not None:
+            self.__dict__["samplerate"] = Driver.samplerate.validate(float(samplerate))
+        self._timer = _Timer(fun, 1.0 / self.tick_rate())
+
+    def setDeviceName(self, devicename: str = "noDevice") -> None:  # noqa: N802
+        """RTOC's name for the default device of ``stream``/``plot``/``event``."""
+        self.flush()
+        self._devicename = check_part("device", devicename)
+        self._own.clear()
+
+    @property
+    def devicename(self) -> str:
+        return self._devicename
+
+    # -- output ------------------------------------------------------------------
+    def stream(self, y: Any = None, snames: Any = None, dname: str | None = None,
+               unit: Any = None, x: Any = None, slist: list | None = None,
+               sdict: dict | None = None) -> None:
+        """Append one value to each of one or more signals (RTOC's ``stream``).
+
+        ``stream(1.5, "T")``; ``stream([1, 2], ["A", "B"], unit=["V", "A"])``;
+        ``slist=[[y, sname, unit], ...]``; ``sdict={dname: {sname: [y, unit]}}``.
+        ``x`` defaults to now (unix seconds); a list ``x`` gives each value its own time.
+        """
+        if snames.__class__ is str and (y.__class__ is float or y.__class__ is int) and dname is None:
+            buf = self._own.get(snames)
+            if buf is not None:  # the hot path: one known signal, one number
+                if x is None:
+                    x = self._clock()
+                with self._lock:
+                    buf.t.append(x)
+                    buf.y.append(y)
+                    if len(buf.t) >= FLUSH_SAMPLES:
+                        self._flush_buffer(buf)
+                return
+        if sdict is not None:
+            for dev, signals in sdict.items():
+                for sname, (value, u) in signals.items():
+                    self.stream(value, sname, dev, u, x)
+            return
+        if slist is not None:
+            for value, sname, *rest in slist:
+                self.stream(value, sname, dname, rest[0] if rest else None, x)
+            return
+        ys = list(y) if isinstance(y, (list, tuple, np.ndarray)) else [y]
+        names = list(snames) if isinstance(snames, (list, tuple)) else [snames]
+        if snames is None:
+            names = [f"Signal{i}" for i in range(len(ys))]
+        if len(names) != len(ys):
+            raise SampleError(f"stream got {len(ys)} values but {len(names)} signal names")
+        units = unit if isinstance(unit, (list, tuple)) else [unit] * len(ys)
+        now = self._clock()
+        xs = list(x) if isinstance(x, (list, tuple, np.ndarray)) and len(x) == len(ys) else None
+        if xs is None:
+            xs = [now if x is None or isinstance(x, (list, tuple, np.ndarray)) else x] * len(ys)
+        device = dname or self._devicename
+        for value, name, u, t in zip(ys, names, units, xs, strict=False):
+            buf = self._buffer(device, name, u)
+            value = _number(value, buf.name)
+            t = _number(t, buf.name)
+            with self._lock:
+                buf.t.append(t)
+                buf.y.append(value)
+                if len(buf.t) >= FLUSH_SAMPLES:
+                    self._flush_buffer(buf)
+
+    def write(self, signal: str, t: Any, y: Any, unit: str | None = None,
+              device: str | None = None) -> None:
+        """Append a batch: ``t`` float64[n] unix seconds, ``y`` float64[n] values."""
+        buf = self._buffer(device or self._devicename, signal, unit)
+        ts, ys = _batch(t, y, buf.name)
+        with self._lock:
+            self._flush_buffer(buf)  # keep order with single samples streamed before
+            buf.writer.write(ts, ys)
+
+    def plot(self, x: Any = (), y: Any = (), sname: str = "noName", dname: str | None = None,
+             unit: str = "", hold: str = "off", autoResize: bool = False) -> None:  # noqa: N803
+        """Replace a signal's content with ``x``/``y`` (RTOC's ``plot``).
+
+        ``hold="on"`` appends instead; ``"mergeX"`` appends only samples newer than the last
+        one plotted. With ``y`` empty, ``x`` is taken as ``y`` and ``x`` becomes 0..n-1.
+        """
+        if len(y) == 0:
+            x, y = np.arange(len(x), dtype=np.float64), x
+        buf = self._buffer(dname or self._devicename, sname, unit)
+        ts, ys = _batch(x, y, buf.name)
+        if hold not in ("off", "on", "mergeX", "mergeY"):
+            raise SampleError(f"plot hold must be 'off', 'on', 'mergeX' or 'mergeY', got {hold!r}", buf.name)
+        with self._lock:
+            self._flush_buffer(buf)
+            if hold == "off":
+                buf.writer.plot(ts, ys)
+                return
+            if hold == "mergeX" and getattr(buf, "last_x", None) is not None:
+                keep = ts > buf.last_x
+                ts, ys = ts[keep], ys[keep]
+            buf.writer.write(ts, ys)
+        if len(ts):
+            buf.last_x = float(ts[-1])
+
+    def event(self, text: str = "", sname: str | None = None, dname: str | None = None,
+              priority: int = 0, id: str | None = None, value: Any = None,
+              x: float | None = None) -> Event:
+        """Raise an event; priority 0 info, 1 warning, 2 error. Creates no signal."""
+        ev = Event(time=self._clock() if x is None else float(x), text=text,
+                   device=self._devicename if dname is None else dname, signal=sname or "",
+                   priority=priority, id=id or "", value=_plain(value))
+        self._sink.event(ev)
+        return ev
+
+    def flush(self) -> None:
+        """Hand every buffered single sample to the sink (the host calls this each tick)."""
+        with self._lock:
+            for buf in self._buffers.values():
+                if buf.t:
+                    self._flush_buffer(buf)
+
+    def _flush_buffer(self, buf: _Buffer) -> None:
+        if buf.t:
+            t = np.array(buf.t, dtype=np.float64)
+            y = np.array(buf.y, dtype=np.float64)
+            buf.t.clear()
+            buf.y.clear()
+            buf.writer.write(t, y)
+
+    def _buffer(self, device: str, signal: str, unit: Any) -> _Buffer:
+        key = (device, signal)
+        buf = self._buffers.get(key)
+        if buf is None:
+            check_part("device", device)
+            check_part("signal", signal)
+            writer = self._sink.claim(device, signal, "" if unit is None else str(unit), self.samplerate)
+            buf = self._buffers[key] = _Buffer(writer, f"{device}.{signal}")
+            if device == self._devicename:
+                self._own[signal] = buf
+        return buf
+
+    # -- timer (the host drives it: time is an argument) --------------------------
+    def next_deadline(self) -> float | None:
+        if not self.run or self._timer is None:
+            return None
+        return 0.0 if self._timer.next is None else self._timer.next  # never ticked: due now
+
+    def on_timer(self, now: float) -> None:
+        """Run the timer if it is due at ``now``, then flush buffered samples."""
+        tm = self._timer
+        if self.run and tm is not None and tm.due(now):
+            tm.fn()
+            tm.advance(now)
+        self.flush()
+
+    # -- parameters and functions -------------------------------------------------
+    @classmethod
+    def parameter_specs(cls) -> dict[str, Parameter]:
+        specs: dict[str, Parameter] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Parameter):
+                    specs[name] = value
+        return specs
+
+    @classmethod
+    def function_table(cls) -> dict[str, Callable]:
+        table: dict[str, Callable] = {}
+        base = set(dir(Driver))
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            fn = getattr(cls, name, None)
+            if not callable(fn) or isinstance(fn, type):
+                continue
+            if getattr(fn, "__rtoc_function__", False):
+                table[name] = fn
+            elif cls.expose_public_methods and name not in base and inspect.isfunction(fn):
+                table[name] = fn
+        return table
+
+    def parameter_changed(self, name: str, value: Any) -> None:
+        """Hook: a parameter was set (locally or remotely) to a new, validated value."""
+
+    def set_parameter(self, name: str, value: Any) -> Any:
+        spec = self.parameter_specs().get(name)
+        if spec is None:
+            raise ParameterError(f"{self._ctx.name} has no parameter {name!r}; it has "
+                                 f"{sorted(self.parameter_specs())}", self._ctx.name)
+        setattr(self, name, value)
+        return getattr(self, name)
+
+    def call_function(self, name: str, args: list | None = None, kwargs: dict | None = None) -> Any:
+        fn = self.function_table().get(name)
+        if fn is None:
+            raise FunctionNotFound(f"{self._ctx.name} has no function {name!r}; it has "
+                                   f"{sorted(self.function_table())}", self._ctx.name)
+        bound = getattr(self, name)
+        try:
+            inspect.signature(bound).bind(*(args or []), **(kwargs or {}))
+        except TypeError as exc:
+            raise ParameterError(f"{self._ctx.name}.{name}: {exc}", self._ctx.name) from exc
+        return _plain(bound(*(args or []), **(kwargs or {})))
+
+    def describe(self) -> dict:
+        """Parameters (value, type, doc) and functions (signature, doc) for the control plane."""
+        return {
+            "parameters": [p.describe(getattr(self, n)) for n, p in self.parameter_specs().items()],
+            "functions": [describe_function(n, f) for n, f in self.function_table().items()],
+            "running": self.run,
+            "device": self._devicename,
+        }
+
+    def _load_parameters(self) -> None:
+        options = dict(self._ctx.options)
+        specs = self.parameter_specs()
+        unknown = sorted(set(options) - set(specs))
+        if unknown:
+            raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; "
+                                 f"known: {sorted(specs)}", self._ctx.name)
+        for name, spec in specs.items():
+            has_config = name in options
+            found, value = self._ctx.store.initial(name, options.get(name), has_config)
+            if not found and has_config:
+                value, found = options[name], True
+            if found:
+                try:
+                    self.__dict__[name] = spec.validate(value)
+                except ParameterError:
+                    if not has_config:
+                        continue  # a stale persisted value: fall back to the default
+                    raise
+
+    def _parameter_set(self, spec: Parameter, value: Any) -> None:
+        if spec.persist:
+            self._ctx.store.save(spec.name, value, dict(self._ctx.options).get(spec.name))
+        if spec.name == "samplerate" and self._timer is not None:
+            self._timer.period = 1.0 / self.tick_rate()
+        self.parameter_changed(spec.name, value)
+
+    # -- RTOC's plugin log --------------------------------------------------------
+    def _say(self, level: int, msg: str) -> None:
+        self._log.append([time.strftime("%Y-%m-%d %H:%M:%S"), logging.getLevelName(level), msg])
+        self.logger.log(level, msg)
+
+    def info(self, msg: str) -> None:
+        self._say(logging.INFO, msg)
+
+    def warning(self, msg: str) -> None:
+        self._say(logging.WARNING, msg)
+
+    def error(self, msg: str) -> None:
+        self._say(logging.ERROR, msg)
+
+    def debug(self, msg: str) -> None:
+        self._say(logging.DEBUG, msg)
+
+
+class LoggerPlugin(Driver):
+    """RTOC's plugin base class: a ported plugin changes only its import.
+
+    Every public method a plugin defines is callable remotely, as it was in RTOC.
+    """
+
+    expose_public_methods = True
+
+
+def _number(value: Any, name: str) -> float:
+    if value.__class__ is float:
+        return value
+    if isinstance(value, (str, bytes)) or value is None:
+        raise SampleError(f"{name}: samples must be numbers, got {type(value).__name__} {value!r}", name)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise SampleError(f"{name}: samples must be numbers, got {type(value).__name__} {value!r}", name) from exc
+
+
+def _batch(t: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        ts = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
+        ys = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise SampleError(f"{name}: samples must be numeric arrays: {exc}", name) from exc
+    if ts.shape != ys.shape:
+        raise SampleError(f"{name}: t and y differ in length ({ts.shape[0]} != {ys.shape[0]})", name)
+    return ts, ys
+
+
+def _plain(value: Any) -> Any:
+    """A value msgpack can carry (numpy scalars and arrays become Python ones)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str, bytes, list, dict, tuple)):
+        return value
+    return repr(value)

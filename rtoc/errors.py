@@ -1,0 +1,157 @@
+"""RTOC's exceptions: one root, each also the builtin whose meaning matches.
+
+::
+
+    RtocError
+    ├── ConfigError(RtocError, ValueError)        bad rtoc.toml: names the key path and line
+    ├── DriverError(RtocError)
+    │   ├── DriverNotFound(DriverError, LookupError)
+    │   ├── FunctionNotFound(DriverError, LookupError)
+    │   ├── ParameterError(DriverError, ValueError)
+    │   └── DriverNotRunning(DriverError)
+    ├── SignalError(RtocError)
+    │   ├── SignalNotFound(SignalError, LookupError)
+    │   ├── SignalOwned(SignalError)               a second writer claimed a signal
+    │   └── SampleError(SignalError, ValueError)   non-numeric or mismatched samples
+    ├── RingError(RtocError)
+    │   ├── RingFormatError(RingError, ValueError) not a ring file, wrong version
+    │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
+    ├── InstanceError(RtocError)
+    │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
+    └── ControlError(RtocError)                    an error reply from the control plane
+        └── ControlTimeout(ControlError, TimeoutError)
+
+Each error has a stable ``code`` (used in control-plane error replies) and carries the
+fields it is about (``signal``, ``driver``, ``key`` ...), so callers need not parse text.
+"""
+
+from __future__ import annotations
+
+
+class RtocError(Exception):
+    """Root of all RTOC errors."""
+
+    code = "error"
+
+
+class ConfigError(RtocError, ValueError):
+    """The configuration is invalid; ``key`` is its path (``drivers[1].samplerate``)."""
+
+    code = "config"
+
+    def __init__(self, message: str, key: str = "", line: int | None = None, file: str = ""):
+        self.key, self.line, self.file, self.reason = key, line, file, message
+        where = key
+        if file:
+            where = f"{file}:{line}: {key}" if line else f"{file}: {key}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class DriverError(RtocError):
+    code = "driver"
+
+    def __init__(self, message: str, driver: str = ""):
+        self.driver = driver
+        super().__init__(message)
+
+
+class DriverNotFound(DriverError, LookupError):
+    code = "driver_not_found"
+
+
+class FunctionNotFound(DriverError, LookupError):
+    code = "function_not_found"
+
+
+class ParameterError(DriverError, ValueError):
+    code = "bad_parameter"
+
+
+class DriverNotRunning(DriverError):
+    code = "driver_not_running"
+
+
+class SignalError(RtocError):
+    code = "signal"
+
+    def __init__(self, message: str, signal: str = ""):
+        self.signal = signal
+        super().__init__(message)
+
+
+class SignalNotFound(SignalError, LookupError):
+    code = "signal_not_found"
+
+
+class SignalOwned(SignalError):
+    code = "signal_owned"
+
+
+class SampleError(SignalError, ValueError):
+    code = "bad_sample"
+
+
+class RingError(RtocError):
+    code = "ring"
+
+
+class RingFormatError(RingError, ValueError):
+    code = "ring_format"
+
+
+class ShmFull(RingError, OSError):
+    code = "shm_full"
+
+
+class InstanceError(RtocError):
+    code = "instance"
+
+
+class InstanceRunning(InstanceError):
+    code = "instance_running"
+
+
+class ControlError(RtocError):
+    """An ``{ok: false}`` reply; ``code`` is the remote error code."""
+
+    def __init__(self, message: str, code: str = "error"):
+        self.code = code
+        super().__init__(message)
+
+
+class ControlTimeout(ControlError, TimeoutError):
+    def __init__(self, message: str):
+        super().__init__(message, "timeout")
+
+
+_BY_CODE: dict[str, type[RtocError]] = {}
+
+
+def _collect(cls: type[RtocError]) -> None:
+    for sub in cls.__subclasses__():
+        if isinstance(sub.__dict__.get("code"), str):
+            _BY_CODE[sub.code] = sub
+        _collect(sub)
+
+
+_collect(RtocError)
+
+
+def error_reply(exc: BaseException) -> dict:
+    """The control-plane form of an exception: ``{ok: False, error: {code, message}}``."""
+    code = getattr(exc, "code", None) if isinstance(exc, RtocError) else None
+    return {"ok": False, "error": {"code": code or "internal", "message": str(exc)}}
+
+
+def raise_for_reply(reply: dict) -> dict:
+    """Return ``reply`` when ok, else raise the RtocError subclass its code names."""
+    if reply.get("ok"):
+        return reply
+    err = reply.get("error") or {}
+    code, message = str(err.get("code", "error")), str(err.get("message", "unknown error"))
+    cls = _BY_CODE.get(code)
+    if cls is None or cls is ControlTimeout or issubclass(cls, (ConfigError, ControlError)):
+        raise ControlError(message, code)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    raise exc

@@ -1,0 +1,135 @@
+"""Declared driver parameters and remotely callable functions.
+
+A ``Parameter`` is a typed, documented class attribute; setting it (locally or through the
+control plane) validates the value, persists it and calls the driver's
+``parameter_changed(name, value)`` hook. ``@function`` marks a method as callable remotely.
+Nothing here ever evaluates text: values arrive as msgpack data and are type-checked.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rtoc.errors import ParameterError
+
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+
+
+class Parameter:
+    """A driver parameter: ``frequency = Parameter(1.0, doc="Hz", min=0)``.
+
+    ``type`` defaults to the default's type; ints are accepted for float parameters;
+    ``choices`` restricts the value to a set; ``min``/``max`` bound numbers.
+    """
+
+    def __init__(self, default: Any, doc: str = "", *, type: type | None = None,
+                 choices: tuple | None = None, min: float | None = None,
+                 max: float | None = None, persist: bool = True):
+        self.type = type or default.__class__
+        if self.type not in _TYPES:
+            raise TypeError(f"unsupported parameter type {self.type.__name__}")
+        self.doc, self.choices, self.min, self.max = doc, choices, min, max
+        self.persist = persist
+        self.name = ""
+        self.default = self.validate(default)
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name, self.default)
+
+    def __set__(self, obj, value) -> None:
+        value = self.validate(value)
+        old = obj.__dict__.get(self.name, self.default)
+        obj.__dict__[self.name] = value
+        hook = getattr(obj, "_parameter_set", None)
+        if hook is not None and value != old:
+            hook(self, value)
+
+    def validate(self, value: Any) -> Any:
+        t = self.type
+        if t is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if t is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, t) or (t in (int, float) and isinstance(value, bool)):
+            raise ParameterError(f"parameter {self.name!r} must be {_TYPES[t]}, got "
+                                 f"{type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        if self.min is not None and value < self.min:
+            raise ParameterError(f"parameter {self.name!r} must be >= {self.min}, got {value!r}")
+        if self.max is not None and value > self.max:
+            raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
+        return value
+
+    def describe(self, value: Any) -> dict:
+        d = {"name": self.name, "type": _TYPES[self.type], "value": value, "default": self.default,
+             "doc": self.doc}
+        for key in ("choices", "min", "max"):
+            if getattr(self, key) is not None:
+                d[key] = list(self.choices) if key == "choices" else getattr(self, key)
+        return d
+
+
+def function(fn: Callable) -> Callable:
+    """Mark a driver method as callable through the control plane."""
+    fn.__rtoc_function__ = True
+    return fn
+
+
+def describe_function(name: str, fn: Callable) -> dict:
+    sig = inspect.signature(fn)
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    return {
+        "name": name,
+        "signature": f"{name}{sig}".replace("(self, ", "(").replace("(self)", "()"),
+        "args": [p.name for p in params],
+        "doc": inspect.getdoc(fn) or "",
+    }
+
+
+class ParamStore:
+    """Persisted parameter values of one driver: a JSON file, replaced atomically.
+
+    Each entry remembers the config value it was set under: when rtoc.toml later names a
+    different value, the config wins (an edited file should not be silently overridden).
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._data: dict[str, dict] = {}
+        if path is not None and path.exists():
+            try:
+                self._data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self._data = {}
+
+    def initial(self, name: str, config_value: Any, has_config: bool) -> tuple[bool, Any]:
+        """``(found, value)``: the persisted value, unless the config changed since."""
+        entry = self._data.get(name)
+        if not isinstance(entry, dict) or "value" not in entry:
+            return False, None
+        if has_config and entry.get("config") != config_value:
+            return False, None
+        return True, entry["value"]
+
+    def save(self, name: str, value: Any, config_value: Any) -> None:
+        self._data[name] = {"value": value, "config": config_value}
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(self._data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,409 @@
+"""``rtoc run``: the supervisor, the one composition root of a running instance.
+
+It validates the config, takes the instance folder in /dev/shm, creates rings on request,
+spawns the engine and one process per driver (``spawn`` start method), restarts crashed
+children with back-off (giving up on one that keeps failing, and saying so), routes
+control requests, and stops everything in order on SIGINT/SIGTERM: drivers first, then the
+engine (which drains the rings), then it removes the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from rtoc import __version__, loader, wire
+from rtoc.config import Config
+from rtoc.errors import ConfigError, DriverNotFound, DriverNotRunning, ParameterError, RtocError, error_reply
+from rtoc.paths import endpoints as instance_endpoints
+from rtoc.pipeline import driver_host, engine
+from rtoc.pipeline.registry import Instance, SignalRegistry
+from rtoc.pipeline.ring import warm_up
+from rtoc.restart import RestartPolicy
+
+log = logging.getLogger(__name__)
+POLL_MS = 50
+FORWARD_TIMEOUT = 10.0
+
+
+@dataclass
+class Child:
+    """One child process and what the supervisor knows of it."""
+
+    name: str
+    kind: str                     # "engine" or "driver"
+    target: Any
+    spec: dict
+    policy: RestartPolicy
+    process: multiprocessing.process.BaseProcess | None = None
+    state: str = "stopped"        # starting, running, backoff, failed, stopped
+    wanted: bool = True
+    started_at: float = 0.0
+    next_start: float | None = 0.0
+    restarts: int = 0
+    last_exit: int | None = None
+    description: dict = field(default_factory=dict)
+
+    @property
+    def identity(self) -> bytes:
+        return b"engine" if self.kind == "engine" else f"driver:{self.name}".encode()
+
+    def info(self, now: float) -> dict:
+        alive = self.process is not None and self.process.is_alive()
+        return {"name": self.name, "kind": self.kind, "state": self.state,
+                "pid": self.process.pid if alive else None,
+                "uptime": now - self.started_at if alive else 0.0,
+                "restarts": self.restarts, "last_exit": self.last_exit}
+
+
+def validate_drivers(config: Config) -> None:
+    """Resolve every driver and check its params, so a bad config fails before start."""
+    for i, d in enumerate(config.drivers):
+        try:
+            cls = loader.resolve(d.driver)
+        except DriverNotFound as exc:
+            raise ConfigError(str(exc), f"drivers[{i}].driver", file=config.source) from None
+        specs = cls.parameter_specs()
+        for name, value in d.params.items():
+            if name not in specs:
+                raise ConfigError(f"{d.driver} has no parameter {name!r} (it has {', '.join(sorted(specs))})",
+                                  f"drivers[{i}].params.{name}", file=config.source)
+            try:
+                specs[name].validate(value)
+            except ParameterError as exc:
+                raise ConfigError(str(exc), f"drivers[{i}].params.{name}", file=config.source) from None
+
+
+class Supervisor:
+    def __init__(self, config: Config):
+        self.config = config
+        self.endpoints = instance_endpoints(config.instance, config.bus.control, config.bus.data,
+                                            config.bus.inbox)
+        self.instance = Instance(config.instance)
+        self.mp = multiprocessing.get_context("spawn")
+        self.children: dict[str, Child] = {}
+        self.pending: dict[str, tuple[bytes, Any, float, str]] = {}  # forwarded rid -> client
+        self.engine_stats: dict[str, dict] = {}
+        self.started = time.time()
+        self.stopping = False
+        self._fwd = 0
+
+    # -- start-up ----------------------------------------------------------------
+    def _spec(self, **extra) -> dict:
+        return {"parent_pid": os.getpid(), "log_level": self.config.log_level,
+                "endpoints": self.endpoints, **extra}
+
+    def _build_children(self) -> None:
+        cfg = self.config
+        self.children["engine"] = Child("engine", "engine", engine.main,
+                                        self._spec(engine=dataclasses.asdict(cfg.engine)),
+                                        RestartPolicy(cfg.supervisor))
+        for d in cfg.drivers:
+            spec = self._spec(name=d.name, driver=d.driver, params=dict(d.params),
+                              ring_seconds=d.ring_seconds, data_dir=str(cfg.data_path))
+            self.children[d.name] = Child(d.name, "driver", driver_host.main, spec,
+                                          RestartPolicy(cfg.supervisor), wanted=d.autostart,
+                                          next_start=0.0 if d.autostart else None)
+
+    def run(self) -> int:
+        """Run until SIGINT/SIGTERM; returns the exit status."""
+        validate_drivers(self.config)
+        self.instance.acquire()
+        ctx = zmq.Context()
+        self.router = ctx.socket(zmq.ROUTER)
+        try:
+            self.router.setsockopt(zmq.LINGER, 0)
+            self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes over its identity
+            self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self.router.bind(self.endpoints["control"])
+            self.registry = SignalRegistry(self.instance.dir)
+            warm_up()  # compile/cache the ring kernels once, before children race for it
+            self._build_children()
+            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            log.info("rtoc %s instance %r running (control %s, data %s)", __version__,
+                     self.config.instance, self.endpoints["control"], self.endpoints["data"])
+            try:
+                self._loop()
+            finally:
+                self._shutdown()
+                for s, h in previous.items():
+                    signal.signal(s, h)
+        finally:
+            self.router.close(0)
+            ctx.term()
+            if hasattr(self, "registry"):
+                self.registry.close()
+            self.instance.release()
+        log.info("stopped")
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.stopping:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        self.stopping = True
+
+    # -- the loop ----------------------------------------------------------------
+    def _loop(self) -> None:
+        engine_child = self.children["engine"]
+        while not self.stopping:
+            now = time.monotonic()
+            for child in self.children.values():
+                if child.process is not None and not child.process.is_alive():
+                    self._exited(child, now)
+                if child.wanted and child.process is None and child.next_start is not None \
+                        and now >= child.next_start:
+                    if child.kind == "engine" or engine_child.state == "running":
+                        self._start(child, now)  # drivers wait for the engine
+            self._expire(now)
+            try:
+                if self.router.poll(POLL_MS):
+                    while self.router.poll(0):
+                        self._route(*self.router.recv_multipart())
+            except zmq.ZMQError as exc:
+                if exc.errno != getattr(zmq, "EINTR", 4):
+                    raise
+
+    def _start(self, child: Child, now: float) -> None:
+        child.process = self.mp.Process(target=child.target, args=(child.spec,),
+                                        name=f"rtoc-{child.kind}-{child.name}")
+        child.process.start()
+        child.state, child.started_at, child.next_start = "starting", now, None
+        child.policy.started(now)
+        log.info("%s %s started (pid %d)", child.kind, child.name, child.process.pid)
+
+    def _exited(self, child: Child, now: float) -> None:
+        code = child.process.exitcode
+        child.process.join()
+        child.process.close()
+        child.process, child.last_exit = None, code
+        uptime = now - child.started_at
+        self._fail_pending(child)
+        if not child.wanted:
+            child.state = "stopped"
+            log.info("%s %s stopped", child.kind, child.name)
+        else:
+            at = child.policy.exited(now, uptime)
+            how = f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}"
+            if at is None:
+                child.state, child.wanted = "failed", False
+                log.error("%s %s failed: started %d times within %g s, last exit %s; giving up "
+                          "('rtoc start %s' tries again)", child.kind, child.name,
+                          len(child.policy.starts), self.config.supervisor.burst_seconds, how, child.name)
+            else:
+                child.state, child.next_start = "backoff", at
+                child.restarts += 1
+                log.warning("%s %s exited (%s) after %.1f s; restarting in %.1f s",
+                            child.kind, child.name, how, uptime, at - now)
+        self._meta("child_state", name=child.name, role=child.kind, state=child.state,
+                   exit=code, restarts=child.restarts)
+
+    def _stop_child(self, child: Child, timeout: float) -> None:
+        p = child.process
+        if p is None:
+            return
+        p.terminate()
+        p.join(timeout)
+        if p.is_alive():
+            log.warning("%s %s did not stop within %.1f s: killing it", child.kind, child.name, timeout)
+            p.kill()
+            p.join(1.0)
+
+    def _shutdown(self) -> None:
+        budget = self.config.supervisor.stop_timeout
+        for child in self.children.values():
+            child.wanted = False
+        drivers = [c for c in self.children.values() if c.kind == "driver" and c.process]
+        for c in drivers:
+            c.process.terminate()  # all at once, then wait
+        deadline = time.monotonic() + budget / 2
+        for c in drivers:
+            self._stop_child(c, max(0.05, deadline - time.monotonic()))
+        if "engine" in self.children:
+            self._stop_child(self.children["engine"], budget / 2)
+        for c in self.children.values():
+            if c.process is not None:
+                c.process.join(0)
+                c.process = None
+            c.state = "stopped"
+
+    # -- control -----------------------------------------------------------------
+    def _send(self, identity: bytes, msg: dict) -> None:
+        try:
+            self.router.send_multipart([identity, wire.pack(msg)])
+        except zmq.ZMQError as exc:  # the peer went away: nothing to answer
+            log.debug("cannot reply to %r: %s", identity, exc)
+
+    def _meta(self, what: str, **fields) -> None:
+        eng = self.children.get("engine")
+        if eng is not None and eng.state == "running":
+            self._send(b"engine", {"op": "meta", "kind": what, "fields": fields})
+
+    def _route(self, identity: bytes, body: bytes) -> None:
+        try:
+            msg = wire.unpack(body)
+        except ValueError as exc:
+            self._send(identity, {"ok": False, "error": {"code": "bad_request", "message": str(exc)}})
+            return
+        if "re" in msg and not msg.get("op"):  # a child answering a forwarded request
+            self._forwarded_reply(msg)
+            return
+        rid = msg.get("rid")
+        try:
+            reply = self._handle(identity, msg)
+        except RtocError as exc:
+            reply = error_reply(exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            reply = {"ok": False, "error": {"code": "bad_request", "message": f"{type(exc).__name__}: {exc}"}}
+        if reply is not None and rid is not None:
+            self._send(identity, {"re": rid, **reply})
+
+    def _child_of(self, identity: bytes) -> Child | None:
+        if identity == b"engine":
+            return self.children.get("engine")
+        if identity.startswith(b"driver:"):
+            return self.children.get(identity[7:].decode())
+        return None
+
+    def _handle(self, identity: bytes, msg: dict) -> dict | None:
+        op = msg.get("op")
+        child = self._child_of(identity)
+        if child is not None and op in ("hello", "driver_state", "engine_stats", "create_signal"):
+            return self._from_child(child, op, msg)
+        handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+        if handler is None:
+            return {"ok": False, "error": {"code": "unknown_op", "message": f"unknown op {op!r}; known: "
+                                           + ", ".join(sorted(n[4:] for n in dir(self) if n.startswith("_op_")))}}
+        return handler(identity, msg)
+
+    def _from_child(self, child: Child, op: str, msg: dict) -> dict | None:
+        if op == "hello":
+            if child.kind == "engine":
+                child.state = "running"
+                return {"ok": True, "signals": [e.info() for e in self.registry.by_name.values()]}
+            return {"ok": True}
+        if op == "driver_state":
+            if child.state != "running":
+                log.info("driver %s running", child.name)
+            child.state, child.description = "running", msg.get("description") or {}
+            self._meta("driver_state", name=child.name, state=msg.get("state"))
+            return None
+        if op == "engine_stats":
+            self.engine_stats = msg.get("signals") or {}
+            return None
+        return self._op_create_signal(child.identity, {**msg, "owner": child.name})
+
+    def _forward(self, identity: bytes, msg: dict, driver: str, op: str, **fields) -> dict | None:
+        child = self.children.get(driver)
+        if child is None or child.kind != "driver":
+            raise DriverNotFound(f"no driver named {driver!r} (drivers: "
+                                 f"{', '.join(n for n, c in self.children.items() if c.kind == 'driver')})", driver)
+        if child.state != "running":
+            raise DriverNotRunning(f"driver {driver} is {child.state}", driver)
+        self._fwd += 1
+        fid = f"f{self._fwd}"
+        self.pending[fid] = (identity, msg.get("rid"), time.monotonic() + FORWARD_TIMEOUT, driver)
+        self._send(child.identity, {"op": op, "rid": fid, **fields})
+        return None  # the driver's reply is forwarded when it comes
+
+    def _forwarded_reply(self, msg: dict) -> None:
+        entry = self.pending.pop(msg.get("re"), None)
+        if entry is not None:
+            self._send(entry[0], {**msg, "re": entry[1]})
+
+    def _expire(self, now: float) -> None:
+        for fid, (ident, rid, deadline, driver) in list(self.pending.items()):
+            if now > deadline:
+                del self.pending[fid]
+                self._send(ident, {"re": rid, "ok": False, "error": {
+                    "code": "timeout", "message": f"driver {driver} did not answer within {FORWARD_TIMEOUT:g} s"}})
+
+    def _fail_pending(self, child: Child) -> None:
+        for fid, (ident, rid, _, driver) in list(self.pending.items()):
+            if driver == child.name:
+                del self.pending[fid]
+                self._send(ident, {"re": rid, "ok": False, "error": {
+                    "code": "driver_not_running", "message": f"driver {driver} exited before answering"}})
+
+    # ops: each returns the reply, or None when a child will answer
+    def _op_ping(self, identity: bytes, msg: dict) -> dict:
+        return {"ok": True, "pong": True, "instance": self.config.instance, "pid": os.getpid(),
+                "version": __version__}
+
+    def _op_signals(self, identity: bytes, msg: dict) -> dict:
+        out = []
+        for name, e in self.registry.by_name.items():
+            latest = e.reader.latest()
+            stats = self.engine_stats.get(name, {})
+            out.append({**e.info(), "written": e.ring.committed, "rate": stats.get("rate", 0.0),
+                        "lost": stats.get("lost", 0),
+                        "latest": None if latest is None else {"t": latest[1], "y": latest[2]}})
+        return {"ok": True, "signals": out}
+
+    def _op_status(self, identity: bytes, msg: dict) -> dict:
+        now = time.monotonic()
+        return {"ok": True, "instance": self.config.instance, "pid": os.getpid(),
+                "uptime": time.time() - self.started, "version": __version__,
+                "processes": [c.info(now) for c in self.children.values()],
+                "signals": self._op_signals(identity, msg)["signals"]}
+
+    def _op_drivers(self, identity: bytes, msg: dict) -> dict:
+        now = time.monotonic()
+        out = []
+        for c in self.children.values():
+            if c.kind == "driver":
+                d = c.description
+                out.append({**c.info(now), "driver": c.spec["driver"],
+                            "parameters": d.get("parameters", []), "functions": d.get("functions", [])})
+        return {"ok": True, "drivers": out}
+
+    def _driver_child(self, msg: dict) -> Child:
+        name = str(msg.get("driver", ""))
+        child = self.children.get(name)
+        if child is None or child.kind != "driver":
+            raise DriverNotFound(f"no driver named {name!r}", name)
+        return child
+
+    def _op_start(self, identity: bytes, msg: dict) -> dict:
+        child = self._driver_child(msg)
+        if child.process is None:
+            child.wanted, child.next_start = True, time.monotonic()
+            child.policy.reset()
+        return {"ok": True, "state": child.state}
+
+    def _op_stop(self, identity: bytes, msg: dict) -> dict:
+        child = self._driver_child(msg)
+        child.wanted, child.next_start = False, None
+        self._stop_child(child, self.config.supervisor.stop_timeout / 2)
+        if child.process is not None:
+            self._exited(child, time.monotonic())
+        return {"ok": True, "state": child.state}
+
+    def _op_restart(self, identity: bytes, msg: dict) -> dict:
+        self._op_stop(identity, msg)
+        return self._op_start(identity, msg)
+
+    def _op_call(self, identity: bytes, msg: dict) -> dict | None:
+        return self._forward(identity, msg, str(msg.get("driver", "")), "call",
+                             function=msg.get("function"), args=msg.get("args") or [],
+                             kwargs=msg.get("kwargs") or {})
+
+    def _op_set(self, identity: bytes, msg: dict) -> dict | None:
+        return self._forward(identity, msg, str(msg.get("driver", "")), "set",
+                             param=msg.get("param"), value=msg.get("value"))
+
+    def _op_create_signal(self, identity: bytes, msg: dict) -> dict:
+        owner = str(msg.get("owner") or f"client:{identity.hex()}")
+        entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
+                                             str(msg.get("unit") or ""), owner,
+                                             float(msg.get("rate") or 1.0), float(msg.get("seconds") or 4.0))
+        if created:
+            self._send(b"engine", {"op": "signal_added", "signal": entry.info()})
+        return {"ok": True, **entry.info(), "seq": entry.ring.committed}
