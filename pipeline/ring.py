@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtoc.errors import RingFormatError, SampleError, ShmFull
+from rtoc.errors import RingFormatError, ShmFull
+from rtoc.model import as_batch
 from rtoc.pipeline import ring_kernels as k
 
 MAGIC = int.from_bytes(b"RTOCRNG1", "little")
@@ -35,8 +36,11 @@ def file_size(capacity: int) -> int:
 def capacity_for(rate: float, seconds: float = 4.0, minimum: int = 1 << 16,
                  maximum: int = 1 << 22) -> int:
     """The power of two holding ``seconds`` of data at ``rate`` Hz, within the bounds."""
+    if minimum > maximum:
+        raise ValueError(f"ring capacity bounds reversed: minimum {minimum} > maximum {maximum}")
     want = max(minimum, min(maximum, int(rate * seconds)))
-    return 1 << (max(want, 1) - 1).bit_length()
+    cap = 1 << (max(want, 1) - 1).bit_length()
+    return cap if cap <= maximum else 1 << (maximum.bit_length() - 1)
 
 
 @dataclass(frozen=True)
@@ -135,17 +139,6 @@ class Ring:
             pass  # a caller still holds a view: the mapping lives until it is collected
 
 
-def _as_batch(t, y) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        ts = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
-        ys = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise SampleError(f"samples must be numeric: {exc}") from exc
-    if ts.shape != ys.shape:
-        raise SampleError(f"t and y differ in length: {ts.shape[0]} != {ys.shape[0]}")
-    return ts, ys
-
-
 class RingWriter:
     """The single writer of a ring. ``seq`` continues from whatever the ring holds."""
 
@@ -158,13 +151,13 @@ class RingWriter:
 
     def write(self, t, y) -> int:
         """Append samples (t: float64[n] unix seconds, y: float64[n]); return the new seq."""
-        ts, ys = _as_batch(t, y)
+        ts, ys = as_batch(t, y)
         r = self.ring
         return int(k.write(r.hdr, r.t, r.y, ts, ys))
 
     def plot(self, t, y) -> int:
         """Replace the signal's content with these samples; return the new seq."""
-        ts, ys = _as_batch(t, y)
+        ts, ys = as_batch(t, y)
         r = self.ring
         return int(k.plot(r.hdr, r.t, r.y, ts, ys))
 
@@ -188,7 +181,7 @@ class RingReader:
         r = self.ring
         first, off, count, stop = k.read(r.hdr, r.t, r.y, np.uint64(self.cursor), self._t, self._y)
         first, off, count = int(first), int(off), int(count)
-        lost = first - self.cursor
+        lost = max(0, first - self.cursor)  # a cursor ahead of the ring (a stale one) lost nothing
         self.cursor = int(stop)
         self.lost += lost
         return ReadResult(first, self._t[off:off + count].copy(), self._y[off:off + count].copy(),

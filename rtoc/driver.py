@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rtoc.errors import FunctionNotFound, ParameterError, SampleError
-from rtoc.model import Event, check_part
+from rtoc.model import Event, as_batch, check_part
 from rtoc.params import Parameter, ParamStore, describe_function
 
 FLUSH_SAMPLES = 4096  # a single-sample buffer is handed to the sink at this size
@@ -221,7 +221,7 @@ class Driver:
               device: str | None = None) -> None:
         """Append a batch: ``t`` float64[n] unix seconds, ``y`` float64[n] values."""
         buf = self._buffer(device or self._devicename, signal, unit)
-        ts, ys = _batch(t, y, buf.name)
+        ts, ys = as_batch(t, y, buf.name)
         with self._lock:
             self._flush_buffer(buf)  # keep order with single samples streamed before
             buf.writer.write(ts, ys)
@@ -236,7 +236,7 @@ class Driver:
         if len(y) == 0:
             x, y = np.arange(len(x), dtype=np.float64), x
         buf = self._buffer(dname or self._devicename, sname, unit)
-        ts, ys = _batch(x, y, buf.name)
+        ts, ys = as_batch(x, y, buf.name)
         if hold not in ("off", "on", "mergeX", "mergeY"):
             raise SampleError(f"plot hold must be 'off', 'on', 'mergeX' or 'mergeY', got {hold!r}", buf.name)
         with self._lock:
@@ -423,17 +423,6 @@ def _number(value: Any, name: str) -> float:
         return float(value)
     except (TypeError, ValueError) as exc:
         raise SampleError(f"{name}: samples must be numbers, got {type(value).__name__} {value!r}", name) from exc
-
-
-def _batch(t: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        ts = np.ascontiguousarray(t, dtype=np.float64).reshape(-1)
-        ys = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise SampleError(f"{name}: samples must be numeric arrays: {exc}", name) from exc
-    if ts.shape != ys.shape:
-        raise SampleError(f"{name}: t and y differ in length ({ts.shape[0]} != {ys.shape[0]})", name)
-    return ts, ys
 
 
 def _plain(value: Any) -> Any:

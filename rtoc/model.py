@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from rtoc.errors import RtocError, SignalError
+import numpy as np
+
+from rtoc.errors import RtocError, SampleError, SignalError
 
 PRIORITIES = (0, 1, 2)  # info, warning, error
 
@@ -69,3 +72,21 @@ class Event:
     @classmethod
     def from_dict(cls, d: dict) -> Event:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def as_batch(t: Any, y: Any, name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """``t``, ``y`` as contiguous float64[n] arrays; SampleError unless both are numeric
+    (None, strings and objects are refused, not turned into NaN) and equally long."""
+    where = f"{name}: " if name else ""
+    try:
+        ts, ys = np.asarray(t), np.asarray(y)
+    except (TypeError, ValueError) as exc:  # ragged input
+        raise SampleError(f"{where}samples must be numeric arrays: {exc}", name) from exc
+    for label, arr in (("t", ts), ("y", ys)):
+        if arr.dtype.kind not in "fiub":
+            raise SampleError(f"{where}{label} must be numeric, got {arr.dtype} data", name)
+    ts = np.ascontiguousarray(ts, dtype=np.float64).reshape(-1)
+    ys = np.ascontiguousarray(ys, dtype=np.float64).reshape(-1)
+    if ts.shape != ys.shape:
+        raise SampleError(f"{where}t and y differ in length ({ts.shape[0]} != {ys.shape[0]})", name)
+    return ts, ys

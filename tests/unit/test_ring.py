@@ -582,14 +582,25 @@ def _run_against_model(ring: Ring, ops: list[tuple[str, int, int]]) -> None:
         assert got.stop == model.committed
 
 
-# --------------------------------------------------------------------------- known problems
+# --------------------------------------------------------------------------- stale cursors
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a cursor ahead of committed yields negative lost "
-                                       "(ring.py RingReader.read: lost = first - cursor)")
 def test_cursor_ahead_of_ring_is_not_negative_loss(ring: Ring) -> None:
     write_seq(RingWriter(ring), 10)
     r = RingReader(ring, cursor=50)  # e.g. a cursor kept across a recreated ring
     res = r.read()
     assert res.first == 10 and r.cursor == 10
     assert res.lost >= 0 and r.lost >= 0
+
+
+@pytest.mark.parametrize("bad", [None, "1.5", ["1.5"], [object()], [[1.0], [1.0, 2.0]]])
+def test_non_numeric_batches_are_refused(ring: Ring, bad) -> None:
+    with pytest.raises(SampleError):
+        RingWriter(ring).write(bad, bad)
+    assert ring.committed == 0
+
+
+def test_capacity_for_never_exceeds_maximum() -> None:
+    assert capacity_for(1e9, minimum=1024, maximum=3000) == 2048
+    with pytest.raises(ValueError):
+        capacity_for(10, minimum=4096, maximum=1024)

@@ -1,0 +1,46 @@
+# RTOC. `make run` and `make test` work on a machine with only Python 3.11+ and make:
+# they create .venv themselves when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: setup run test bench soak lint clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+setup: $(VENV)/.base            ## create .venv and install rtoc
+
+run: $(VENV)/.base              ## run RTOC on its embedded defaults (Ctrl-C stops)
+	$(BIN)/rtoc $(ARGS) run
+
+test: $(VENV)/.test             ## unit + integration + e2e tests, then the layer contracts
+	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/lint-imports
+
+bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part of `make test`
+	$(BIN)/python -m pytest bench -q -p no:cacheprovider --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+	$(BIN)/python bench/run_e2e.py
+
+soak: $(VENV)/.test             ## long stress runs
+	$(BIN)/python -m pytest -m soak $(ARGS)
+
+lint: $(VENV)/.test             ## ruff + import-linter layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+clean:                          ## remove the venv, caches and build output
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .benchmarks .hypothesis .import_linter_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

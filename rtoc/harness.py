@@ -1,0 +1,126 @@
+"""Run a real RTOC instance from a test or a benchmark, and always clean it up.
+
+    with Instance.start(config_text) as inst:        # `rtoc run` in a subprocess
+        inst.client.request("signals")
+        with inst.subscriber(["Generator.Sine"]) as sub: ...
+
+The instance gets a unique name and a temporary data folder; on exit it is stopped with
+SIGINT (then SIGKILL), and its process group and /dev/shm folder are checked to be gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from rtoc.bus import ControlClient, Subscriber
+from rtoc.errors import ControlTimeout
+from rtoc.paths import endpoints, instance_dir
+
+
+class Instance:
+    def __init__(self, proc: subprocess.Popen, name: str, folder: Path, log_path: Path):
+        self.proc, self.name, self.folder, self.log_path = proc, name, folder, log_path
+        self.endpoints = endpoints(name)
+        self.client = ControlClient(self.endpoints["control"], timeout=5.0)
+
+    @classmethod
+    def start(cls, config: str = "", ready_signals: tuple[str, ...] = (), timeout: float = 60.0,
+              env: dict | None = None, name: str | None = None,
+              folder: Path | None = None) -> Instance:
+        """Start ``rtoc run`` with ``config`` (TOML without ``instance``/``data_dir``).
+
+        ``name`` and ``folder`` (config and data) default to fresh ones.
+        """
+        name = name or f"t{uuid.uuid4().hex[:10]}"
+        folder = folder or Path(tempfile.mkdtemp(prefix="rtoc-test-"))
+        cfg = folder / "rtoc.toml"
+        cfg.write_text(f'instance = "{name}"\ndata_dir = "{folder / "data"}"\n{config}')
+        log_path = folder / "rtoc.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "rtoc", "--config", str(cfg), "run"],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, **(env or {})})
+        inst = cls(proc, name, folder, log_path)
+        try:
+            inst.wait_ready(ready_signals, timeout)
+        except BaseException:
+            inst.stop()
+            raise
+        return inst
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, signals: tuple[str, ...], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rtoc run exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                st = self.client.request("status", timeout=1.0)
+            except ControlTimeout:
+                continue
+            running = all(p["state"] == "running" for p in st["processes"] if p["kind"] == "engine")
+            have = {s["name"] for s in st["signals"] if s["written"] > 0}
+            if running and set(signals) <= have:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"instance not ready within {timeout} s:\n{self.log()}")
+
+    def subscriber(self, signals: list[str] | None = None, **kw) -> Subscriber:
+        return Subscriber(self.endpoints["data"], signals, **kw)
+
+    def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.1):
+        """Poll ``predicate()`` until it returns something truthy; return that."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"condition not met within {timeout} s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> float:
+        """Stop the instance; returns the seconds it took. Kills it if it hangs."""
+        t0 = time.monotonic()
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        took = time.monotonic() - t0
+        try:  # whatever is left of the process group goes, even after a failure
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        return took
+
+    def leftovers(self) -> list[str]:
+        """Files of this instance still in /dev/shm (should be none after a stop)."""
+        d = instance_dir(self.name)
+        return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+    def cleanup(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(instance_dir(self.name), ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
