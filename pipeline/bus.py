@@ -8,6 +8,8 @@ high-water mark, so subscribers count what they missed themselves.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,14 +144,14 @@ class Subscriber:
 
     def recv(self, timeout: float | None = None) -> DataBatch | Event | Meta | None:
         """The next message, or None after ``timeout`` seconds (None: wait forever)."""
-        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            ms = -1 if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
             if not self.sock.poll(ms):
                 return None
             msg = self._parse(self.sock.recv_multipart(copy=False))
             if msg is not None:
-                return msg
-            ms = 0 if timeout is not None else -1  # a filtered message: check for more
+                return msg  # else it was filtered out (a heartbeat): wait on
 
     def _parse(self, frames) -> DataBatch | Event | Meta | None:
         topic = bytes(frames[0].buffer)

@@ -223,11 +223,15 @@ class Supervisor:
         drivers = [c for c in self.children.values() if c.kind == "driver" and c.process]
         for c in drivers:
             c.process.terminate()  # all at once, then wait
-        deadline = time.monotonic() + budget / 2
+        t0 = time.monotonic()
+        deadline = t0 + budget / 2
         for c in drivers:
             self._stop_child(c, max(0.05, deadline - time.monotonic()))
+        log.info("drivers stopped (%d) in %.2f s", len(drivers), time.monotonic() - t0)
         if "engine" in self.children:
             self._stop_child(self.children["engine"], budget / 2)
+            log.info("engine stopped after draining, %.2f s after the drivers' stop began",
+                     time.monotonic() - t0)
         for c in self.children.values():
             if c.process is not None:
                 c.process.join(0)

@@ -1,0 +1,55 @@
+"""Drivers that misbehave on purpose, loaded by the tests as ``test_drivers:Name``.
+
+(Not a test module itself: it defines no tests.)
+"""
+
+from __future__ import annotations
+
+import os
+
+from rtoc import Driver, Parameter, function
+
+
+class Crashy(Driver):
+    """Streams a few samples, then raises: it must be restarted, then given up on."""
+
+    samplerate = Parameter(20.0, "Hz")
+
+    def setup(self) -> None:
+        self.ticks = 0
+
+    def poll(self) -> None:
+        self.ticks += 1
+        self.stream(float(self.ticks), "Ticks")
+        if self.ticks >= 3:
+            raise RuntimeError("Crashy broke on purpose")
+
+
+class Counter(Driver):
+    """Streams y == a running count, so gaps and restarts are easy to see."""
+
+    samplerate = Parameter(200.0, "Hz")
+    step = Parameter(1.0, "added each tick")
+
+    def setup(self) -> None:
+        self.value = 0.0
+
+    def poll(self) -> None:
+        self.value += self.step
+        self.stream(self.value, "Count", unit="n")
+
+    @function
+    def pid(self) -> int:
+        """The driver process's pid."""
+        return os.getpid()
+
+    @function
+    def steal(self, device: str, signal: str) -> str:
+        """Try to write another driver's signal (it must be refused)."""
+        self.stream(1.0, signal, dname=device)
+        return "written"
+
+    @function
+    def boom(self) -> None:
+        """A function that fails: the caller gets the error, the driver runs on."""
+        raise ValueError("boom on purpose")

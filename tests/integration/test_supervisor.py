@@ -1,0 +1,193 @@
+"""The supervisor with real processes, rings and sockets (through rtoc.harness)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from rtoc import wire
+from rtoc.errors import (ControlError, DriverNotFound, FunctionNotFound, ParameterError,
+                         SignalOwned)
+from rtoc.harness import Instance
+from rtoc.paths import instance_dir
+
+HERE = Path(__file__).parent
+ENV = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+COUNTER = '''
+[[drivers]]
+name = "C"
+driver = "test_drivers:Counter"
+[[drivers]]
+name = "G"
+driver = "generator"
+[drivers.params]
+samplerate = 1000.0
+'''
+
+
+def _status(inst: Instance) -> dict:
+    return inst.client.request("status")
+
+
+def _proc(inst: Instance, name: str) -> dict:
+    return next(p for p in _status(inst)["processes"] if p["name"] == name)
+
+
+def _signal(inst: Instance, name: str) -> dict:
+    return next(s for s in inst.client.request("signals")["signals"] if s["name"] == name)
+
+
+@pytest.fixture
+def inst():
+    with Instance.start(COUNTER, ready_signals=("C.Count", "G.Sine"), env=ENV) as i:
+        yield i
+
+
+def test_sigint_stops_everything_in_time_leaving_nothing(inst: Instance) -> None:
+    pids = [p["pid"] for p in _status(inst)["processes"]] + [inst.proc.pid]
+    assert all(pids)
+    took = inst.stop(signal.SIGINT)
+    assert inst.proc.returncode == 0, inst.log()
+    assert took < 5.0
+    assert not instance_dir(inst.name).exists()
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    log = inst.log()
+    assert log.index("drivers stopped (2)") < log.index("engine stopped after draining")
+
+
+def test_sigterm_stops_too(inst: Instance) -> None:
+    took = inst.stop(signal.SIGTERM)
+    assert inst.proc.returncode == 0 and took < 5.0
+    assert not instance_dir(inst.name).exists()
+
+
+def test_kill_9_driver_restarts_and_sequence_continues(inst: Instance) -> None:
+    before = _proc(inst, "C")
+    written = inst.wait_for(lambda: _signal(inst, "C.Count")["written"] > 20 and _signal(inst, "C.Count")["written"])
+    os.kill(before["pid"], signal.SIGKILL)
+    after = inst.wait_for(lambda: (p := _proc(inst, "C"))["state"] == "running" and p["restarts"] == 1 and p)
+    assert after["pid"] != before["pid"]
+    with inst.subscriber(["C.Count"]) as sub:
+        batch = sub.recv(timeout=10)
+        assert batch is not None and batch.seq >= written  # the ring survived: seq continues
+    assert _signal(inst, "C.Count")["written"] > written
+    assert "exited (signal 9)" in inst.log()
+
+
+def test_driver_that_keeps_crashing_is_given_up_on_the_rest_runs_on() -> None:
+    cfg = COUNTER + '''
+[[drivers]]
+name = "X"
+driver = "test_drivers:Crashy"
+[supervisor]
+restart_delay = 0.05
+burst_starts = 3
+burst_seconds = 30.0
+'''
+    with Instance.start(cfg, ready_signals=("C.Count",), env=ENV) as inst:
+        x = inst.wait_for(lambda: (p := _proc(inst, "X"))["state"] == "failed" and p, timeout=40)
+        assert x["restarts"] == 2
+        log = inst.log()
+        assert "Crashy broke on purpose" in log and "driver X failed" in log
+        w = _signal(inst, "C.Count")["written"]
+        inst.wait_for(lambda: _signal(inst, "C.Count")["written"] > w)
+        assert _proc(inst, "C")["restarts"] == 0
+        inst.client.request("start", driver="X")  # an explicit start tries again
+        inst.wait_for(lambda: _proc(inst, "X")["state"] in ("starting", "running", "backoff"))
+
+
+def test_control_errors_are_clear_and_harmless(inst: Instance) -> None:
+    c = inst.client
+    with pytest.raises(FunctionNotFound, match="no function 'nope'"):
+        c.request("call", driver="C", function="nope")
+    with pytest.raises(ParameterError, match="must be float"):
+        c.request("set", driver="C", param="step", value="abc")
+    with pytest.raises(ParameterError, match="no parameter"):
+        c.request("set", driver="C", param="nope", value=1)
+    with pytest.raises(ParameterError):
+        c.request("call", driver="G", function="set_frequency", args=[1, 2, 3])
+    with pytest.raises(DriverNotFound):
+        c.request("call", driver="Nobody", function="x")
+    with pytest.raises(ControlError, match="ValueError: boom on purpose"):
+        c.request("call", driver="C", function="boom")
+    with pytest.raises(SignalOwned):
+        c.request("create_signal", device="G", signal="Sine", owner="someone-else")
+    with pytest.raises(SignalOwned, match="G.Sine is written by 'G'"):
+        c.request("call", driver="C", function="steal", args=["G", "Sine"])
+    with pytest.raises(ControlError) as err:
+        c.request("frobnicate")
+    assert err.value.code == "unknown_op"
+    c.sock.send(b"\xc1 not msgpack")  # garbage gets an error reply, not a crash
+    assert c.sock.poll(5000) and wire.unpack(c.sock.recv())["error"]["code"] == "bad_request"
+    # nothing was disturbed
+    w = _signal(inst, "C.Count")["written"]
+    inst.wait_for(lambda: _signal(inst, "C.Count")["written"] > w)
+    assert all(p["state"] == "running" and p["restarts"] == 0 for p in _status(inst)["processes"])
+
+
+def test_set_and_call_take_effect_and_parameters_persist_across_restart(inst: Instance) -> None:
+    c = inst.client
+    assert c.request("set", driver="C", param="step", value=5)["value"] == 5.0
+    assert c.request("call", driver="G", function="set_frequency", args=[3])["result"] == 3.0
+    drivers = {d["name"]: d for d in c.request("drivers")["drivers"]}
+    params = {p["name"]: p for p in drivers["C"]["parameters"]}
+    assert params["step"]["value"] == 5.0 and params["step"]["type"] == "float"
+    assert any(f["name"] == "pid" for f in drivers["C"]["functions"])
+    c.request("restart", driver="C")
+    inst.wait_for(lambda: _proc(inst, "C")["state"] == "running")
+    drivers = {d["name"]: d for d in c.request("drivers")["drivers"]}
+    inst.wait_for(lambda: {p["name"]: p for p in {d["name"]: d for d in c.request("drivers")["drivers"]}["C"]["parameters"]}["step"]["value"] == 5.0)
+
+
+def test_create_signal_gives_a_writable_ring(inst: Instance) -> None:
+    from rtoc.pipeline.ring import Ring, RingWriter
+
+    reply = inst.client.request("create_signal", device="Ext", signal="Pushed", unit="V", owner="ext")
+    ring = Ring.open(reply["path"])
+    try:
+        with inst.subscriber(["Ext.Pushed"]) as sub:
+            time.sleep(0.3)  # the subscription reaches the engine
+            RingWriter(ring).write([time.time()] * 3, [1.0, 2.0, 3.0])
+            batch = sub.recv(timeout=5)
+            assert batch is not None and list(batch.y) == [1.0, 2.0, 3.0] and batch.seq == 0
+    finally:
+        ring.close()
+    assert _signal(inst, "Ext.Pushed")["unit"] == "V"
+
+
+def test_supervisor_killed_children_follow_and_next_start_cleans_up(tmp_path: Path) -> None:
+    name = f"k{os.getpid()}"
+    inst = Instance.start(COUNTER, ready_signals=("C.Count",), env=ENV, name=name, folder=tmp_path)
+    try:
+        pids = [p["pid"] for p in _status(inst)["processes"]]
+        os.kill(inst.proc.pid, signal.SIGKILL)
+        inst.proc.wait(5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
+            time.sleep(0.1)
+        assert not [p for p in pids if psutil.pid_exists(p)], "children outlived the supervisor"
+        assert instance_dir(name).exists()  # the dead instance's leftovers ...
+    finally:
+        inst.stop()
+    again = Instance.start(COUNTER, ready_signals=("C.Count",), env=ENV, name=name, folder=tmp_path)
+    try:
+        assert "leftover file(s) of a dead instance" in again.log()  # ... are removed at start
+    finally:
+        again.cleanup()
+    assert not instance_dir(name).exists()
+
+
+def test_second_supervisor_of_one_instance_is_refused(inst: Instance) -> None:
+    cfg = inst.folder / "rtoc.toml"
+    r = subprocess.run([sys.executable, "-m", "rtoc", "--config", str(cfg), "run"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
+    assert r.returncode == 1
+    assert "already running" in r.stderr
+    assert _proc(inst, "engine")["state"] == "running"
