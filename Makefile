@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: setup run test bench soak lint clean
+.PHONY: setup run test bench soak lint layers clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ run: $(VENV)/.base              ## run RTOC on its embedded defaults (Ctrl-C sto
 
 test: $(VENV)/.test             ## unit + integration + e2e tests, then the layer contracts
 	$(BIN)/python -m pytest $(ARGS)
-	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory layers
 
 bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part of `make test`
 	$(BIN)/python -m pytest bench -q -p no:cacheprovider --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
@@ -39,7 +39,14 @@ soak: $(VENV)/.test             ## long stress runs
 
 lint: $(VENV)/.test             ## ruff + import-linter layer contracts
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory layers
+
+# import-linter reads packages from disk, and the editable install maps drivers/, pipeline/
+# and frontends/ into rtoc.* only at import time: so check a real (non-editable) install.
+layers: $(VENV)/.test
+	rm -rf build/lint
+	$(BIN)/python -m pip install -q --no-deps --no-compile --target build/lint . 2>/dev/null
+	cd build/lint && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
 clean:                          ## remove the venv, caches and build output
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .benchmarks .hypothesis .import_linter_cache

@@ -19,14 +19,14 @@ from collections import deque
 from pathlib import Path
 
 import zmq
+from rtoc.pipeline.child import start_child
+from rtoc.pipeline.ring import Ring, RingWriter
 
 from rtoc import loader, wire
 from rtoc.driver import DriverContext
 from rtoc.errors import RtocError, error_reply, raise_for_reply
 from rtoc.model import Event
 from rtoc.params import ParamStore
-from rtoc.pipeline.child import start_child
-from rtoc.pipeline.ring import Ring, RingWriter
 
 log = logging.getLogger(__name__)
 IDLE_WAIT = 0.05     # s between loop turns when nothing is scheduled

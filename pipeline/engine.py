@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
+from rtoc.pipeline.bus import Publisher
+from rtoc.pipeline.child import start_child
+from rtoc.pipeline.ring import Ring, RingReader
 
 from rtoc import wire
 from rtoc.config import EngineConfig
 from rtoc.model import Event
-from rtoc.pipeline.bus import Publisher
-from rtoc.pipeline.child import start_child
-from rtoc.pipeline.ring import Ring, RingReader
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtoc.pipeline.ring import Ring, RingReader, capacity_for
+
 from rtoc.errors import InstanceRunning, SignalOwned
 from rtoc.model import check_part, signal_name
 from rtoc.paths import instance_dir
-from rtoc.pipeline.ring import Ring, RingReader, capacity_for
 
 log = logging.getLogger(__name__)
 

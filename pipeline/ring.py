@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rtoc.pipeline import ring_kernels as k
 
 from rtoc.errors import RingFormatError, ShmFull
 from rtoc.model import as_batch
-from rtoc.pipeline import ring_kernels as k
 
 MAGIC = int.from_bytes(b"RTOCRNG1", "little")
 VERSION = 1

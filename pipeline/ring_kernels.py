@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
 from rtoc.pipeline.atomics import fence_acquire, fence_release, load_acquire, store_release
 
 # header slots (uint64 each)

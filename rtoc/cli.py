@@ -135,6 +135,8 @@ def cmd_tail(args) -> int:
                 continue
             idx = range(msg.n) if msg.n <= args.max_per_batch else [msg.n - 1]
             for i in idx:
+                if args.count is not None and lines >= args.count:
+                    break
                 stamp = time.strftime("%H:%M:%S", time.localtime(msg.t[i])) + f"{msg.t[i] % 1:.6f}"[1:]
                 more = f"  (+{msg.n - 1} more)" if msg.n > args.max_per_batch else ""
                 print(f"{stamp}  {msg.name}  {msg.y[i]:.6g}  seq {msg.seq + i}{more}", flush=True)

@@ -248,3 +248,11 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def error_at(config: Config, message: str, key: str) -> ConfigError:
+    """A ConfigError for ``key`` found after loading (e.g. a driver's params), with its line."""
+    line = None
+    if config.source and Path(config.source).is_file():
+        line = _line_of(Path(config.source).read_text(), key)
+    return ConfigError(message, key, line, config.source)

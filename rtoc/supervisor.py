@@ -21,8 +21,8 @@ from typing import Any
 import zmq
 
 from rtoc import __version__, loader, wire
-from rtoc.config import Config
-from rtoc.errors import ConfigError, DriverNotFound, DriverNotRunning, ParameterError, RtocError, error_reply
+from rtoc.config import Config, error_at
+from rtoc.errors import DriverNotFound, DriverNotRunning, ParameterError, RtocError, error_reply
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.registry import Instance, SignalRegistry
@@ -70,16 +70,16 @@ def validate_drivers(config: Config) -> None:
         try:
             cls = loader.resolve(d.driver)
         except DriverNotFound as exc:
-            raise ConfigError(str(exc), f"drivers[{i}].driver", file=config.source) from None
+            raise error_at(config, str(exc), f"drivers[{i}].driver") from None
         specs = cls.parameter_specs()
         for name, value in d.params.items():
             if name not in specs:
-                raise ConfigError(f"{d.driver} has no parameter {name!r} (it has {', '.join(sorted(specs))})",
-                                  f"drivers[{i}].params.{name}", file=config.source)
+                raise error_at(config, f"{d.driver} has no parameter {name!r} (it has "
+                               f"{', '.join(sorted(specs))})", f"drivers[{i}].params.{name}")
             try:
                 specs[name].validate(value)
             except ParameterError as exc:
-                raise ConfigError(str(exc), f"drivers[{i}].params.{name}", file=config.source) from None
+                raise error_at(config, str(exc), f"drivers[{i}].params.{name}") from None
 
 
 class Supervisor:

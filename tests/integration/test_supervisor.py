@@ -13,8 +13,7 @@ import psutil
 import pytest
 
 from rtoc import wire
-from rtoc.errors import (ControlError, DriverNotFound, FunctionNotFound, ParameterError,
-                         SignalOwned)
+from rtoc.errors import ControlError, DriverNotFound, FunctionNotFound, ParameterError, SignalOwned
 from rtoc.harness import Instance
 from rtoc.paths import instance_dir
 
