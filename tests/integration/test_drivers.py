@@ -50,6 +50,12 @@ class Counter(Driver):
         return "written"
 
     @function
+    def put(self, value) -> str:
+        """Stream one value given over the control plane into C.Put."""
+        self.stream(value, "Put")
+        return "ok"
+
+    @function
     def boom(self) -> None:
         """A function that fails: the caller gets the error, the driver runs on."""
         raise ValueError("boom on purpose")

@@ -13,7 +13,14 @@ import psutil
 import pytest
 
 from rtoc import wire
-from rtoc.errors import ControlError, DriverNotFound, FunctionNotFound, ParameterError, SignalOwned
+from rtoc.errors import (
+    ControlError,
+    DriverNotFound,
+    FunctionNotFound,
+    ParameterError,
+    SampleError,
+    SignalOwned,
+)
 from rtoc.harness import Instance
 from rtoc.paths import instance_dir
 
@@ -116,6 +123,10 @@ def test_control_errors_are_clear_and_harmless(inst: Instance) -> None:
         c.request("call", driver="Nobody", function="x")
     with pytest.raises(ControlError, match="ValueError: boom on purpose"):
         c.request("call", driver="C", function="boom")
+    assert c.request("call", driver="C", function="put", args=[1.5])["result"] == "ok"
+    with pytest.raises(SampleError, match="C.Put: samples must be numbers, got str 'abc'"):
+        c.request("call", driver="C", function="put", args=["abc"])
+    inst.wait_for(lambda: _signal(inst, "C.Put")["written"] == 1)  # the accepted sample stays
     with pytest.raises(SignalOwned):
         c.request("create_signal", device="G", signal="Sine", owner="someone-else")
     with pytest.raises(SignalOwned, match="G.Sine is written by 'G'"):
