@@ -168,8 +168,7 @@ class RingReader:
     def __init__(self, ring: Ring, cursor: int | None = None, max_batch: int = 1 << 16):
         self.ring = ring
         self.cursor = ring.committed if cursor is None else cursor
-        self._t = np.empty(max_batch, np.float64)
-        self._y = np.empty(max_batch, np.float64)
+        self.max_batch = max_batch
         self.lost = 0
 
     def pending(self) -> int:
@@ -177,14 +176,18 @@ class RingReader:
         return max(0, self.ring.committed - self.cursor)
 
     def read(self) -> ReadResult:
-        """Everything new up to ``max_batch`` samples, as copies."""
+        """Everything new up to ``max_batch`` samples, as fresh arrays (never ring memory,
+        and never reused: a caller may hand them to zmq without copying)."""
         r = self.ring
-        first, off, count, stop = k.read(r.hdr, r.t, r.y, np.uint64(self.cursor), self._t, self._y)
+        size = min(max(r.committed - self.cursor, 0), self.max_batch, r.capacity)
+        out_t = np.empty(size, np.float64)
+        out_y = np.empty(size, np.float64)
+        first, off, count, stop = k.read(r.hdr, r.t, r.y, np.uint64(self.cursor), out_t, out_y)
         first, off, count = int(first), int(off), int(count)
         lost = max(0, first - self.cursor)  # a cursor ahead of the ring (a stale one) lost nothing
         self.cursor = int(stop)
         self.lost += lost
-        return ReadResult(first, self._t[off:off + count].copy(), self._y[off:off + count].copy(),
+        return ReadResult(first, out_t[off:off + count], out_y[off:off + count],
                           lost, int(r.hdr[k.SNAPSHOT]))
 
     def snapshot(self) -> ReadResult:

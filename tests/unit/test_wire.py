@@ -51,7 +51,7 @@ def test_unpack_keeps_int_map_keys() -> None:
     b"\x81\x90\x01",              # a map keyed by an (unhashable) array
     b"\xd4\x01\x00",              # an extension type
     b"\x91" * 5000 + b"\x80",     # nested deeper than msgpack allows
-    b"\x81\xa1a\xc7\x00\x00",     # truncated ext
+    b"\x81\xa1a\xc7\x05\x00",     # an extension cut short
 ])
 def test_unpack_garbage_raises_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
@@ -137,9 +137,18 @@ def test_parse_data_refuses_malformed_messages(frames: list[bytes]) -> None:
         wire.parse_data(frames)
 
 
-@given(st.lists(st.binary(max_size=40), min_size=0, max_size=6))
-def test_parse_data_of_any_frames_succeeds_or_raises_value_error(frames: list[bytes]) -> None:
+headers = st.binary(max_size=40) | st.dictionaries(
+    st.sampled_from(["v", "sig", "seq", "n", "lost", "replace"]),
+    st.none() | st.integers(-2, 4) | st.floats() | st.text(max_size=3), max_size=6).map(wire.pack)
+
+
+@given(st.sampled_from([b"data/Dev.S", b"data/", b"event"]) | st.binary(max_size=12), headers,
+       st.lists(st.binary(max_size=40), min_size=0, max_size=4))
+def test_parse_data_of_any_frames_succeeds_or_raises_value_error(topic: bytes, header: bytes,
+                                                                  rest: list[bytes]) -> None:
+    frames = [topic, header, *rest]
     try:
-        wire.parse_data(frames)
+        name, hdr, t, y = wire.parse_data(frames)
     except ValueError:
-        pass
+        return
+    assert len(frames) == 4 and hdr["n"] == len(t) == len(y)
