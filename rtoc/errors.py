@@ -13,6 +13,7 @@
     │   ├── SignalNotFound(SignalError, LookupError)
     │   ├── SignalOwned(SignalError)               a second writer claimed a signal
     │   └── SampleError(SignalError, ValueError)   non-numeric or mismatched samples
+    ├── EventError(RtocError, ValueError)          an invalid event (priority, text)
     ├── RingError(RtocError)
     │   ├── RingFormatError(RingError, ValueError) not a ring file, wrong version
     │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
@@ -91,6 +92,10 @@ class SampleError(SignalError, ValueError):
     code = "bad_sample"
 
 
+class EventError(RtocError, ValueError):
+    code = "bad_event"
+
+
 class RingError(RtocError):
     code = "ring"
 
@@ -152,6 +157,4 @@ def raise_for_reply(reply: dict) -> dict:
     cls = _BY_CODE.get(code)
     if cls is None or cls is ControlTimeout or issubclass(cls, (ConfigError, ControlError)):
         raise ControlError(message, code)
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
-    raise exc
+    raise cls(message)  # every class but ConfigError/ControlError takes just a message

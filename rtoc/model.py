@@ -8,13 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from rtoc.errors import RtocError, SampleError, SignalError
+from rtoc.errors import EventError, SampleError, SignalError
 
 PRIORITIES = (0, 1, 2)  # info, warning, error
-
-
-class EventError(RtocError, ValueError):
-    code = "bad_event"
 
 
 def signal_name(device: str, signal: str) -> str:

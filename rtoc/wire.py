@@ -28,12 +28,16 @@ def unpack(data: bytes) -> dict:
     if len(data) > MAX_MESSAGE:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE}")
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ValueError(f"not a msgpack message: {exc}") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"expected a msgpack map, got {type(obj).__name__}")
     return obj
+
+
+def _no_ext(code: int, data: bytes):
+    raise ValueError(f"msgpack extension type {code} is not accepted")
 
 
 def _default(obj):
