@@ -8,6 +8,8 @@ never drift, whatever the tick jitter.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rtoc import Driver, Parameter, function
@@ -41,6 +43,17 @@ def waveform(kind: str, t: np.ndarray, frequency: float, amplitude: float, offse
     if kind == "dc":
         return np.full(t.shape[0], amplitude + offset)
     raise ValueError(f"unknown waveform {kind!r}")
+
+
+def samples_due(t0: float, rate: float, now: float) -> int:
+    """How many samples ``k = 0, 1, ...`` have ``t0 + k / rate <= now`` (exactly as the
+    timestamps are computed, so a sample due at ``now`` is never left for the next tick)."""
+    k = math.floor((now - t0) * rate)
+    while t0 + (k + 1) / rate <= now:
+        k += 1
+    while k >= 0 and t0 + k / rate > now:
+        k -= 1
+    return k + 1
 
 
 class Generator(Driver):
@@ -82,8 +95,7 @@ class Generator(Driver):
         if not hasattr(self, "_t0"):
             self.setup()
         rate = self._rate = self.samplerate
-        # samples with t <= now (the epsilon absorbs float error at exact tick times)
-        due = int((self._clock() - self._t0) * rate + 1e-6) + 1
+        due = samples_due(self._t0, rate, self._clock())
         if due - self._k > MAX_CATCH_UP * rate:  # after a long stall: skip, don't flood
             self._k = due - int(MAX_CATCH_UP * rate)
         if due <= self._k:

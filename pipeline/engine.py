@@ -20,6 +20,7 @@ import zmq
 from rtoc.pipeline.bus import Publisher
 from rtoc.pipeline.child import start_child
 from rtoc.pipeline.ring import Ring, RingReader
+from rtoc.pipeline.ring_kernels import SNAPSHOT
 
 from rtoc import wire
 from rtoc.config import EngineConfig
@@ -64,7 +65,8 @@ class EngineCore:
     def add(self, sig: int, name: str, ring: Ring, from_start: bool) -> Track:
         """Follow a ring: from its first sample, or from now (an engine that restarted)."""
         reader = RingReader(ring, cursor=0 if from_start else None, max_batch=self.cfg.max_batch)
-        snap = int(ring.hdr[6])
+        # from the start, a plot() that already happened must still come out as a replace
+        snap = 0 if from_start else int(ring.hdr[SNAPSHOT])
         track = Track(sig, name, reader, snapshot=snap, next_seq=reader.cursor)
         self.tracks[sig] = track
         return track
@@ -81,6 +83,12 @@ class EngineCore:
         for tr in self.tracks.values():
             pending = tr.reader.pending()
             if pending <= 0:
+                snap = int(tr.reader.ring.hdr[SNAPSHOT])
+                if snap != tr.snapshot:  # an empty plot(): the signal was cleared
+                    tr.snapshot = snap
+                    empty = np.empty(0, np.float64)
+                    out.append(Publication(tr.name, tr.sig, snap, empty, empty, tr.carry_lost, True))
+                    tr.carry_lost = 0
                 continue
             if tr.waiting_since is None:
                 tr.waiting_since = now

@@ -8,6 +8,7 @@ With no file, the defaults run the generator and the system driver.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 import types
@@ -181,37 +182,34 @@ def _value(tp: Any, raw: Any, key: str) -> Any:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    """The 1-based line of ``key`` (``drivers[1].params.frequency``) in TOML ``text``."""
+    """The 1-based line of ``key`` (``drivers[1].params.frequency``) in TOML ``text``: the
+    key's own line, else the line of the table it belongs in, else None."""
     if not key:
         return None
     parts = re.findall(r"([^.\[\]]+)(?:\[(\d+)\])?", key)
-    lines = text.splitlines()
-    start, table = 0, ""
+    lines = [ln.strip() for ln in text.splitlines()]
+    start, anchored, table = 0, False, ""
     for depth, (name, index) in enumerate(parts):
-        last = depth == len(parts) - 1
         table = f"{table}.{name}" if table else name
-        if index:
-            hits = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
-            if int(index) < len(hits):
-                start = hits[int(index)]
-                continue
-            return None
-        if last:
-            pat = re.compile(rf"^\s*\"?{re.escape(name)}\"?\s*=")
+        assign = re.compile(rf'^"?{re.escape(name)}"?\s*=')
+        if index:  # the n-th [[table]]
+            hits = [i for i, ln in enumerate(lines) if ln == f"[[{table}]]"]
+            if int(index) >= len(hits):
+                return None
+            start, anchored = hits[int(index)], True
+        elif depth == len(parts) - 1:  # the key itself, before the next table header
             for i in range(start, len(lines)):
-                if pat.match(lines[i]):
+                if assign.match(lines[i]):
                     return i + 1
-                if i > start and lines[i].strip().startswith("[") and i != start:
+                if i > start and lines[i].startswith("["):
                     break
+            return start + 1 if anchored else None
+        else:  # a sub-table: its [header], or an inline `name = {...}`
             for i in range(start, len(lines)):
-                if lines[i].strip() in (f"[{table}]", f"[[{table}]]"):
-                    return i + 1
-            return start + 1 if start else None
-        for i in range(start, len(lines)):
-            if lines[i].strip() in (f"[{table}]",) or re.match(rf"^\s*{re.escape(name)}\s*=", lines[i]):
-                start = i
-                break
-    return start + 1 if start else None
+                if lines[i] == f"[{table}]" or assign.match(lines[i]):
+                    start, anchored = i, True
+                    break
+    return start + 1 if anchored else None
 
 
 def to_toml(config: Config) -> str:
@@ -232,8 +230,12 @@ def to_toml(config: Config) -> str:
                 out.append(f"{f.name} = {_toml_value(getattr(d, f.name))}")
         if d.params:
             out.append("[drivers.params]")
-            out.extend(f"{k} = {_toml_value(v)}" for k, v in d.params.items())
+            out.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in d.params.items())
     return "\n".join(out) + "\n"
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
 
 
 def _toml_value(v: Any) -> str:
@@ -242,11 +244,11 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v)  # JSON's string escapes are valid TOML basic-string escapes
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 

@@ -63,31 +63,49 @@ current_context: contextvars.ContextVar[DriverContext] = contextvars.ContextVar(
 
 
 class _Buffer:
-    __slots__ = ("writer", "t", "y", "name")
+    __slots__ = ("writer", "t", "y", "name", "last_x")
 
     def __init__(self, writer: SignalWriter, name: str):
         self.writer, self.name, self.t, self.y = writer, name, [], []
+        self.last_x: float | None = None  # newest x given to plot(), for hold="mergeX"
 
 
 class _Timer:
-    """A drift-free timer: ticks at ``start + k * period``, never sleeps itself."""
+    """A drift-free timer: ticks at ``start + k * period`` (computed, never accumulated:
+    repeated float additions at unix-time magnitudes drift), never sleeps itself."""
 
     def __init__(self, fn: Callable[[], Any], period: float):
-        self.fn, self.period = fn, period
-        self.next: float | None = None
+        self.fn = fn
+        self._period = period
+        self.start: float | None = None
+        self.k = 0
         self.missed = 0
 
+    @property
+    def period(self) -> float:
+        return self._period
+
+    @period.setter
+    def period(self, value: float) -> None:
+        if self.start is not None:  # keep the next deadline, change the spacing after it
+            self.start, self.k = self.next, 0
+        self._period = value
+
+    @property
+    def next(self) -> float | None:
+        return None if self.start is None else self.start + self.k * self._period
+
     def due(self, now: float) -> bool:
-        if self.next is None:
-            self.next = now
+        if self.start is None:
+            self.start = now
         return now >= self.next
 
     def advance(self, now: float) -> None:
-        self.next += self.period
-        if self.next <= now - self.period:  # far behind: skip ahead instead of bursting
-            skipped = int((now - self.next) / self.period)
-            self.next += skipped * self.period
-            self.missed += skipped
+        self.k += 1
+        behind = int((now - self.next) / self._period)
+        if behind >= 1:  # far behind: skip ahead instead of bursting
+            self.k += behind
+            self.missed += behind
 
 
 class Driver:
@@ -175,7 +193,8 @@ class Driver:
         ``slist=[[y, sname, unit], ...]``; ``sdict={dname: {sname: [y, unit]}}``.
         ``x`` defaults to now (unix seconds); a list ``x`` gives each value its own time.
         """
-        if snames.__class__ is str and (y.__class__ is float or y.__class__ is int) and dname is None:
+        if (snames.__class__ is str and (y.__class__ is float or y.__class__ is int)
+                and dname is None and (x is None or x.__class__ is float)):
             buf = self._own.get(snames)
             if buf is not None:  # the hot path: one known signal, one number
                 if x is None:
@@ -201,7 +220,10 @@ class Driver:
             names = [f"Signal{i}" for i in range(len(ys))]
         if len(names) != len(ys):
             raise SampleError(f"stream got {len(ys)} values but {len(names)} signal names")
-        units = unit if isinstance(unit, (list, tuple)) else [unit] * len(ys)
+        units = list(unit) if isinstance(unit, (list, tuple)) else [unit] * len(ys)
+        if len(units) > len(ys):
+            raise SampleError(f"stream got {len(ys)} values but {len(units)} units")
+        units += [None] * (len(ys) - len(units))  # RTOC: a missing unit is ""
         now = self._clock()
         xs = list(x) if isinstance(x, (list, tuple, np.ndarray)) and len(x) == len(ys) else None
         if xs is None:
@@ -243,13 +265,13 @@ class Driver:
             self._flush_buffer(buf)
             if hold == "off":
                 buf.writer.plot(ts, ys)
-                return
-            if hold == "mergeX" and getattr(buf, "last_x", None) is not None:
-                keep = ts > buf.last_x
-                ts, ys = ts[keep], ys[keep]
-            buf.writer.write(ts, ys)
-        if len(ts):
-            buf.last_x = float(ts[-1])
+            else:
+                if hold == "mergeX" and buf.last_x is not None:
+                    keep = ts > buf.last_x
+                    ts, ys = ts[keep], ys[keep]
+                buf.writer.write(ts, ys)
+            if len(ts):
+                buf.last_x = float(ts.max()) if hold == "off" else max(buf.last_x or -np.inf, float(ts.max()))
 
     def event(self, text: str = "", sname: str | None = None, dname: str | None = None,
               priority: int = 0, id: str | None = None, value: Any = None,

@@ -32,7 +32,7 @@ def resolve(spec: str) -> type[Driver]:
     module_name, _, attr = (target or spec).partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:  # also "" or ".x" as a module name
         raise DriverNotFound(f"driver {spec!r}: cannot import {module_name!r}: {exc}") from exc
     cls = module
     for part in attr.split("."):

@@ -109,9 +109,10 @@ class ParamStore:
         self._data: dict[str, dict] = {}
         if path is not None and path.exists():
             try:
-                self._data = json.loads(path.read_text())
+                data = json.loads(path.read_text())
             except (OSError, ValueError):
-                self._data = {}
+                data = {}
+            self._data = data if isinstance(data, dict) else {}  # a damaged file is ignored
 
     def initial(self, name: str, config_value: Any, has_config: bool) -> tuple[bool, Any]:
         """``(found, value)``: the persisted value, unless the config changed since."""

@@ -28,7 +28,8 @@ def unpack(data: bytes) -> dict:
     if len(data) > MAX_MESSAGE:
         raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE}")
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
+                              timestamp=1)  # the built-in timestamp ext -> float seconds
     except Exception as exc:  # msgpack raises several unrelated types
         raise ValueError(f"not a msgpack message: {exc}") from exc
     if not isinstance(obj, dict):

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtoc.errors import SampleError, SignalError
-from rtoc.model import Event, EventError, as_batch, check_part, signal_name, split_name
+from rtoc.errors import EventError, SampleError, SignalError
+from rtoc.model import Event, as_batch, check_part, signal_name, split_name
 
 
 def test_signal_name_joins_device_and_signal() -> None:

@@ -50,12 +50,19 @@ def test_unpack_keeps_int_map_keys() -> None:
     b"\x80\x80",                  # two messages
     b"\x81\x90\x01",              # a map keyed by an (unhashable) array
     b"\xd4\x01\x00",              # an extension type
+    b"\x81\xa1a\xd4\x01\x00",       # an extension type inside a map
     b"\x91" * 5000 + b"\x80",     # nested deeper than msgpack allows
     b"\x81\xa1a\xc7\x05\x00",     # an extension cut short
 ])
 def test_unpack_garbage_raises_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
         wire.unpack(data)
+
+
+def test_unpack_turns_the_timestamp_extension_into_plain_seconds() -> None:
+    # msgpack decodes its built-in timestamp (type -1) without asking ext_hook; it must
+    # still come out as a plain type, never a msgpack object
+    assert wire.unpack(b"\x81\xa1t\xd6\xff\x00\x00\x00\x01") == {"t": 1.0}
 
 
 def test_unpack_refuses_oversized_messages_before_decoding() -> None:
