@@ -62,9 +62,10 @@ def test_every_sample_arrives_in_order_at_100k_per_second() -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(300)
 def test_soak_with_driver_kills() -> None:
-    """Two minutes at 100 kS/s, the driver kill -9'd every 10 s: seq continues, nothing is
-    lost on the way (a killed driver's unflushed samples were never written)."""
+    """Two minutes at 100 kS/s, the driver kill -9'd every 12 s (longer than the restart
+    budget's window, so each restart comes after the first back-off): seq continues, nothing
+    is lost on the way (a killed driver's unflushed samples were never written)."""
     with Instance.start(FAST, ready_signals=("G.Sawtooth",)) as inst:
-        r = _follow(inst, 120.0, kill_every=10.0)
-        assert r["kills"] >= 10 and r["received"] > 5_000_000
+        r = _follow(inst, 120.0, kill_every=12.0)
+        assert r["kills"] >= 8 and r["received"] > 5_000_000, r
         assert r["lost"] == 0 and r["gap"] == 0, r
