@@ -27,6 +27,7 @@ from rtoc.config import EngineConfig
 from rtoc.model import Event
 
 log = logging.getLogger(__name__)
+MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
 
 
 @dataclass
@@ -95,7 +96,10 @@ class EngineCore:
             if not flush and pending < cfg.min_batch and now - tr.waiting_since < cfg.max_delay:
                 continue
             tr.waiting_since = None
-            while True:
+            # read what was pending when the scan began, and (unless draining) at most
+            # MAX_READS batches: a writer that keeps pace must not keep one scan going forever
+            reads = -(-pending // cfg.max_batch)
+            for _ in range(reads if flush else min(MAX_READS, reads)):
                 res = tr.reader.read()
                 tr.lost += res.lost
                 tr.carry_lost += res.lost

@@ -296,7 +296,8 @@ def test_publications_carry_every_sample_once_in_order(
             for n, dt in steps:  # less than a ring per step: nothing is lost
                 written.append(rig.write(n))
                 now += dt
-                pubs += rig.core.scan(now)
+                while new := rig.core.scan(now):  # the engine scans again each tick
+                    pubs += new
             pubs += rig.core.scan(now, flush=True)
         finally:
             rig.close()
@@ -309,3 +310,29 @@ def test_publications_carry_every_sample_once_in_order(
         assert p.seq == seq and p.lost == 0 and not p.replace
         assert 0 < len(p.t) <= min_batch * batch_factor
         seq += len(p.t)
+
+
+def test_one_scan_is_bounded_even_when_the_writer_keeps_pace() -> None:
+    """A writer that adds a batch before every read must not keep scan() from returning."""
+    from rtoc.pipeline import engine as engine_mod
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="rtoc-test-engine-") as d:
+        cfg = EngineConfig(min_batch=64, max_batch=64)
+        rig = Rig(Path(d), cfg)
+        try:
+            rig.add()
+            track = next(iter(rig.core.tracks.values()))
+            real_read = track.reader.read
+
+            def read_and_refill():
+                res = real_read()
+                rig.write(64)  # the writer keeps pace
+                return res
+
+            track.reader.read = read_and_refill
+            rig.write(64 * 3)
+            pubs = rig.core.scan(1.0)
+            assert 1 <= len(pubs) <= engine_mod.MAX_READS
+            assert sum(len(p.t) for p in pubs) == 64 * len(pubs)
+        finally:
+            rig.close()
