@@ -19,12 +19,16 @@ from rtoc import wire
 from rtoc.model import Event
 
 COPY_THRESHOLD = 1 << 16  # bytes; pyzmq copies smaller frames anyway
+# Messages queued per subscriber before ZeroMQ drops (and subscribers count the gap). Data
+# messages are up to 1 MiB, so 256 bounds a stalled subscriber's queue to ~256 MiB (2000 let
+# one stalled subscriber cost the engine 2 GB and most of a core in the bench).
+HWM = 256
 
 
 class Publisher:
     """The engine's PUB socket."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int = 2000):
+    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int = HWM):
         self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, hwm)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -125,7 +129,7 @@ class Subscriber:
     """
 
     def __init__(self, endpoint: str, signals: list[str] | None = None, events: bool = False,
-                 meta: bool = False, ctx: zmq.Context | None = None, hwm: int = 2000):
+                 meta: bool = False, ctx: zmq.Context | None = None, hwm: int = HWM):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)

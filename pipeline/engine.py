@@ -9,6 +9,7 @@ heartbeats.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import sys
@@ -27,6 +28,7 @@ from rtoc.config import EngineConfig
 from rtoc.model import Event
 
 log = logging.getLogger(__name__)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc malloc.h)
 MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
 
 
@@ -225,9 +227,25 @@ def _public(signal: dict) -> dict:
     return {k: signal[k] for k in ("id", "name", "unit", "owner") if k in signal}
 
 
+def keep_large_blocks() -> None:
+    """Ask glibc malloc to reuse large blocks instead of mmap/munmap'ing each one.
+
+    Every read allocates fresh arrays (zmq may still hold the previous ones), and with
+    glibc's default each 512 KiB array is a new mmap whose pages fault in on first touch:
+    the bench measured engine CPU at 50 MS/s 57 % -> 31 % with these settings.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main(spec: dict) -> None:
     """Entry point of the engine process (spawned by the supervisor)."""
     stop = start_child("engine", spec.get("log_level", "INFO"), spec["parent_pid"])
+    keep_large_blocks()
     from rtoc.pipeline.ring import warm_up
 
     warm_up()

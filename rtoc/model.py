@@ -73,6 +73,10 @@ class Event:
 def as_batch(t: Any, y: Any, name: str = "") -> tuple[np.ndarray, np.ndarray]:
     """``t``, ``y`` as contiguous float64[n] arrays; SampleError unless both are numeric
     (None, strings and objects are refused, not turned into NaN) and equally long."""
+    if (t.__class__ is np.ndarray and y.__class__ is np.ndarray and t.dtype == np.float64
+            and y.dtype == np.float64 and t.ndim == 1 and t.shape == y.shape
+            and t.flags.c_contiguous and y.flags.c_contiguous):
+        return t, y  # already right: the common case of a batch passed on
     where = f"{name}: " if name else ""
     try:
         ts, ys = np.asarray(t), np.asarray(y)
