@@ -41,7 +41,7 @@ class EngineConfig:
     idle_tick: float = 0.02      # s between scans after idle_after quiet ticks
     idle_after: int = 50
     min_batch: int = 4096        # publish a signal once this many samples wait ...
-    max_delay: float = 0.002     # ... or its oldest unpublished sample is this old (s)
+    max_delay: float = 0.001     # ... or its oldest unpublished sample is this old (s)
     max_batch: int = 65536       # samples per data message at most
     heartbeat: float = 1.0       # s between meta heartbeats
 
