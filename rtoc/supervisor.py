@@ -388,6 +388,7 @@ class Supervisor:
         self._stop_child(child, self.config.supervisor.stop_timeout / 2)
         if child.process is not None:
             self._exited(child, time.monotonic())
+        child.state = "stopped"  # also when it was waiting in back-off or had failed
         return {"ok": True, "state": child.state}
 
     def _op_restart(self, identity: bytes, msg: dict) -> dict:

@@ -107,6 +107,8 @@ burst_seconds = 30.0
         assert _proc(inst, "C")["restarts"] == 0
         inst.client.request("start", driver="X")  # an explicit start tries again
         inst.wait_for(lambda: _proc(inst, "X")["state"] in ("starting", "running", "backoff"))
+        assert inst.client.request("stop", driver="X")["state"] == "stopped"
+        assert _proc(inst, "X")["state"] == "stopped"
 
 
 def test_control_errors_are_clear_and_harmless(inst: Instance) -> None:
