@@ -72,3 +72,16 @@ def test_an_unknown_name_says_what_is_known_and_what_else_works() -> None:
 def test_a_malformed_module_path_is_driver_not_found(spec: str) -> None:
     with pytest.raises(DriverNotFound):
         resolve(spec)
+
+
+def test_an_entry_point_of_group_rtoc_drivers_is_found(tmp_path, monkeypatch) -> None:
+    """A third-party package declaring [project.entry-points."rtoc.drivers"] is found by name."""
+    (tmp_path / "thirdparty_thermo.py").write_text(
+        "from rtoc import Driver\n\nclass Thermo(Driver):\n    pass\n")
+    dist = tmp_path / "thirdparty_thermo-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-thermo\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[rtoc.drivers]\nthermo = thirdparty_thermo:Thermo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cls = resolve("thermo")
+    assert cls.__name__ == "Thermo" and cls.__module__ == "thirdparty_thermo"
