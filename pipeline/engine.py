@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
-from rtoc.pipeline.bus import Publisher
+from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import start_child
 from rtoc.pipeline.ring import Ring, RingReader
 from rtoc.pipeline.ring_kernels import SNAPSHOT
@@ -32,17 +32,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc mallo
 MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
 
 
-@dataclass
-class Publication:
-    """One data message to send: samples ``seq .. seq+len(t)`` of signal ``name``."""
-
-    name: str
-    sig: int
-    seq: int
-    t: np.ndarray
-    y: np.ndarray
-    lost: int = 0
-    replace: bool = False
+Publication = DataBatch  # what the engine publishes is exactly what a subscriber receives
 
 
 @dataclass
@@ -90,7 +80,8 @@ class EngineCore:
                 if snap != tr.snapshot:  # an empty plot(): the signal was cleared
                     tr.snapshot = snap
                     empty = np.empty(0, np.float64)
-                    out.append(Publication(tr.name, tr.sig, snap, empty, empty, tr.carry_lost, True))
+                    out.append(Publication(tr.name, tr.sig, snap, empty, empty, tr.carry_lost,
+                                           replace=True))
                     tr.carry_lost = 0
                 continue
             if tr.waiting_since is None:
@@ -123,7 +114,8 @@ class EngineCore:
             out.append(Publication(tr.name, tr.sig, first, t[:cut], y[:cut], tr.carry_lost))
             tr.carry_lost = 0
         if cut < len(t):
-            out.append(Publication(tr.name, tr.sig, first + cut, t[cut:], y[cut:], tr.carry_lost, replace))
+            out.append(Publication(tr.name, tr.sig, first + cut, t[cut:], y[cut:], tr.carry_lost,
+                                   replace=replace))
             tr.carry_lost = 0
         tr.published += len(t)
         tr.next_seq = first + len(t)
