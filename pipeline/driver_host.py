@@ -23,7 +23,7 @@ from rtoc.pipeline.child import start_child
 from rtoc.pipeline.ring import Ring, RingWriter
 
 from rtoc import loader, wire
-from rtoc.driver import DriverContext
+from rtoc.driver import DriverContext, construct
 from rtoc.errors import RtocError, error_reply, raise_for_reply
 from rtoc.model import Event
 from rtoc.params import ParamStore
@@ -125,7 +125,7 @@ class DriverHost:
                             clock=time.time, store=store,
                             logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
         self.request("hello", role="driver", name=self.name)
-        self.driver = driver = cls(context=ctx)
+        self.driver = driver = construct(cls, ctx)
         driver.setup()
         if spec.get("autostart", True):
             driver.start()

@@ -62,6 +62,16 @@ class DriverContext:
 current_context: contextvars.ContextVar[DriverContext] = contextvars.ContextVar("rtoc_driver_context")
 
 
+def construct(cls: type[Driver], ctx: DriverContext) -> Driver:
+    """``cls()`` with ``ctx`` as its context: the way hosts build drivers, so a plugin whose
+    ``__init__`` takes no ``context`` argument (older RTOC plugins) is built all the same."""
+    token = current_context.set(ctx)
+    try:
+        return cls()
+    finally:
+        current_context.reset(token)
+
+
 class _Buffer:
     __slots__ = ("writer", "t", "y", "name", "last_x")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rtoc.driver import Driver, DriverContext
+from rtoc.driver import Driver, DriverContext, construct
 from rtoc.errors import SignalOwned
 from rtoc.model import Event
 
@@ -89,7 +89,7 @@ def make_driver(cls: type[Driver], name: str | None = None, options: Mapping[str
     clock = clock or FakeClock()
     sink = sink or MemorySink(name or cls.__name__)
     ctx = DriverContext(name=name or cls.__name__, sink=sink, options=dict(options or {}), clock=clock)
-    driver = cls(context=ctx)
+    driver = construct(cls, ctx)
     driver.setup()
     driver.start()
     return DriverRun(driver, sink, clock)

@@ -771,3 +771,22 @@ def test_the_plugin_log_keeps_the_last_100_messages() -> None:
     assert log[-1][1:] == ["DEBUG", "m119"]
     d.error("bad")
     assert list(d._log)[-1][1:] == ["ERROR", "bad"]
+
+
+def test_a_plugin_whose_init_takes_no_context_is_built_by_hosts() -> None:
+    """RTOC 2.x plugins had `__init__(self, stream=None, plot=None, event=None)`."""
+    from rtoc import LoggerPlugin
+    from rtoc.testing import run_driver
+
+    class OldPlugin(LoggerPlugin):
+        def __init__(self, stream=None, plot=None, event=None):
+            super().__init__()
+            self.setDeviceName("Old")
+            self.setPerpetualTimer(self.tick, samplerate=5)
+
+        def tick(self):
+            self.stream(1.0, "V")
+
+    run = run_driver(OldPlugin, ticks=3)
+    assert len(run.signals["Old.V"][0]) == 3
+    assert run.driver._ctx.clock is run.clock  # the host's context, not a stand-alone one
