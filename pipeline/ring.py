@@ -10,6 +10,7 @@ involved and a crashed instance leaves a folder the next start can remove.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ def capacity_for(rate: float, seconds: float = 4.0, minimum: int = 1 << 16,
     """The power of two holding ``seconds`` of data at ``rate`` Hz, within the bounds."""
     if minimum > maximum:
         raise ValueError(f"ring capacity bounds reversed: minimum {minimum} > maximum {maximum}")
+    if not (math.isfinite(rate) and math.isfinite(seconds)) or rate < 0 or seconds < 0:
+        raise ValueError(f"ring size needs a finite rate >= 0 and seconds >= 0, got rate={rate}, "
+                         f"seconds={seconds}")
     want = max(minimum, min(maximum, int(rate * seconds)))
     cap = 1 << (max(want, 1) - 1).bit_length()
     return cap if cap <= maximum else 1 << (maximum.bit_length() - 1)

@@ -266,6 +266,9 @@ class Supervisor:
             reply = error_reply(exc)
         except (KeyError, TypeError, ValueError) as exc:
             reply = {"ok": False, "error": {"code": "bad_request", "message": f"{type(exc).__name__}: {exc}"}}
+        except Exception as exc:  # no request may take the supervisor down
+            log.exception("request %r failed", msg.get("op"))
+            reply = {"ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
         if reply is not None and rid is not None:
             self._send(identity, {"re": rid, **reply})
 

@@ -136,6 +136,10 @@ def test_control_errors_are_clear_and_harmless(inst: Instance) -> None:
     with pytest.raises(ControlError) as err:
         c.request("frobnicate")
     assert err.value.code == "unknown_op"
+    for bad in ({"seconds": float("inf")}, {"rate": float("nan")}, {"seconds": -1.0}, {"rate": "fast"}):
+        with pytest.raises(ControlError) as err:
+            c.request("create_signal", device="Ext", signal="Bad", **bad)
+        assert err.value.code == "bad_request", bad
     c.sock.send(b"\xc1 not msgpack")  # garbage gets an error reply, not a crash
     assert c.sock.poll(5000) and wire.unpack(c.sock.recv())["error"]["code"] == "bad_request"
     # nothing was disturbed
