@@ -42,7 +42,10 @@ def capacity_for(rate: float, seconds: float = 4.0, minimum: int = 1 << 16,
     if not (math.isfinite(rate) and math.isfinite(seconds)) or rate < 0 or seconds < 0:
         raise ValueError(f"ring size needs a finite rate >= 0 and seconds >= 0, got rate={rate}, "
                          f"seconds={seconds}")
-    want = max(minimum, min(maximum, int(rate * seconds)))
+    product = rate * seconds
+    if not math.isfinite(product):
+        raise ValueError(f"ring size rate x seconds is not finite: {rate} x {seconds}")
+    want = max(minimum, min(maximum, int(product)))
     cap = 1 << (max(want, 1) - 1).bit_length()
     return cap if cap <= maximum else 1 << (maximum.bit_length() - 1)
 

@@ -32,6 +32,7 @@ from rtoc.restart import RestartPolicy
 log = logging.getLogger(__name__)
 POLL_MS = 50
 FORWARD_TIMEOUT = 10.0
+MAX_PER_TURN = 1000  # requests handled per loop turn, so reaping and restarts never starve
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Supervisor:
         self.engine_stats: dict[str, dict] = {}
         self.started = time.time()
         self.stopping = False
+        self.dropped_replies = 0
         self._fwd = 0
 
     # -- start-up ----------------------------------------------------------------
@@ -165,8 +167,10 @@ class Supervisor:
             self._expire(now)
             try:
                 if self.router.poll(POLL_MS):
-                    while self.router.poll(0):
-                        self._route(*self.router.recv_multipart())
+                    for _ in range(MAX_PER_TURN):
+                        if not self.router.poll(0):
+                            break
+                        self._receive(self.router.recv_multipart())
             except zmq.ZMQError as exc:
                 if exc.errno != getattr(zmq, "EINTR", 4):
                     raise
@@ -239,28 +243,47 @@ class Supervisor:
             c.state = "stopped"
 
     # -- control -----------------------------------------------------------------
-    def _send(self, identity: bytes, msg: dict) -> None:
+    def _send(self, identity: bytes, msg: dict, delimiter: bool = False) -> None:
+        """Never blocks: a peer that does not read its replies (its queue is full) or that
+        went away loses this one, and the loop goes on."""
+        frames = [identity, b"", wire.pack(msg)] if delimiter else [identity, wire.pack(msg)]
         try:
-            self.router.send_multipart([identity, wire.pack(msg)])
-        except zmq.ZMQError as exc:  # the peer went away: nothing to answer
-            log.debug("cannot reply to %r: %s", identity, exc)
+            self.router.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            self.dropped_replies += 1
+            log.debug("cannot send to %r: %s", identity, exc)
+
+    def _receive(self, frames: list[bytes]) -> None:
+        """``[identity, body]`` from a DEALER, ``[identity, b"", body]`` from a REQ socket."""
+        identity = frames[0]
+        if len(frames) == 3 and frames[1] == b"":
+            self._route(identity, frames[2], delimiter=True)
+        elif len(frames) == 2:
+            self._route(identity, frames[1])
+        else:
+            self._send(identity, {"ok": False, "error": {"code": "bad_request", "message":
+                       f"a request is one msgpack frame, got {len(frames) - 1} frames"}})
 
     def _meta(self, what: str, **fields) -> None:
         eng = self.children.get("engine")
         if eng is not None and eng.state == "running":
             self._send(b"engine", {"op": "meta", "kind": what, "fields": fields})
 
-    def _route(self, identity: bytes, body: bytes) -> None:
+    def _route(self, identity: bytes, body: bytes, delimiter: bool = False) -> None:
         try:
             msg = wire.unpack(body)
         except ValueError as exc:
-            self._send(identity, {"ok": False, "error": {"code": "bad_request", "message": str(exc)}})
-            return
-        if "re" in msg and not msg.get("op"):  # a child answering a forwarded request
-            self._forwarded_reply(msg)
+            self._send(identity, {"ok": False, "error": {"code": "bad_request", "message": str(exc)}},
+                       delimiter)
             return
         rid = msg.get("rid")
         try:
+            if "re" in msg and "op" not in msg:  # a child answering a forwarded request
+                if identity.startswith(b"driver:") and isinstance(msg["re"], str):
+                    self._forwarded_reply(msg)
+                return
+            if not isinstance(msg.get("op"), str):
+                raise ValueError("a request needs 'op' (a string)")
             reply = self._handle(identity, msg)
         except RtocError as exc:
             reply = error_reply(exc)
@@ -269,8 +292,8 @@ class Supervisor:
         except Exception as exc:  # no request may take the supervisor down
             log.exception("request %r failed", msg.get("op"))
             reply = {"ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
-        if reply is not None and rid is not None:
-            self._send(identity, {"re": rid, **reply})
+        if reply is not None:
+            self._send(identity, {"re": rid, **reply}, delimiter)
 
     def _child_of(self, identity: bytes) -> Child | None:
         if identity == b"engine":
@@ -299,13 +322,15 @@ class Supervisor:
         if op == "driver_state":
             if child.state != "running":
                 log.info("driver %s running", child.name)
-            child.state, child.description = "running", msg.get("description") or {}
+            desc = msg.get("description")
+            child.state, child.description = "running", desc if isinstance(desc, dict) else {}
             self._meta("driver_state", name=child.name, state=msg.get("state"))
             return None
         if op == "engine_stats":
-            self.engine_stats = msg.get("signals") or {}
+            stats = msg.get("signals")
+            self.engine_stats = stats if isinstance(stats, dict) else {}
             return None
-        return self._op_create_signal(child.identity, {**msg, "owner": child.name})
+        return self._claim(child.name, msg)  # a driver claims as itself
 
     def _forward(self, identity: bytes, msg: dict, driver: str, op: str, **fields) -> dict | None:
         child = self.children.get(driver)
@@ -399,16 +424,23 @@ class Supervisor:
         return self._op_start(identity, msg)
 
     def _op_call(self, identity: bytes, msg: dict) -> dict | None:
+        args, kwargs = msg.get("args") or [], msg.get("kwargs") or {}
+        if not isinstance(args, list) or not isinstance(kwargs, dict) \
+                or not all(isinstance(k, str) for k in kwargs):
+            raise ParameterError("'args' must be a list and 'kwargs' a map with string keys")
         return self._forward(identity, msg, str(msg.get("driver", "")), "call",
-                             function=msg.get("function"), args=msg.get("args") or [],
-                             kwargs=msg.get("kwargs") or {})
+                             function=str(msg.get("function", "")), args=args, kwargs=kwargs)
 
     def _op_set(self, identity: bytes, msg: dict) -> dict | None:
         return self._forward(identity, msg, str(msg.get("driver", "")), "set",
                              param=msg.get("param"), value=msg.get("value"))
 
     def _op_create_signal(self, identity: bytes, msg: dict) -> dict:
-        owner = str(msg.get("owner") or f"client:{identity.hex()}")
+        # a client's owner name is always "client:...", so no client can claim (and then
+        # write) a driver's ring
+        return self._claim(f"client:{msg.get('owner') or identity.hex()}", msg)
+
+    def _claim(self, owner: str, msg: dict) -> dict:
         entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
                                              str(msg.get("unit") or ""), owner,
                                              float(msg.get("rate") or 1.0), float(msg.get("seconds") or 4.0))

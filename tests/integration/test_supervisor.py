@@ -207,3 +207,46 @@ def test_second_supervisor_of_one_instance_is_refused(inst: Instance) -> None:
     assert r.returncode == 1
     assert "already running" in r.stderr
     assert _proc(inst, "engine")["state"] == "running"
+
+
+def test_hostile_clients_cannot_crash_or_wedge_the_supervisor(inst: Instance) -> None:
+    import msgpack
+    import zmq
+
+    ctx = zmq.Context()
+    ep = inst.endpoints["control"]
+    try:
+        # several frames from a DEALER: an error reply, not a dead supervisor
+        d = ctx.socket(zmq.DEALER)
+        d.connect(ep)
+        d.send_multipart([b"extra", msgpack.packb({"op": "ping", "rid": 1})])
+        assert d.poll(5000) and msgpack.unpackb(d.recv())["error"]["code"] == "bad_request"
+        # a reply-shaped message with an unhashable `re`, and one without `rid`
+        d.send(msgpack.packb({"re": [1]}))
+        d.send(msgpack.packb({"op": "ping"}))
+        assert d.poll(5000) and msgpack.unpackb(d.recv())["pong"] is True
+        # a REQ socket (it adds an empty delimiter frame) is served
+        r = ctx.socket(zmq.REQ)
+        r.connect(ep)
+        r.send(msgpack.packb({"op": "ping", "rid": "req"}))
+        assert r.poll(5000) and msgpack.unpackb(r.recv())["re"] == "req"
+        # a client that never reads its replies does not block anyone else
+        hog = ctx.socket(zmq.DEALER)
+        hog.setsockopt(zmq.RCVHWM, 1)
+        hog.connect(ep)
+        for _ in range(20000):
+            hog.send(msgpack.packb({"op": "status", "rid": 0}))
+        for _ in range(3):
+            assert inst.client.request("ping", timeout=5)["pong"] is True
+        # a client cannot claim (and so write) a driver's ring by naming the driver as owner
+        with pytest.raises(SignalOwned):
+            inst.client.request("create_signal", device="G", signal="Sine", owner="G")
+        with pytest.raises(ParameterError):
+            inst.client.request("call", driver="C", function="pid", args={"a": 1})
+        for s in (d, r, hog):
+            s.close(0)
+    finally:
+        ctx.term()
+    assert inst.proc.poll() is None
+    took = inst.stop(signal.SIGINT)  # and Ctrl-C still works
+    assert inst.proc.returncode == 0 and took < 5.0
