@@ -46,8 +46,9 @@ class Publisher:
         body = {**fields, "v": wire.VERSION, "kind": kind}
         self.sock.send_multipart([wire.META_TOPIC.encode(), wire.pack(body)])
 
-    def close(self) -> None:
-        self.sock.close(0)
+    def close(self, linger: float = 0.5) -> None:
+        """Close; what is still queued gets ``linger`` seconds to go out (the final drain)."""
+        self.sock.close(int(linger * 1000))
 
 
 @dataclass

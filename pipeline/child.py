@@ -25,15 +25,28 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)  # the parent died before the request took effect
 
 
+GRACE = 4.0  # s a child may take to stop after SIGTERM before it exits anyway
+
+
 def start_child(name: str, level: str, parent_pid: int) -> threading.Event:
     """Set up a child process; the returned event is set on SIGTERM.
 
     SIGINT is ignored: Ctrl-C reaches the whole process group, and the supervisor stops
-    the children in order itself.
+    the children in order itself. SIGTERM also arms a watchdog: a child stuck in driver
+    code (blocking I/O, a long function) still exits after GRACE seconds, so it cannot
+    outlive a supervisor that was killed.
     """
     die_with_parent(parent_pid)
     log.configure(level, name)
     stop = threading.Event()
+
+    def on_term(*_) -> None:
+        if not stop.is_set():
+            stop.set()
+            watchdog = threading.Timer(GRACE, os._exit, (1,))
+            watchdog.daemon = True
+            watchdog.start()
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, on_term)
     return stop

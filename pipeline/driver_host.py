@@ -112,9 +112,21 @@ class DriverHost:
         except Exception as exc:  # the driver's own function failed: report, keep running
             log.exception("%s: %s failed", self.name, op)
             reply = {"ok": False, "error": {"code": "driver_error", "message": f"{type(exc).__name__}: {exc}"}}
-        self.ctrl.send(wire.pack({"re": rid, **reply}))
+        self.send({"re": rid, **reply})
         if op in ("set", "call") and reply.get("ok"):
-            self.ctrl.send(wire.pack(self.describe()))  # parameters may have changed
+            self.send(self.describe())  # parameters may have changed
+
+    def send(self, msg: dict) -> None:
+        """An unsolicited message or a reply: never blocks, never raises."""
+        try:
+            body = wire.pack(msg)
+        except (TypeError, ValueError, OverflowError) as exc:
+            body = wire.pack({"re": msg.get("re"), "ok": False, "error": {
+                "code": "driver_error", "message": f"the result cannot be encoded: {exc}"}})
+        try:
+            self.ctrl.send(body, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("control queue full: a message to the supervisor was dropped")
 
     # -- the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> int:
@@ -129,7 +141,7 @@ class DriverHost:
         driver.setup()
         if spec.get("autostart", True):
             driver.start()
-        self.ctrl.send(wire.pack(self.describe()))
+        self.send(self.describe())
         log.info("driver %s (%s) running", self.name, spec["driver"])
         while not stop.is_set():
             now = time.time()

@@ -182,7 +182,11 @@ class EngineProcess:
                                     "rate": {k: v["rate"] for k, v in stats.items()},
                                     "lost": {k: v["lost"] for k, v in stats.items()},
                                     "events": self.events})
-        self.ctrl.send(wire.pack({"op": "engine_stats", "signals": stats, "events": self.events}))
+        try:
+            self.ctrl.send(wire.pack({"op": "engine_stats", "signals": stats, "events": self.events}),
+                           zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the supervisor is busy: the next heartbeat carries the same counters
 
     def _message(self, sock, msg: dict) -> None:
         if sock is self.inbox:

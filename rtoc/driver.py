@@ -457,12 +457,19 @@ def _number(value: Any, name: str) -> float:
         raise SampleError(f"{name}: samples must be numbers, got {type(value).__name__} {value!r}", name) from exc
 
 
-def _plain(value: Any) -> Any:
-    """A value msgpack can carry (numpy scalars and arrays become Python ones)."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A value msgpack can carry, all the way down: numpy values become Python ones,
+    integers beyond 64 bits and any other object their repr."""
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is None or isinstance(value, (bool, int, float, str, bytes, list, dict, tuple)):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    if value is None or isinstance(value, (bool, float, str, bytes)):
         return value
+    if isinstance(value, int):
+        return value if -(1 << 63) <= value < (1 << 64) else repr(value)
+    if depth < 32 and isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if depth < 32 and isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
     return repr(value)

@@ -59,3 +59,25 @@ class Counter(Driver):
     def boom(self) -> None:
         """A function that fails: the caller gets the error, the driver runs on."""
         raise ValueError("boom on purpose")
+
+
+class Awkward(Driver):
+    """Functions that return what msgpack cannot carry, or block."""
+
+    samplerate = Parameter(10.0, "Hz")
+
+    def poll(self) -> None:
+        self.stream(1.0, "Alive")
+
+    @function
+    def huge(self) -> list:
+        """Values msgpack cannot encode directly."""
+        return [2**70, object(), {"k": (1, 2)}]
+
+    @function
+    def block(self, seconds: float) -> str:
+        """Block the driver (like slow instrument I/O)."""
+        import time
+
+        time.sleep(seconds)
+        return "done"

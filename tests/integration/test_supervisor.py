@@ -250,3 +250,24 @@ def test_hostile_clients_cannot_crash_or_wedge_the_supervisor(inst: Instance) ->
     assert inst.proc.poll() is None
     took = inst.stop(signal.SIGINT)  # and Ctrl-C still works
     assert inst.proc.returncode == 0 and took < 5.0
+
+
+def test_awkward_driver_results_and_blocked_drivers() -> None:
+    cfg = '[[drivers]]\nname = "A"\ndriver = "test_drivers:Awkward"\n'
+    with Instance.start(cfg, ready_signals=("A.Alive",), env=ENV) as inst:
+        for _ in range(6):  # more than the restart budget, had it crashed the driver
+            result = inst.client.request("call", driver="A", function="huge")["result"]
+        assert result[0] == repr(2**70) and result[1].startswith("<object") and result[2] == {"k": [1, 2]}
+        assert _proc(inst, "A")["restarts"] == 0
+        pid = _proc(inst, "A")["pid"]
+        inst.client.sock.send(wire.pack({"op": "call", "rid": "slow", "driver": "A",
+                                         "function": "block", "args": [60]}))
+        time.sleep(0.5)
+        os.kill(inst.proc.pid, signal.SIGKILL)  # the supervisor dies while A is blocked
+        inst.proc.wait(5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and psutil.pid_exists(pid) \
+                and psutil.Process(pid).status() != "zombie":
+            time.sleep(0.2)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", \
+            "a blocked driver outlived its supervisor"
