@@ -12,12 +12,13 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from rtoc.pipeline.ring import Ring, RingReader, capacity_for
 
-from rtoc.errors import InstanceRunning, SignalOwned
+from rtoc.errors import InstanceError, InstanceRunning, SignalOwned
 from rtoc.model import check_part, signal_name
 from rtoc.paths import instance_dir
 
@@ -35,7 +36,14 @@ class Instance:
     def acquire(self) -> None:
         """Lock the folder (refusing a running instance) and clear a dead one's leftovers."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        st = os.lstat(self.dir)  # someone else's folder (or a symlink) is never used
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise InstanceError(f"refusing {self.dir}: it must be a directory of user {os.getuid()} "
+                                f"with mode 0700 (it is uid {st.st_uid}, mode {oct(st.st_mode & 0o7777)})")
+        try:
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:  # e.g. a symlink planted as the lock
+            raise InstanceError(f"refusing {self.dir / 'lock'}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

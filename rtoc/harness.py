@@ -51,7 +51,7 @@ class Instance:
         try:
             inst.wait_ready(ready_signals, timeout)
         except BaseException:
-            inst.stop()
+            inst.cleanup()  # stop it and remove its folders (wait_ready's error carries the log)
             raise
         return inst
 

@@ -95,6 +95,7 @@ class Supervisor:
         self.engine_stats: dict[str, dict] = {}
         self.started = time.time()
         self.stopping = False
+        self.exit_code = 0
         self.dropped_replies = 0
         self._fwd = 0
 
@@ -118,6 +119,15 @@ class Supervisor:
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; returns the exit status."""
         validate_drivers(self.config)
+        # handlers first: a signal during the numba warm-up must still end in a clean stop
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _run(self) -> int:
         self.instance.acquire()
         ctx = zmq.Context()
         self.router = ctx.socket(zmq.ROUTER)
@@ -129,15 +139,12 @@ class Supervisor:
             self.registry = SignalRegistry(self.instance.dir)
             warm_up()  # compile/cache the ring kernels once, before children race for it
             self._build_children()
-            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             log.info("rtoc %s instance %r running (control %s, data %s)", __version__,
                      self.config.instance, self.endpoints["control"], self.endpoints["data"])
             try:
                 self._loop()
             finally:
                 self._shutdown()
-                for s, h in previous.items():
-                    signal.signal(s, h)
         finally:
             self.router.close(0)
             ctx.term()
@@ -145,7 +152,7 @@ class Supervisor:
                 self.registry.close()
             self.instance.release()
         log.info("stopped")
-        return 0
+        return self.exit_code
 
     def _on_signal(self, signum, frame) -> None:
         if not self.stopping:
@@ -196,7 +203,13 @@ class Supervisor:
         else:
             at = child.policy.exited(now, uptime)
             how = f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}"
-            if at is None:
+            if at is None and child.kind == "engine":
+                child.state, child.wanted = "failed", False
+                log.error("engine failed: started %d times within %g s, last exit %s; without it "
+                          "no data flows, so the instance stops (exit status 1)",
+                          len(child.policy.starts), self.config.supervisor.burst_seconds, how)
+                self.stopping, self.exit_code = True, 1
+            elif at is None:
                 child.state, child.wanted = "failed", False
                 log.error("%s %s failed: started %d times within %g s, last exit %s; giving up "
                           "('rtoc start %s' tries again)", child.kind, child.name,

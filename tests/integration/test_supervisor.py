@@ -271,3 +271,15 @@ def test_awkward_driver_results_and_blocked_drivers() -> None:
             time.sleep(0.2)
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", \
             "a blocked driver outlived its supervisor"
+
+
+def test_a_failed_engine_stops_the_instance_with_status_1() -> None:
+    cfg = COUNTER + '[supervisor]\nrestart_delay = 0.05\nburst_starts = 2\nburst_seconds = 30.0\n'
+    with Instance.start(cfg, ready_signals=("C.Count",), env=ENV) as inst:
+        first = _proc(inst, "engine")["pid"]
+        os.kill(first, signal.SIGKILL)
+        second = inst.wait_for(lambda: (p := _proc(inst, "engine")["pid"]) not in (None, first) and p)
+        os.kill(second, signal.SIGKILL)  # the second start within the window: give up
+        assert inst.proc.wait(15) == 1
+        assert "engine failed" in inst.log()
+        assert not instance_dir(inst.name).exists()
