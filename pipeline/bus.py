@@ -98,7 +98,9 @@ class GapCounter:
         gap = 0
         if c.next_seq is not None and seq > c.next_seq:
             gap = max(0, seq - c.next_seq - lost)
-        c.next_seq = seq + n
+        # never rewind: a batch from before where we are (a repeat) must not turn the next
+        # one into a phantom gap
+        c.next_seq = seq + n if c.next_seq is None else max(c.next_seq, seq + n)
         c.received += n
         c.lost += lost
         c.gap += gap

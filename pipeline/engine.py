@@ -21,7 +21,7 @@ import zmq
 from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import start_child
 from rtoc.pipeline.ring import Ring, RingReader
-from rtoc.pipeline.ring_kernels import SNAPSHOT
+from rtoc.pipeline.ring_kernels import SEQLOCK, SNAPSHOT
 
 from rtoc import wire
 from rtoc.config import EngineConfig
@@ -76,8 +76,10 @@ class EngineCore:
         for tr in self.tracks.values():
             pending = tr.reader.pending()
             if pending <= 0:
-                snap = int(tr.reader.ring.hdr[SNAPSHOT])
-                if snap != tr.snapshot:  # an empty plot(): the signal was cleared
+                hdr = tr.reader.ring.hdr
+                snap = int(hdr[SNAPSHOT])
+                # an empty plot() (the signal was cleared); not one still being written
+                if snap != tr.snapshot and not int(hdr[SEQLOCK]) & 1 and snap >= tr.next_seq:
                     tr.snapshot = snap
                     empty = np.empty(0, np.float64)
                     out.append(Publication(tr.name, tr.sig, snap, empty, empty, tr.carry_lost,
@@ -106,7 +108,8 @@ class EngineCore:
     def _publish(self, tr: Track, first: int, t, y, snap: int, out: list[Publication]) -> None:
         cut = 0
         replace = False
-        if snap != tr.snapshot:  # a plot() replaced the content from seq `snap` on
+        if snap != tr.snapshot and snap < first + len(t):  # a plot() replaced from `snap` on
+            # (a marker at or beyond this batch's end belongs to a later batch)
             tr.snapshot = snap
             replace = True
             cut = min(max(snap - first, 0), len(t))

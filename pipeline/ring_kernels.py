@@ -55,8 +55,10 @@ def plot(hdr, t, y, ts, ys):
     fence_release()
     start = load_acquire(hdr, COMMITTED)
     skip = n - cap if n > cap else 0
-    end = write(hdr, t, y, ts, ys)
+    # the marker goes first: a reader that sees the new samples (committed, acquire) also
+    # sees where they start; one that sees the marker early finds it beyond its batch
     store_release(hdr, SNAPSHOT, start + np.uint64(skip))
+    end = write(hdr, t, y, ts, ys)
     store_release(hdr, SEQLOCK, lock + np.uint64(2))  # even: stable
     return end
 

@@ -45,8 +45,10 @@ def test_header_loss_larger_than_the_jump_is_no_negative_gap() -> None:
 def test_a_batch_behind_the_stream_is_no_gap() -> None:
     g = GapCounter()
     g.feed("A", 0, 100, 0)
-    assert g.feed("A", 50, 10, 0) == 0  # a replace restarting earlier, or a duplicate
-    assert g.signals["A"].next_seq == 60
+    assert g.feed("A", 50, 10, 0) == 0  # a repeat from behind the stream
+    assert g.signals["A"].next_seq == 100  # no rewind ...
+    assert g.feed("A", 100, 5, 0) == 0  # ... so the next batch is no phantom gap
+    assert g.signals["A"].gap == 0
 
 
 def test_signals_are_counted_separately() -> None:
