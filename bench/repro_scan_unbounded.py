@@ -1,13 +1,11 @@
 #!/usr/bin/env python
-"""Diagnostic: ``EngineCore.scan`` returns only once a ring has fewer than ``max_batch``
-samples pending, and keeps every publication in a list until then.
+"""Regression check: ``EngineCore.scan`` with a writer that keeps pace with its reads.
 
-A writer that keeps pace with the engine's reads (here: ``max_batch`` new samples before
-each read, deterministically, in one process) keeps one ``scan()`` call from ever
-returning: nothing is published, no heartbeat or control message is handled, and the
-list of publications grows by 16 bytes per sample. In a live instance the same happens
-whenever the engine's read rate is only slightly above the writer's (seen at 20 MS/s on
-a loaded 2-core machine: one scan of 1.7 s holding 575 batches, 600 MB).
+Before the fix (a scan now reads at most what was pending when it began, and at most
+``MAX_READS`` batches per signal), one ``scan()`` never returned: nothing was published,
+no heartbeat or control message was handled, and its list of publications grew by 16 bytes
+per sample (measured: no return after 2000 reads, 2000 MiB held). Now it returns after the
+batches that were pending; unit test: ``test_one_scan_is_bounded_even_when_the_writer_keeps_pace``.
 
     .venv/bin/python bench/repro_scan_unbounded.py [--reads 2000]
 """

@@ -78,14 +78,13 @@ class Generator(Driver):
         return min(self.samplerate, self.block_rate)
 
     def _restart_clock(self, t0: float) -> None:
-        self._t0, self._k = t0, 0
+        """Sample ``k`` is due at ``t0 + k / _rate`` from now on."""
+        self._t0, self._k, self._rate = t0, 0, self.samplerate
 
     def parameter_changed(self, name: str, value) -> None:
-        if name in ("samplerate", "block_rate") and hasattr(self, "_t0"):
+        if name == "samplerate" and hasattr(self, "_t0"):
+            # go on from the next sample of the old rate, at the new rate
             self._restart_clock(self._t0 + self._k / self._rate if self._k else self._clock())
-        if name in ("samplerate", "block_rate") and self._timer is not None:
-            self._timer.period = 1.0 / self.tick_rate()
-        self._rate = self.samplerate
 
     @property
     def signal_name(self) -> str:
@@ -94,7 +93,7 @@ class Generator(Driver):
     def poll(self) -> None:
         if not hasattr(self, "_t0"):
             self.setup()
-        rate = self._rate = self.samplerate
+        rate = self._rate
         due = samples_due(self._t0, rate, self._clock())
         if due - self._k > MAX_CATCH_UP * rate:  # after a long stall: skip, don't flood
             self._k = due - int(MAX_CATCH_UP * rate)

@@ -415,9 +415,11 @@ class Driver:
     def _parameter_set(self, spec: Parameter, value: Any) -> None:
         if spec.persist:
             self._ctx.store.save(spec.name, value, dict(self._ctx.options).get(spec.name))
-        if spec.name == "samplerate" and self._timer is not None:
-            self._timer.period = 1.0 / self.tick_rate()
         self.parameter_changed(spec.name, value)
+        if self._timer is not None:  # tick_rate() may depend on any parameter
+            period = 1.0 / self.tick_rate()
+            if period != self._timer.period:
+                self._timer.period = period
 
     # -- RTOC's plugin log --------------------------------------------------------
     def _say(self, level: int, msg: str) -> None:

@@ -107,11 +107,6 @@ class Instance:
             self.proc.wait(5)
         return took
 
-    def leftovers(self) -> list[str]:
-        """Files of this instance still in /dev/shm (should be none after a stop)."""
-        d = instance_dir(self.name)
-        return sorted(p.name for p in d.iterdir()) if d.exists() else []
-
     def cleanup(self) -> None:
         import shutil
 

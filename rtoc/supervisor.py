@@ -396,6 +396,7 @@ class Supervisor:
         now = time.monotonic()
         return {"ok": True, "instance": self.config.instance, "pid": os.getpid(),
                 "uptime": time.time() - self.started, "version": __version__,
+                "dropped_replies": self.dropped_replies,
                 "processes": [c.info(now) for c in self.children.values()],
                 "signals": self._op_signals(identity, msg)["signals"]}
 

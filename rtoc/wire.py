@@ -11,7 +11,6 @@ import numpy as np
 
 VERSION = 1
 DATA_PREFIX = "data/"
-VIEW_PREFIX = "view/"
 EVENT_TOPIC = "event"
 META_TOPIC = "meta"
 

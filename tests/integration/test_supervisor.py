@@ -238,6 +238,7 @@ def test_hostile_clients_cannot_crash_or_wedge_the_supervisor(inst: Instance) ->
             hog.send(msgpack.packb({"op": "status", "rid": 0}))
         for _ in range(3):
             assert inst.client.request("ping", timeout=5)["pong"] is True
+        assert inst.client.request("status")["dropped_replies"] > 0  # the hog's, counted
         # a client cannot claim (and so write) a driver's ring by naming the driver as owner
         with pytest.raises(SignalOwned):
             inst.client.request("create_signal", device="G", signal="Sine", owner="G")
