@@ -14,6 +14,9 @@
     │   ├── SignalOwned(SignalError)               a second writer claimed a signal
     │   └── SampleError(SignalError, ValueError)   non-numeric or mismatched samples
     ├── EventError(RtocError, ValueError)          an invalid event (priority, text)
+    ├── ConditionError(RtocError, ValueError)      a condition outside the language
+    ├── RuleError(RtocError, ValueError)           an invalid event rule or action
+    │   └── RuleNotFound(RuleError, LookupError)
     ├── RingError(RtocError)
     │   ├── RingFormatError(RingError, ValueError) not a ring file, wrong version
     │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
@@ -94,6 +97,32 @@ class SampleError(SignalError, ValueError):
 
 class EventError(RtocError, ValueError):
     code = "bad_event"
+
+
+class ConditionError(RtocError, ValueError):
+    """A condition that is not in the language; ``column`` (1-based) and ``part`` say where."""
+
+    code = "bad_condition"
+
+    def __init__(self, message: str, text: str = "", column: int | None = None, part: str = ""):
+        self.text, self.column, self.part, self.reason = text, column, part, message
+        where = f"column {column}: " if column else ""
+        shown = f" ({part!r})" if part and part != text else ""
+        super().__init__(f"{where}{message}{shown}")
+
+
+class RuleError(RtocError, ValueError):
+    """An event rule or action that cannot be used; ``key`` names the field."""
+
+    code = "bad_rule"
+
+    def __init__(self, message: str, key: str = ""):
+        self.key, self.reason = key, message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class RuleNotFound(RuleError, LookupError):
+    code = "rule_not_found"
 
 
 class RingError(RtocError):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rtoc.errors import ParameterError
+from rtoc.files import write_atomic
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
@@ -127,10 +127,4 @@ class ParamStore:
         self._data[name] = {"value": value, "config": config_value}
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(self._data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self._data, indent=1, sort_keys=True))

@@ -1,0 +1,139 @@
+"""The live set of event rules and actions: rtoc.toml's, changed at runtime, persisted.
+
+Changes made through the control plane (add, change, enable/disable, remove) are validated
+and written atomically to a JSON file in the data folder, so they survive a restart. The
+file also remembers each config rule as it was when the change was made: when rtoc.toml
+later says something different about that rule, the config wins (an edited file is not
+silently overridden), the same rule as for driver parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rtoc.errors import RuleError, RuleNotFound
+from rtoc.files import write_atomic
+from rtoc.rules import ActionRule, EventRule
+
+log = logging.getLogger(__name__)
+KINDS = {"event": EventRule, "action": ActionRule}
+VERSION = 1
+
+
+class RuleStore:
+    """``events`` and ``actions`` in force, by name (insertion order kept)."""
+
+    def __init__(self, path: Path | None, events: tuple[EventRule, ...] = (),
+                 actions: tuple[ActionRule, ...] = ()):
+        self.path = path
+        self.rules: dict[str, dict[str, Any]] = {"event": {}, "action": {}}
+        self.seen: dict[str, dict[str, dict]] = {"event": {}, "action": {}}
+        self.removed: dict[str, set[str]] = {"event": set(), "action": set()}
+        saved = self._read()
+        for kind, config_rules in (("event", events), ("action", actions)):
+            self._merge(kind, {r.name: r for r in config_rules}, saved.get(kind, {}))
+        if path is not None and saved:
+            self._save()
+
+    @property
+    def events(self) -> list[EventRule]:
+        return list(self.rules["event"].values())
+
+    @property
+    def actions(self) -> list[ActionRule]:
+        return list(self.rules["action"].values())
+
+    def listing(self) -> dict:
+        return {"events": [r.to_dict() for r in self.events],
+                "actions": [r.to_dict() for r in self.actions]}
+
+    def put(self, kind: str, raw: Any) -> EventRule | ActionRule:
+        """Add or replace (by name) a rule given as a dict; validated first."""
+        rule = _cls(kind).from_dict(raw)
+        self.rules[kind][rule.name] = rule
+        self.removed[kind].discard(rule.name)
+        self._save()
+        return rule
+
+    def enable(self, kind: str, name: str, active: bool) -> EventRule | ActionRule:
+        rule = self._get(kind, name)
+        if not isinstance(active, bool):
+            raise RuleError(f"must be true or false, got {active!r}", "active")
+        rule = type(rule).from_dict({**rule.to_dict(), "active": active})
+        self.rules[kind][name] = rule
+        self._save()
+        return rule
+
+    def remove(self, kind: str, name: str) -> None:
+        self._get(kind, name)
+        del self.rules[kind][name]
+        self.removed[kind].add(name)
+        self._save()
+
+    def _get(self, kind: str, name: str) -> EventRule | ActionRule:
+        rule = self.rules[_kind(kind)].get(name)
+        if rule is None:
+            known = ", ".join(self.rules[kind]) or "none"
+            raise RuleNotFound(f"no {kind} named {name!r} (known: {known})", "name")
+        return rule
+
+    # -- persistence ------------------------------------------------------------------
+    def _merge(self, kind: str, config: dict, saved: dict) -> None:
+        cls = KINDS[kind]
+        seen = saved.get("seen", {}) if isinstance(saved, dict) else {}
+        stored = saved.get("rules", {}) if isinstance(saved, dict) else {}
+        removed = set(saved.get("removed", [])) if isinstance(saved, dict) else set()
+        for name, rule in config.items():
+            if seen.get(name) != rule.to_dict():  # new, or rtoc.toml changed it: config wins
+                self.rules[kind][name] = rule
+            elif name in removed:
+                self.removed[kind].add(name)
+            else:
+                self.rules[kind][name] = self._load_one(cls, stored.get(name), rule)
+            self.seen[kind][name] = rule.to_dict()
+        for name, raw in stored.items():
+            if name not in config and name not in seen:  # added at runtime
+                loaded = self._load_one(cls, raw, None)
+                if loaded is not None:
+                    self.rules[kind][name] = loaded
+
+    def _load_one(self, cls: type, raw: Any, fallback):
+        if raw is None:
+            return fallback
+        try:
+            return cls.from_dict(raw)
+        except RuleError as exc:
+            log.warning("ignored a stored rule that is no longer valid (%s): %s", raw, exc)
+            return fallback
+
+    def _read(self) -> dict:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("ignored a damaged rules file %s: %s", self.path, exc)
+            return {}
+        return data if isinstance(data, dict) and data.get("version") == VERSION else {}
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data: dict[str, Any] = {"version": VERSION}
+        for kind in KINDS:
+            data[kind] = {"rules": {n: r.to_dict() for n, r in self.rules[kind].items()},
+                          "seen": self.seen[kind], "removed": sorted(self.removed[kind])}
+        write_atomic(self.path, json.dumps(data, indent=1))
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise RuleError(f"must be 'event' or 'action', got {kind!r}", "kind")
+    return kind
+
+
+def _cls(kind: str) -> type:
+    return KINDS[_kind(kind)]
