@@ -19,8 +19,29 @@ import math
 import numpy as np
 from numba import njit
 
-from rtoc.condition import (ABS, ADD, AND, CONST, DIV, EQ, GE, GT, LE, LOAD, LT, MAX2, MIN2, MOD,
-                            MUL, NE, NEG, NOT, OR, POW, SUB)
+from rtoc.condition import (
+    ABS,
+    ADD,
+    AND,
+    CONST,
+    DIV,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LOAD,
+    LT,
+    MAX2,
+    MIN2,
+    MOD,
+    MUL,
+    NE,
+    NEG,
+    NOT,
+    OR,
+    POW,
+    SUB,
+)
 
 BLOCK = 512  # samples per block of the program interpreter (its stack stays in L1/L2)
 
@@ -267,7 +288,7 @@ def trigger_reference(t, c, mode: int, hold: float, cooldown: float, state) -> l
     """Plain-Python :func:`trigger` (same state vector, updated in place)."""
     prev, run_start, pending, last = state[PREV], state[RUN_START], bool(state[PENDING]), state[LAST_FIRE]
     fired = []
-    for i, (ti, ci) in enumerate(zip(t, c)):
+    for i, (ti, ci) in enumerate(zip(t, c, strict=True)):
         ci = int(ci)
         if ci != prev:
             pending = {RISING: ci == 1, FALLING: ci == 0 and prev == 1, BOTH: ci == 1 or prev == 1,

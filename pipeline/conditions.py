@@ -16,11 +16,17 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from rtoc.pipeline.condition_kernels import (
+    MODES,
+    compare_const,
+    eval_program,
+    merge_hold,
+    new_trigger_state,
+    trigger,
+)
 
 from rtoc.condition import Program, compile_condition
 from rtoc.model import Event, split_name
-from rtoc.pipeline.condition_kernels import (MODES, compare_const, eval_program, merge_hold,
-                                             new_trigger_state, trigger)
 from rtoc.rules import EventRule, render
 
 EMPTY = np.empty(0, np.float64)

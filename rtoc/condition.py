@@ -111,7 +111,7 @@ def compile_condition(text: str) -> Program:
 def evaluate(program: Program, values: list[float] | tuple[float, ...]) -> bool:
     """The plain-Python reference: the condition's truth for one value per signal."""
     stack: list[float] = []
-    for op, arg in zip(program.ops, program.args):
+    for op, arg in zip(program.ops, program.args, strict=True):
         if op == LOAD:
             stack.append(float(values[arg]))
         elif op == CONST:
@@ -347,7 +347,7 @@ class _Compiler:
     def _compare(self, node: ast.Compare) -> None:
         # a < b < c  ->  (a < b) and (b < c); b is evaluated twice, which is harmless
         left = node.left
-        for i, (op, right) in enumerate(zip(node.ops, node.comparators)):
+        for i, (op, right) in enumerate(zip(node.ops, node.comparators, strict=True)):
             code = _CMPOPS.get(type(op))
             if code is None:
                 raise self.fail(f"comparison {_op_text(op)} is not supported "
