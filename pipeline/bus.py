@@ -16,7 +16,7 @@ import numpy as np
 import zmq
 
 from rtoc import wire
-from rtoc.model import Event
+from rtoc.model import Event, Notification
 
 COPY_THRESHOLD = 1 << 16  # bytes; pyzmq copies smaller frames anyway
 # Messages queued per subscriber before ZeroMQ drops (and subscribers count the gap). Data
@@ -41,6 +41,9 @@ class Publisher:
 
     def event(self, event: Event) -> None:
         self.sock.send_multipart([wire.EVENT_TOPIC.encode(), wire.pack(event.to_dict())])
+
+    def notify(self, note: Notification) -> None:
+        self.sock.send_multipart([wire.NOTIFY_TOPIC.encode(), wire.pack(note.to_dict())])
 
     def meta(self, kind: str, fields: dict) -> None:
         body = {**fields, "v": wire.VERSION, "kind": kind}
@@ -127,12 +130,14 @@ class GapCounter:
 class Subscriber:
     """A SUB on the data bus. ``signals``: full names (exact), or None for all data.
 
-    ``recv`` returns a :class:`DataBatch`, an :class:`rtoc.Event`, a :class:`Meta`, or None
+    ``recv`` returns a :class:`DataBatch`, an :class:`rtoc.Event`, a
+    :class:`rtoc.model.Notification` (with ``notify=True``), a :class:`Meta`, or None
     on timeout. ``counters`` keeps received / lost / gap per signal.
     """
 
     def __init__(self, endpoint: str, signals: list[str] | None = None, events: bool = False,
-                 meta: bool = False, ctx: zmq.Context | None = None, hwm: int = HWM):
+                 meta: bool = False, ctx: zmq.Context | None = None, hwm: int = HWM,
+                 notify: bool = False):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
@@ -144,12 +149,14 @@ class Subscriber:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.data_topic(name) if name else wire.DATA_PREFIX.encode())
         if events:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
+        if notify:
+            self.sock.setsockopt(zmq.SUBSCRIBE, wire.NOTIFY_TOPIC.encode())
         if meta or signals is None or signals:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.META_TOPIC.encode())
         self._meta = meta
         self.counters = GapCounter()
 
-    def recv(self, timeout: float | None = None) -> DataBatch | Event | Meta | None:
+    def recv(self, timeout: float | None = None) -> DataBatch | Event | Notification | Meta | None:
         """The next message, or None after ``timeout`` seconds (None: wait forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -160,7 +167,7 @@ class Subscriber:
             if msg is not None:
                 return msg  # else it was filtered out (a heartbeat): wait on
 
-    def _parse(self, frames) -> DataBatch | Event | Meta | None:
+    def _parse(self, frames) -> DataBatch | Event | Notification | Meta | None:
         topic = bytes(frames[0].buffer)
         if topic.startswith(b"data/"):
             name, header, t, y = wire.parse_data([f.buffer for f in frames])
@@ -172,6 +179,8 @@ class Subscriber:
         body = wire.unpack(bytes(frames[1].buffer))
         if topic == b"event":
             return Event.from_dict(body)
+        if topic == b"notify":
+            return Notification.from_dict(body)
         if body.get("kind") == "heartbeat":
             for name, seq in body.get("seq", {}).items():
                 if self._exact is None or name in self._exact:

@@ -112,9 +112,11 @@ class DriverHost:
         except Exception as exc:  # the driver's own function failed: report, keep running
             log.exception("%s: %s failed", self.name, op)
             reply = {"ok": False, "error": {"code": "driver_error", "message": f"{type(exc).__name__}: {exc}"}}
-        self.send({"re": rid, **reply})
         if op in ("set", "call") and reply.get("ok"):
-            self.send(self.describe())  # parameters may have changed
+            # parameters may have changed: say so before replying, so that a client that
+            # asks `drivers` right after the reply sees the new values
+            self.send(self.describe())
+        self.send({"re": rid, **reply})
 
     def send(self, msg: dict) -> None:
         """An unsolicited message or a reply: never blocks, never raises."""

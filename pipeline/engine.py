@@ -15,17 +15,22 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zmq
 from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import start_child
-from rtoc.pipeline.ring import Ring, RingReader
+from rtoc.pipeline.reactions import OPS as REACTION_OPS
+from rtoc.pipeline.reactions import Reactions
+from rtoc.pipeline.ring import Ring, RingReader, RingWriter
 from rtoc.pipeline.ring_kernels import SEQLOCK, SNAPSHOT
 
 from rtoc import wire
 from rtoc.config import EngineConfig
-from rtoc.model import Event
+from rtoc.errors import RtocError, error_reply
+from rtoc.model import Event, Notification
+from rtoc.rules import ActionRule, Effect, EventRule
 
 log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc malloc.h)
@@ -135,9 +140,19 @@ class EngineCore:
 
 
 class EngineProcess:
-    def __init__(self, cfg: EngineConfig, endpoints: dict, ctx: zmq.Context):
+    def __init__(self, cfg: EngineConfig, endpoints: dict, ctx: zmq.Context, rules: dict | None = None):
         self.cfg = cfg
         self.core = EngineCore(cfg)
+        rules = rules or {}
+        self.reactions = Reactions(
+            Path(rules["path"]) if rules.get("path") else None,
+            tuple(EventRule.from_dict(r) for r in rules.get("events", ())),
+            tuple(ActionRule.from_dict(r) for r in rules.get("actions", ())),
+            cfg.event_history, cfg.sync_timeout, cfg.max_event_rate)
+        self.writers: dict[str, RingWriter] = {}            # signals actions write to
+        self.unwritten: dict[str, list[tuple[float, float]]] = {}  # ... waiting for their ring
+        self.requests: dict[str, tuple[Effect, float]] = {}  # action requests awaiting replies
+        self._rid = 0
         self.pub = Publisher(ctx, endpoints["data"])
         self.inbox = ctx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.LINGER, 0)
@@ -158,8 +173,8 @@ class EngineProcess:
         while not stop.is_set():
             now = time.monotonic()
             pubs = self.core.scan(now)
-            for p in pubs:
-                self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace)
+            self._publish(pubs, now)
+            self._events(self.reactions.tick(now))
             if pubs:
                 last_data = now
             if now - last_hb >= cfg.heartbeat:
@@ -174,10 +189,95 @@ class EngineProcess:
                         self._message(sock, wire.unpack(data))
                     except (ValueError, KeyError, TypeError) as exc:
                         log.warning("ignored a malformed message: %s", exc)
-        for p in self.core.scan(time.monotonic(), flush=True):  # drain before leaving
-            self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace)
+        now = time.monotonic()
+        self._publish(self.core.scan(now, flush=True), now)  # drain before leaving
+        self._events(self.reactions.flush(now))
         self._heartbeat(time.monotonic() - last_hb)
         return 0
+
+    def _publish(self, pubs: list[Publication], now: float) -> None:
+        watched = self.reactions.watched
+        for p in pubs:
+            self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace)
+            if p.name in watched and len(p.t):
+                self._events(self.reactions.feed(p.name, p.t, p.y, now))
+
+    def _events(self, events: list[Event]) -> None:
+        for ev in events:
+            self.pub.event(ev)
+            self.events += 1
+        if self.reactions.effects:
+            for ev, eff in self.reactions.take_effects():
+                self._carry_out(ev, eff)
+
+    # -- actions ------------------------------------------------------------------------
+    def _carry_out(self, ev: Event, eff: Effect) -> None:
+        if eff.kind == "notify":
+            self.pub.notify(Notification(time.time(), eff.text, eff.priority, f"action:{eff.action}"))
+        elif eff.kind == "write":
+            self._write(eff)
+        else:
+            req = {"op": "call", "driver": eff.device, "function": eff.name,
+                   "args": list(eff.args), "kwargs": dict(eff.kwargs)} if eff.kind == "call" else \
+                  {"op": "set", "driver": eff.device, "param": eff.name, "value": eff.value}
+            self._request(req, eff)
+
+    def _request(self, req: dict, eff: Effect) -> None:
+        self._rid += 1
+        rid = f"act-{self._rid}"
+        now = time.monotonic()
+        for old, (_, since) in list(self.requests.items()):  # never answered: forget
+            if now - since > 60:
+                del self.requests[old]
+        try:
+            self.ctrl.send(wire.pack({**req, "rid": rid}), zmq.NOBLOCK)
+            self.requests[rid] = (eff, now)
+        except (zmq.Again, ValueError, TypeError) as exc:
+            self._failed(eff, f"could not send the request: {exc}")
+
+    def _write(self, eff: Effect) -> None:
+        name = f"{eff.device}.{eff.name}"
+        value = eff.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self._failed(eff, f"the value {value!r} is not a number")
+            return
+        sample = (time.time(), float(value))
+        writer = self.writers.get(name)
+        if writer is not None:
+            writer.write(np.array([sample[0]]), np.array([sample[1]]))
+            return
+        queue = self.unwritten.setdefault(name, [])
+        queue.append(sample)
+        if len(queue) == 1:  # ask for the ring once
+            self._request({"op": "create_signal", "device": eff.device, "signal": eff.name}, eff)
+
+    def _reply(self, msg: dict) -> None:
+        """A reply to one of the engine's own requests (an action's call/set/claim)."""
+        entry = self.requests.pop(msg.get("re"), None)
+        if entry is None:
+            return
+        eff = entry[0]
+        if not msg.get("ok"):
+            err = msg.get("error") or {}
+            self._failed(eff, f"{err.get('code', 'error')}: {err.get('message', '')}")
+            if eff.kind == "write":
+                self.unwritten.pop(f"{eff.device}.{eff.name}", None)
+        elif eff.kind == "write":
+            name = f"{eff.device}.{eff.name}"
+            writer = self.writers[name] = RingWriter(Ring.open(msg["path"]))
+            samples = self.unwritten.pop(name, [])
+            if samples:
+                t, y = np.array(samples).T
+                writer.write(np.ascontiguousarray(t), np.ascontiguousarray(y))
+
+    def _failed(self, eff: Effect, why: str) -> None:
+        target = f"{eff.device}.{eff.name}" if eff.device else ""
+        text = f"action {eff.action!r}: {eff.kind} {target} failed: {why}"
+        log.warning("%s", text)
+        ev = Event(time.time(), text, priority=1, id="rtoc.action_failed",
+                   extra={"action": eff.action})
+        self.pub.event(self.reactions.receive(ev))
+        self.events += 1
 
     def _heartbeat(self, dt: float) -> None:
         stats = self.core.heartbeat(dt)
@@ -193,17 +293,30 @@ class EngineProcess:
 
     def _message(self, sock, msg: dict) -> None:
         if sock is self.inbox:
-            if msg.get("kind") == "event":
-                try:
-                    self.pub.event(Event.from_dict(msg.get("event") or {}))
-                    self.events += 1
-                except (TypeError, ValueError) as exc:
-                    log.warning("dropped a malformed event: %s", exc)
+            kind = msg.get("kind")
+            try:
+                if kind == "event":
+                    self._events([self.reactions.receive(Event.from_dict(msg.get("event") or {}))])
+                elif kind == "notify":
+                    self.pub.notify(Notification.from_dict(msg.get("notify") or {}))
+            except (TypeError, ValueError) as exc:
+                log.warning("dropped a malformed %s: %s", kind, exc)
             return
         op = msg.get("op")
-        if msg.get("re") == "engine-hello" and msg.get("ok"):
-            for s in msg.get("signals", []):
-                self._add(s, from_start=False)
+        if op is None and "re" in msg:
+            if msg["re"] == "engine-hello" and msg.get("ok"):
+                for s in msg.get("signals", []):
+                    self._add(s, from_start=False)
+            else:
+                self._reply(msg)
+        elif op in REACTION_OPS:
+            try:
+                reply = self.reactions.handle(op, msg)
+            except RtocError as exc:
+                reply = error_reply(exc)
+            self.ctrl.send(wire.pack({"re": msg.get("rid"), **reply}), zmq.NOBLOCK)
+            if op != "events" and op != "rules" and reply.get("ok"):
+                self.pub.meta("rules_changed", {"op": op, "kind": msg.get("kind")})
         elif op == "signal_added":
             self._add(msg["signal"], from_start=True)
             self.pub.meta("signal_created", _public(msg["signal"]))
@@ -217,6 +330,8 @@ class EngineProcess:
     def close(self) -> None:
         for sig in list(self.core.tracks):
             self.core.remove(sig)
+        for writer in self.writers.values():
+            writer.ring.close()
         self.pub.close()
         self.inbox.close()
         self.ctrl.close()
@@ -249,7 +364,7 @@ def main(spec: dict) -> None:
 
     warm_up()
     ctx = zmq.Context()
-    engine = EngineProcess(EngineConfig(**spec["engine"]), spec["endpoints"], ctx)
+    engine = EngineProcess(EngineConfig(**spec["engine"]), spec["endpoints"], ctx, spec.get("rules"))
     code = 1
     try:
         code = engine.run(stop)

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from rtoc import cli_events
 from rtoc import config as config_mod
 from rtoc import log as log_mod
 from rtoc.errors import ConfigError, ControlError, InstanceError, RtocError
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         x = sub.add_parser(op, help=f"{op} a driver process")
         x.add_argument("driver")
         x.set_defaults(fn=_lifecycle(op))
+    cli_events.add_parsers(sub, _client, _endpoints)
     return p
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtoc.errors import ConfigError
-from rtoc.paths import default_data_dir
+from rtoc.errors import ConfigError, RuleError
+from rtoc.paths import config_dir, default_data_dir
+from rtoc.rules import ActionRule, EventRule
 
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
@@ -44,6 +45,12 @@ class EngineConfig:
     max_delay: float = 0.001     # ... or its oldest unpublished sample is this old (s)
     max_batch: int = 65536       # samples per data message at most
     heartbeat: float = 1.0       # s between meta heartbeats
+    event_history: int = 10000   # events the engine keeps for queries
+    max_event_rate: float = 1000.0  # events per second per rule at most (the rest counted)
+    sync_timeout: float = 0.2    # s a multi-signal condition waits for a silent signal
+    view_points: int = 2000      # view/<signal> points per signal per second at most
+    view_grace: float = 0.25     # s after its end a view bucket is closed without more data
+    aggregates: tuple[float, ...] = (1.0, 60.0, 3600.0)  # s, archive aggregate levels
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,15 @@ class BusConfig:
 
 
 @dataclass(frozen=True)
+class AutomationConfig:
+    """Trusted Python automation files; empty ``folder``: ``automations/`` beside the
+    config file in use (or in the user config folder)."""
+
+    folder: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     instance: str = "default"
     data_dir: str = ""
@@ -73,11 +89,26 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     bus: BusConfig = field(default_factory=BusConfig)
+    automation: AutomationConfig = field(default_factory=AutomationConfig)
+    events: tuple[EventRule, ...] = ()
+    actions: tuple[ActionRule, ...] = ()
     source: str = ""  # the file it came from ("" = built-in defaults); not a TOML key
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    @property
+    def automation_path(self) -> Path:
+        if self.automation.folder:
+            folder = Path(self.automation.folder).expanduser()
+            return folder if folder.is_absolute() or not self.source else Path(self.source).parent / folder
+        return (Path(self.source).parent if self.source else config_dir()) / "automations"
+
+    @property
+    def rules_path(self) -> Path:
+        """Where runtime changes to events and actions persist."""
+        return self.data_path / "rules" / f"{self.instance}.json"
 
 
 DEFAULT_DRIVERS = (
@@ -137,6 +168,20 @@ def _check(config: Config, text: str, source: str) -> None:
             fail("must be > 0", f"engine.{key}")
     if e.min_batch < 1 or e.max_batch < e.min_batch:
         fail("must be >= 1 and max_batch >= min_batch", "engine.min_batch")
+    for key in ("sync_timeout", "max_event_rate", "view_grace"):
+        if not getattr(e, key) > 0:
+            fail("must be > 0", f"engine.{key}")
+    if e.event_history < 1 or e.view_points < 4:
+        fail("must be >= 1 (event_history) and >= 4 (view_points)", "engine.view_points")
+    levels = e.aggregates
+    if any(not lv > 0 for lv in levels) or any(
+            abs(b / a - round(b / a)) > 1e-9 or b <= a for a, b in zip(levels, levels[1:], strict=False)):
+        fail("must be increasing seconds, each a whole multiple of the one before", "engine.aggregates")
+    for kind, rules in (("events", config.events), ("actions", config.actions)):
+        names = [r.name for r in rules]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                fail(f"{kind[:-1]} name {name!r} is used twice", f"{kind}[{i}].name")
 
 
 def _decode(cls: type, raw: Any, path: str) -> Any:
@@ -161,12 +206,17 @@ def _decode(cls: type, raw: Any, path: str) -> Any:
 
 def _value(tp: Any, raw: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
+    if hasattr(tp, "from_dict"):  # event rules and actions validate themselves
+        try:
+            return tp.from_dict(raw)
+        except RuleError as exc:
+            raise ConfigError(exc.reason, f"{key}.{exc.key}" if exc.key else key) from None
     if dataclasses.is_dataclass(tp):
         return _decode(tp, raw, key)
     if origin is tuple:
         (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
         if not isinstance(raw, list):
-            raise ConfigError(f"must be an array of tables, got {type(raw).__name__}", key)
+            raise ConfigError(f"must be an array, got {type(raw).__name__}", key)
         return tuple(_value(item, r, f"{key}[{i}]") for i, r in enumerate(raw))
     if origin is dict:
         if not isinstance(raw, dict):
@@ -219,7 +269,7 @@ def to_toml(config: Config) -> str:
     for name in ("instance", "data_dir", "log_level"):
         value = top[name] if name != "data_dir" else str(config.data_path)
         out.append(f"{name} = {_toml_value(value)}")
-    for name in ("engine", "supervisor", "bus"):
+    for name in ("engine", "supervisor", "bus", "automation"):
         out.append(f"\n[{name}]")
         for f in dataclasses.fields(top[name]):
             out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")
@@ -231,6 +281,10 @@ def to_toml(config: Config) -> str:
         if d.params:
             out.append("[drivers.params]")
             out.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in d.params.items())
+    for kind, rules in (("events", config.events), ("actions", config.actions)):
+        for rule in rules:
+            out.append(f"\n[[{kind}]]")
+            out.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in rule.to_dict().items())
     return "\n".join(out) + "\n"
 
 

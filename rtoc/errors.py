@@ -22,6 +22,7 @@
     │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
     ├── InstanceError(RtocError)
     │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
+    ├── EngineUnavailable(RtocError)               the engine is (re)starting
     └── ControlError(RtocError)                    an error reply from the control plane
         └── ControlTimeout(ControlError, TimeoutError)
 
@@ -143,6 +144,10 @@ class InstanceError(RtocError):
 
 class InstanceRunning(InstanceError):
     code = "instance_running"
+
+
+class EngineUnavailable(RtocError):
+    code = "unavailable"
 
 
 class ControlError(RtocError):

@@ -70,6 +70,31 @@ class Event:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+@dataclass(frozen=True)
+class Notification:
+    """A message for people (Telegram, the websocket, the dashboard) from an action or an
+    automation: ``time`` unix s, ``priority`` 0 info, 1 warning, 2 error, ``source`` who
+    sent it."""
+
+    time: float
+    text: str
+    priority: int = 0
+    source: str = ""
+
+    def __post_init__(self):
+        if self.priority not in PRIORITIES:
+            raise EventError(f"notification priority must be 0, 1 or 2, got {self.priority!r}")
+        if not isinstance(self.text, str):
+            raise EventError(f"notification text must be a string, got {type(self.text).__name__}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Notification:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
 def as_batch(t: Any, y: Any, name: str = "") -> tuple[np.ndarray, np.ndarray]:
     """``t``, ``y`` as contiguous float64[n] arrays; SampleError unless both are numeric
     (None, strings and objects are refused, not turned into NaN) and equally long."""

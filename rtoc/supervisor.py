@@ -21,8 +21,17 @@ from typing import Any
 import zmq
 
 from rtoc import __version__, loader, wire
+from rtoc.automation import has_automations
 from rtoc.config import Config, error_at
-from rtoc.errors import DriverNotFound, DriverNotRunning, ParameterError, RtocError, error_reply
+from rtoc.errors import (
+    DriverNotFound,
+    DriverNotRunning,
+    EngineUnavailable,
+    ParameterError,
+    RtocError,
+    error_reply,
+)
+from rtoc.frontends.automation import host as automation_host
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.registry import Instance, SignalRegistry
@@ -106,8 +115,10 @@ class Supervisor:
 
     def _build_children(self) -> None:
         cfg = self.config
+        rules = {"path": str(cfg.rules_path), "events": [r.to_dict() for r in cfg.events],
+                 "actions": [r.to_dict() for r in cfg.actions]}
         self.children["engine"] = Child("engine", "engine", engine.main,
-                                        self._spec(engine=dataclasses.asdict(cfg.engine)),
+                                        self._spec(engine=dataclasses.asdict(cfg.engine), rules=rules),
                                         RestartPolicy(cfg.supervisor))
         for d in cfg.drivers:
             spec = self._spec(name=d.name, driver=d.driver, params=dict(d.params),
@@ -115,6 +126,11 @@ class Supervisor:
             self.children[d.name] = Child(d.name, "driver", driver_host.main, spec,
                                           RestartPolicy(cfg.supervisor), wanted=d.autostart,
                                           next_start=0.0 if d.autostart else None)
+        folder = cfg.automation_path
+        if cfg.automation.enabled and has_automations(folder):
+            self.children["automation"] = Child("automation", "frontend", automation_host.main,
+                                                self._spec(folder=str(folder)),
+                                                RestartPolicy(cfg.supervisor))
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; returns the exit status."""
@@ -186,7 +202,9 @@ class Supervisor:
         child.process = self.mp.Process(target=child.target, args=(child.spec,),
                                         name=f"rtoc-{child.kind}-{child.name}")
         child.process.start()
-        child.state, child.started_at, child.next_start = "starting", now, None
+        # a frontend has no hello: it runs once started (a driver or the engine says so)
+        state = "running" if child.kind == "frontend" else "starting"
+        child.state, child.started_at, child.next_start = state, now, None
         child.policy.started(now)
         log.info("%s %s started (pid %d)", child.kind, child.name, child.process.pid)
 
@@ -249,6 +267,11 @@ class Supervisor:
             self._stop_child(self.children["engine"], budget / 2)
             log.info("engine stopped after draining, %.2f s after the drivers' stop began",
                      time.monotonic() - t0)
+        frontends = [c for c in self.children.values() if c.kind == "frontend" and c.process]
+        for c in frontends:  # last: they take what the engine published while draining
+            c.process.terminate()
+        for c in frontends:
+            self._stop_child(c, budget / 2)
         for c in self.children.values():
             if c.process is not None:
                 c.process.join(0)
@@ -292,7 +315,7 @@ class Supervisor:
         rid = msg.get("rid")
         try:
             if "re" in msg and "op" not in msg:  # a child answering a forwarded request
-                if identity.startswith(b"driver:") and isinstance(msg["re"], str):
+                if self._child_of(identity) is not None and isinstance(msg["re"], str):
                     self._forwarded_reply(msg)
                 return
             if not isinstance(msg.get("op"), str):
@@ -352,9 +375,22 @@ class Supervisor:
                                  f"{', '.join(n for n, c in self.children.items() if c.kind == 'driver')})", driver)
         if child.state != "running":
             raise DriverNotRunning(f"driver {driver} is {child.state}", driver)
+        return self._forward_to(child, identity, msg, op, **fields)
+
+    def _to_engine(self, identity: bytes, msg: dict) -> dict | None:
+        """Events and rules live in the engine: pass the request on as it is."""
+        child = self.children["engine"]
+        if child.state != "running":
+            raise EngineUnavailable(f"the engine is {child.state}; try again")
+        fields = {k: v for k, v in msg.items() if k not in ("op", "rid")}
+        return self._forward_to(child, identity, msg, msg["op"], **fields)
+
+    _op_events = _op_rules = _op_rule_put = _op_rule_enable = _op_rule_remove = _to_engine
+
+    def _forward_to(self, child: Child, identity: bytes, msg: dict, op: str, **fields) -> dict | None:
         self._fwd += 1
         fid = f"f{self._fwd}"
-        self.pending[fid] = (identity, msg.get("rid"), time.monotonic() + FORWARD_TIMEOUT, driver)
+        self.pending[fid] = (identity, msg.get("rid"), time.monotonic() + FORWARD_TIMEOUT, child.name)
         self._send(child.identity, {"op": op, "rid": fid, **fields})
         return None  # the driver's reply is forwarded when it comes
 
@@ -368,14 +404,15 @@ class Supervisor:
             if now > deadline:
                 del self.pending[fid]
                 self._send(ident, {"re": rid, "ok": False, "error": {
-                    "code": "timeout", "message": f"driver {driver} did not answer within {FORWARD_TIMEOUT:g} s"}})
+                    "code": "timeout", "message": f"{driver} did not answer within {FORWARD_TIMEOUT:g} s"}})
 
     def _fail_pending(self, child: Child) -> None:
         for fid, (ident, rid, _, driver) in list(self.pending.items()):
             if driver == child.name:
                 del self.pending[fid]
                 self._send(ident, {"re": rid, "ok": False, "error": {
-                    "code": "driver_not_running", "message": f"driver {driver} exited before answering"}})
+                    "code": "driver_not_running" if child.kind == "driver" else "unavailable",
+                    "message": f"{child.kind} {driver} exited before answering"}})
 
     # ops: each returns the reply, or None when a child will answer
     def _op_ping(self, identity: bytes, msg: dict) -> dict:

@@ -13,6 +13,7 @@ VERSION = 1
 DATA_PREFIX = "data/"
 EVENT_TOPIC = "event"
 META_TOPIC = "meta"
+NOTIFY_TOPIC = "notify"
 
 MAX_MESSAGE = 64 << 20  # bytes of one msgpack message at most
 
