@@ -216,3 +216,15 @@ class Conditions:
         allowed = min(n, int(math.floor(tokens)))
         self._budget[name] = (tokens - allowed, now)
         return allowed
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the condition kernels with the types the
+    engine uses, so the first batch after a start does not wait for the compiler."""
+    t = np.arange(4, dtype=np.float64)
+    rules = [EventRule("warm-1", "W.a > 1"), EventRule("warm-2", "abs(W.a - W.b) > 1", "both")]
+    conditions = Conditions(max_rate=math.inf)
+    conditions.set_rules(rules)
+    conditions.feed("W.a", t, t, 0.0)
+    conditions.feed("W.b", t, t, 0.0)
+    conditions.flush(0.0)

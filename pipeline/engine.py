@@ -360,9 +360,11 @@ def main(spec: dict) -> None:
     """Entry point of the engine process (spawned by the supervisor)."""
     stop = start_child("engine", spec.get("log_level", "INFO"), spec["parent_pid"])
     keep_large_blocks()
+    from rtoc.pipeline.conditions import warm_up as conditions_warm_up
     from rtoc.pipeline.ring import warm_up
 
     warm_up()
+    conditions_warm_up()
     ctx = zmq.Context()
     engine = EngineProcess(EngineConfig(**spec["engine"]), spec["endpoints"], ctx, spec.get("rules"))
     code = 1

@@ -27,6 +27,7 @@ from rtoc.paths import endpoints, instance_dir
 class Instance:
     def __init__(self, proc: subprocess.Popen, name: str, folder: Path, log_path: Path):
         self.proc, self.name, self.folder, self.log_path = proc, name, folder, log_path
+        self.own_folder = True
         self.endpoints = endpoints(name)
         self.client = ControlClient(self.endpoints["control"], timeout=5.0)
 
@@ -39,7 +40,9 @@ class Instance:
         ``name`` and ``folder`` (config and data) default to fresh ones.
         """
         name = name or f"t{uuid.uuid4().hex[:10]}"
+        own_folder = folder is None  # a folder the caller gives stays (e.g. to start again)
         folder = folder or Path(tempfile.mkdtemp(prefix="rtoc-test-"))
+        folder.mkdir(parents=True, exist_ok=True)
         cfg = folder / "rtoc.toml"
         cfg.write_text(f'instance = "{name}"\ndata_dir = "{folder / "data"}"\n{config}')
         log_path = folder / "rtoc.log"
@@ -48,6 +51,7 @@ class Instance:
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={**os.environ, **(env or {})})
         inst = cls(proc, name, folder, log_path)
+        inst.own_folder = own_folder
         try:
             inst.wait_ready(ready_signals, timeout)
         except BaseException:
@@ -112,7 +116,8 @@ class Instance:
 
         self.stop()
         shutil.rmtree(instance_dir(self.name), ignore_errors=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Instance:
         return self

@@ -35,6 +35,7 @@ from rtoc.frontends.automation import host as automation_host
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.registry import Instance, SignalRegistry
+from rtoc.pipeline.conditions import warm_up as conditions_warm_up
 from rtoc.pipeline.ring import warm_up
 from rtoc.restart import RestartPolicy
 
@@ -153,7 +154,9 @@ class Supervisor:
             self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.router.bind(self.endpoints["control"])
             self.registry = SignalRegistry(self.instance.dir)
-            warm_up()  # compile/cache the ring kernels once, before children race for it
+            # compile (or load from numba's cache) the kernels once, before children race
+            warm_up()
+            conditions_warm_up()
             self._build_children()
             log.info("rtoc %s instance %r running (control %s, data %s)", __version__,
                      self.config.instance, self.endpoints["control"], self.endpoints["data"])

@@ -81,3 +81,19 @@ class Awkward(Driver):
 
         time.sleep(seconds)
         return "done"
+
+
+class Alarmer(Driver):
+    """Raises events on request (as a real device reports faults)."""
+
+    samplerate = Parameter(10.0, "Hz")
+    level = Parameter(0.0, "the last value set by an action")
+
+    def poll(self) -> None:
+        self.stream(self.level, "Level")
+
+    @function
+    def alarm(self, text: str, priority: int = 0, id: str = "", sname: str = "", dname: str = "") -> str:
+        """Raise one event (empty sname/dname: an event of no signal)."""
+        ev = self.event(text, sname=sname, dname=dname, priority=priority, id=id or None, value=1.5)
+        return ev.id
