@@ -44,6 +44,7 @@ from rtoc.condition import (
 )
 
 BLOCK = 512  # samples per block of the program interpreter (its stack stays in L1/L2)
+SKIP = 64    # samples per block when a trigger skips a run of unchanged truth values
 
 # trigger modes and the layout of a trigger's state vector (float64[STATE_SIZE])
 RISING, FALLING, BOTH, TRUE, FALSE = range(5)
@@ -249,9 +250,16 @@ def trigger(t, c, mode, hold, cooldown, state, out):
     n = c.shape[0]
     i = 0
     while i < n:
-        if not pending:  # nothing can fire until the truth changes: skip the run
+        if not pending:  # nothing can fire until the truth changes: skip the run,
             p = np.uint8(prev) if prev >= 0 else np.uint8(2)
-            while i < n and c[i] == p:
+            while i + SKIP <= n:  # a block at a time (this loop vectorises) ...
+                acc = np.uint8(0)
+                for j in range(SKIP):
+                    acc |= c[i + j] ^ p
+                if acc:
+                    break
+                i += SKIP
+            while i < n and c[i] == p:  # ... then a sample at a time
                 i += 1
             if i == n:
                 break
@@ -269,8 +277,9 @@ def trigger(t, c, mode, hold, cooldown, state, out):
                 pending = ci == 0
             prev = float(ci)
             run_start = t[i]
-        if pending and t[i] - run_start >= hold:
-            if t[i] - last >= cooldown:
+        # (hold/cooldown 0 fire even for a sample timestamped before the run or last firing)
+        if pending and (hold <= 0.0 or t[i] - run_start >= hold):
+            if cooldown <= 0.0 or t[i] - last >= cooldown:
                 out[k] = i
                 k += 1
                 last = t[i]
@@ -294,8 +303,8 @@ def trigger_reference(t, c, mode: int, hold: float, cooldown: float, state) -> l
             pending = {RISING: ci == 1, FALLING: ci == 0 and prev == 1, BOTH: ci == 1 or prev == 1,
                        TRUE: ci == 1, FALSE: ci == 0}[mode]
             prev, run_start = ci, ti
-        if pending and ti - run_start >= hold:
-            if ti - last >= cooldown:
+        if pending and (hold <= 0 or ti - run_start >= hold):
+            if cooldown <= 0 or ti - last >= cooldown:
                 fired.append(i)
                 last = ti
             if mode in (RISING, FALLING, BOTH):

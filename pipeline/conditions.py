@@ -113,7 +113,9 @@ class RuleState:
             self.queues[j] = [(ts[rest[0]:rest[1]], ys[rest[0]:rest[1]])] if rest[0] < rest[1] else []
         if not any(self.queues):
             self.waiting_since = None
-        elif self.waiting_since is None:
+        elif self.waiting_since is None or heads.any():
+            # waiting starts when the merge stops making progress: two live signals nearly
+            # always leave a sample queued, and that is no stall
             self.waiting_since = now
         if rows == 0:
             return None
@@ -128,7 +130,6 @@ class RuleState:
         if k == 0:
             return None
         idx = idx[:k]
-        self.fired += k
         src = source[idx] if source is not None else np.zeros(k, np.int64)
         return Firing(t[idx], values[idx], src)
 
@@ -152,7 +153,11 @@ class Conditions:
             if not rule.active:
                 continue
             old = self.states.get(rule.name)
-            states[rule.name] = old if old is not None and old.rule == rule else RuleState(rule)
+            if old is not None and _logic(old.rule) == _logic(rule):
+                old.rule = rule  # only how its events look changed: keep the state
+                states[rule.name] = old
+            else:
+                states[rule.name] = RuleState(rule)
         self.states = states
         self.by_signal = {}
         for st in states.values():
@@ -193,8 +198,8 @@ class Conditions:
             return out
         n = len(firing.t)
         allowed = self._allow(st.rule.name, n, now)
-        if allowed < n:
-            st.suppressed += n - allowed
+        st.fired += allowed
+        st.suppressed += n - allowed
         r = st.rule
         for i in range(allowed):  # at most max_rate per second: Python per event is fine
             source = st.signals[int(firing.source[i])]
@@ -216,6 +221,11 @@ class Conditions:
         allowed = min(n, int(math.floor(tokens)))
         self._budget[name] = (tokens - allowed, now)
         return allowed
+
+
+def _logic(rule: EventRule) -> tuple:
+    """What decides when a rule fires (text, id, priority only shape its events)."""
+    return rule.cond, rule.trigger, rule.hold, rule.cooldown
 
 
 def warm_up() -> None:

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from rtoc.errors import EventError
-from rtoc.model import Event
+from rtoc.model import PRIORITIES, Event
 
 MAX_RESULTS = 10_000
 
@@ -57,11 +57,11 @@ def _filters(since, until, priority, min_priority, device, signal, text, id) -> 
         checks.append(lambda e: e.time <= until)
     if priority is not None:
         levels = priority if isinstance(priority, list) else [priority]
-        if not all(isinstance(p, int) and not isinstance(p, bool) for p in levels):
+        if not all(isinstance(p, int) and not isinstance(p, bool) and p in PRIORITIES for p in levels):
             raise EventError(f"priority must be 0, 1, 2 or a list of them, got {priority!r}")
         checks.append(lambda e: e.priority in levels)
     if min_priority is not None:
-        if not isinstance(min_priority, int) or isinstance(min_priority, bool):
+        if min_priority not in PRIORITIES or isinstance(min_priority, bool):
             raise EventError(f"min_priority must be 0, 1 or 2, got {min_priority!r}")
         checks.append(lambda e: e.priority >= min_priority)
     for name, value in (("device", device), ("signal", signal), ("id", id), ("text", text)):

@@ -83,11 +83,12 @@ class RuleStore:
     # -- persistence ------------------------------------------------------------------
     def _merge(self, kind: str, config: dict, saved: dict) -> None:
         cls = KINDS[kind]
-        seen = saved.get("seen", {}) if isinstance(saved, dict) else {}
-        stored = saved.get("rules", {}) if isinstance(saved, dict) else {}
-        removed = set(saved.get("removed", [])) if isinstance(saved, dict) else set()
+        saved = saved if isinstance(saved, dict) else {}
+        seen = _typed(saved.get("seen"), dict)
+        stored = _typed(saved.get("rules"), dict)
+        removed = {n for n in _typed(saved.get("removed"), list) if isinstance(n, str)}
         for name, rule in config.items():
-            if seen.get(name) != rule.to_dict():  # new, or rtoc.toml changed it: config wins
+            if self._load_one(cls, seen.get(name), None) != rule:  # new, or rtoc.toml changed it
                 self.rules[kind][name] = rule
             elif name in removed:
                 self.removed[kind].add(name)
@@ -98,14 +99,14 @@ class RuleStore:
             if name not in config and name not in seen:  # added at runtime
                 loaded = self._load_one(cls, raw, None)
                 if loaded is not None:
-                    self.rules[kind][name] = loaded
+                    self.rules[kind][loaded.name] = loaded
 
     def _load_one(self, cls: type, raw: Any, fallback):
         if raw is None:
             return fallback
         try:
             return cls.from_dict(raw)
-        except RuleError as exc:
+        except (RuleError, TypeError) as exc:
             log.warning("ignored a stored rule that is no longer valid (%s): %s", raw, exc)
             return fallback
 
@@ -127,6 +128,10 @@ class RuleStore:
             data[kind] = {"rules": {n: r.to_dict() for n, r in self.rules[kind].items()},
                           "seen": self.seen[kind], "removed": sorted(self.removed[kind])}
         write_atomic(self.path, json.dumps(data, indent=1))
+
+
+def _typed(value: Any, kind: type) -> Any:
+    return value if isinstance(value, kind) else kind()
 
 
 def _kind(kind: str) -> str:

@@ -23,9 +23,10 @@ from rtoc.model import PRIORITIES, Event, split_name
 
 TRIGGERS = ("rising", "falling", "both", "true", "false")
 STEP_KINDS = ("call", "set", "write", "notify")
-_NAME_RE = re.compile(r"^[^\x00-\x1f/]{1,80}$")
+_NAME_RE = re.compile(r"[^\x00-\x1f/]{1,80}")
 _PLACEHOLDER = re.compile(r"\{(value|signal|device|name|id|text)\}")
 MAX_ARGS = 32
+_STEP_FIELDS = {"call": ("args", "kwargs"), "set": ("value",), "write": ("value",), "notify": ("priority",)}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class ActionStep:
             raise RuleError(f"a step needs exactly one of {', '.join(STEP_KINDS)}, got "
                             f"{', '.join(given) or 'none'}")
         kind = given[0]
+        extra = sorted(set(raw) - {kind, *_STEP_FIELDS[kind]})
+        if extra:
+            raise RuleError(f"a {kind} step takes only {', '.join(_STEP_FIELDS[kind]) or 'its text'}"
+                            f" besides {kind!r}", extra[0])
         target = getattr(step, kind)
         _check_text(target, kind)
         if kind in ("call", "set", "write"):
@@ -125,8 +130,9 @@ class ActionStep:
             raise RuleError(f"a {kind} step needs a value", "value")
         if kind == "write" and not _is_number(step.value) and step.value != "{value}":
             raise RuleError(f"must be a number or \"{{value}}\", got {step.value!r}", "value")
-        if len(step.args) > MAX_ARGS or len(step.kwargs) > MAX_ARGS:
-            raise RuleError(f"at most {MAX_ARGS} arguments", "args")
+        for key in ("args", "kwargs"):
+            if len(getattr(step, key)) > MAX_ARGS:
+                raise RuleError(f"at most {MAX_ARGS} arguments", key)
         if step.priority not in PRIORITIES:
             raise RuleError(f"must be 0, 1 or 2, got {step.priority!r}", "priority")
         return step
@@ -206,7 +212,8 @@ def plan(actions: list[ActionRule] | tuple[ActionRule, ...], event: Event) -> li
         for step in action.steps:
             kind = step.kind
             if kind == "notify":
-                out.append(Effect(action.name, kind, text=render(step.notify, event),
+                rule = event.extra.get("rule", "") if event.extra else ""
+                out.append(Effect(action.name, kind, text=render(step.notify, event, rule or action.name),
                                   priority=step.priority))
                 continue
             device, name = split_name(getattr(step, kind))
@@ -262,7 +269,13 @@ def _build(cls: type, raw: Any) -> Any:
                 raise RuleError("is required", name)
             continue
         _check_type(name, f.default if f.default is not dataclasses.MISSING else None, raw[name])
-    values = {k: float(v) if k in ("hold", "cooldown") and _is_number(v) else v for k, v in raw.items()}
+    values = dict(raw)
+    for key in ("hold", "cooldown"):
+        if key in values:
+            try:
+                values[key] = float(values[key])
+            except OverflowError:
+                raise RuleError(f"must be a finite number of seconds, got {values[key]!r}", key) from None
     return cls(**values)
 
 
@@ -282,7 +295,7 @@ def _check_type(name: str, default: Any, value: Any) -> None:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name) or not name.strip():
+    if not _NAME_RE.fullmatch(name) or not name.strip():
         raise RuleError(f"must be 1-80 printable characters without '/', got {name!r}", "name")
 
 

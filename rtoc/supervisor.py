@@ -34,8 +34,8 @@ from rtoc.errors import (
 from rtoc.frontends.automation import host as automation_host
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
-from rtoc.pipeline.registry import Instance, SignalRegistry
 from rtoc.pipeline.conditions import warm_up as conditions_warm_up
+from rtoc.pipeline.registry import Instance, SignalRegistry
 from rtoc.pipeline.ring import warm_up
 from rtoc.restart import RestartPolicy
 
