@@ -31,6 +31,8 @@ from __future__ import annotations
 import ast
 import math
 import re
+import string
+import unicodedata
 from dataclasses import dataclass
 
 from rtoc.errors import ConditionError
@@ -59,6 +61,7 @@ _NAMES = {  # what an unsupported node is called in an error message
     ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "slice",
 }
 _BACKTICK = re.compile(r"`([^`]*)`")
+_LEADS = string.ascii_letters
 
 
 @dataclass(frozen=True)
@@ -204,25 +207,46 @@ def c_pow(a: float, b: float) -> float:
 
 
 def _unquote(text: str) -> tuple[str, dict[str, str]]:
-    """Replace each backtick-quoted part by a placeholder identifier of the same length
+    """Replace each backtick-quoted part by a placeholder identifier of exactly its length
     (so columns stay right); returns the new text and placeholder -> name."""
     quoted: dict[str, str] = {}
     if text.count("`") % 2:
         raise ConditionError("unmatched backtick", text=text, column=text.rfind("`") + 1)
-    prefix = "q"
-    while prefix in text:
-        prefix += "q"
 
     def repl(m: re.Match) -> str:
         name = m.group(1)
         if not name.strip():
             raise ConditionError("empty name in backticks", text=text, column=m.start() + 1)
-        ident = f"{prefix}{len(quoted)}_"
-        ident = ident + "_" * (len(m.group(0)) - len(ident))
-        quoted[ident] = name
-        return ident
+        width = len(m.group(0)) - 1  # >= 2: room for the index in base 36
+        index = _base36(len(quoted)).rjust(width, "0")
+        for lead in _LEADS:  # a first letter that makes it an identifier nobody wrote
+            ident = lead + index
+            if ident not in text and ident not in quoted:
+                quoted[ident] = name
+                return ident
+        raise ConditionError("cannot quote this name", text=text, column=m.start() + 1)
 
-    return _BACKTICK.sub(repl, text), quoted
+    source = _BACKTICK.sub(repl, text)
+    for i, ch in enumerate(source):
+        if ch == "#":
+            raise ConditionError("'#' is not part of the language (there are no comments)",
+                                 text=text, column=i + 1, part="#")
+        if ord(ch) > 127 and not ch.isspace() and unicodedata.normalize("NFKC", ch) != ch:
+            # Python would read an identifier with it as another one (µ -> μ, ﬁ -> fi)
+            raise ConditionError(f"{ch!r} outside backticks would be read as "
+                                 f"{unicodedata.normalize('NFKC', ch)!r}: put the name in backticks",
+                                 text=text, column=i + 1, part=ch)
+    return source, quoted
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
 
 
 class _Compiler:
@@ -250,8 +274,10 @@ class _Compiler:
         end = getattr(node, "end_col_offset", None)
         if col is not None and end is not None:
             part = self.source.strip().encode()[node.col_offset:end].decode(errors="replace")
-            for ident, name in self.quoted.items():
-                part = part.replace(ident, f"`{name}`")
+        if self.quoted:  # show names as written, not their placeholders
+            idents = re.compile(r"\b(" + "|".join(map(re.escape, self.quoted)) + r")\b")
+            part = idents.sub(lambda m: f"`{self.quoted[m.group(1)]}`", part)
+            message = idents.sub(lambda m: f"`{self.quoted[m.group(1)]}`", message)
         return ConditionError(message, text=self.text, column=col, part=part)
 
     def _check_depth(self, root: ast.AST) -> None:
@@ -260,7 +286,8 @@ class _Compiler:
             node, depth = todo.pop()
             if depth > MAX_DEPTH:
                 raise self.fail(f"nested more than {MAX_DEPTH} levels deep", node)
-            todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+            todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
+                        if isinstance(child, ast.expr))  # not operators or contexts: no column
 
     def _push(self, op: int, arg: int = 0, delta: int = 0) -> None:
         self.ops.append(op)
@@ -273,6 +300,9 @@ class _Compiler:
             self._constant(node)
         elif isinstance(node, ast.Attribute):
             self._signal(node)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) \
+                and isinstance(node.operand, ast.Constant):
+            self._constant(node.operand, -1.0)  # -2 is a constant (keeps `S > -2` a threshold)
         elif isinstance(node, ast.UnaryOp):
             self._emit(node.operand)
             if isinstance(node.op, ast.USub):
@@ -306,16 +336,16 @@ class _Compiler:
             what = _NAMES.get(type(node), type(node).__name__)
             raise self.fail(f"{what} is not allowed in a condition", node)
 
-    def _constant(self, node: ast.Constant) -> None:
+    def _constant(self, node: ast.Constant, sign: float = 1.0) -> None:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             kind = "string" if isinstance(value, (str, bytes)) else type(value).__name__
             raise self.fail(f"{kind} constants are not allowed (only numbers)", node)
         try:
             number = float(value)
-        except OverflowError:
-            raise self.fail("number too large for a float64", node) from None
-        self.consts.append(number)
+        except OverflowError:  # an integer beyond float64, like 1e999: infinity
+            number = math.inf
+        self.consts.append(sign * number)
         self._push(CONST, len(self.consts) - 1, 1)
 
     def _signal(self, node: ast.Attribute) -> None:
@@ -368,7 +398,7 @@ class _Compiler:
             raise self.fail(f"{name}() takes no keyword arguments", node)
         op, least, most = _FUNCS[name]
         if not least <= len(node.args) <= most:
-            raise self.fail(f"{name}() takes {least if least == most else f'{least} or more'} "
+            raise self.fail(f"{name}() takes {least if least == most else f'{least} to {most}'} "
                             f"argument{'s' if least > 1 else ''}, got {len(node.args)}", node)
         self._emit(node.args[0])
         if op == ABS:
