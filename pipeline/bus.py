@@ -42,6 +42,12 @@ class Publisher:
     def event(self, event: Event) -> None:
         self.sock.send_multipart([wire.EVENT_TOPIC.encode(), wire.pack(event.to_dict())])
 
+    def view(self, name: str, sig: int, t: np.ndarray, y: np.ndarray, width: float) -> None:
+        self.sock.send_multipart(wire.view_frames(name, sig, t, y, width), copy=t.nbytes < COPY_THRESHOLD)
+
+    def aggregates(self, name: str, sig: int, width: float, columns: list[np.ndarray]) -> None:
+        self.sock.send_multipart(wire.agg_frames(name, sig, width, columns))
+
     def notify(self, note: Notification) -> None:
         self.sock.send_multipart([wire.NOTIFY_TOPIC.encode(), wire.pack(note.to_dict())])
 
@@ -74,6 +80,33 @@ class DataBatch:
     @property
     def n(self) -> int:
         return int(self.t.shape[0])
+
+
+@dataclass
+class ViewBatch:
+    """M4 points of one signal for plotting: ``t``/``y`` float64[n], buckets ``width`` s."""
+
+    name: str
+    sig: int
+    t: np.ndarray
+    y: np.ndarray
+    width: float
+
+
+@dataclass
+class AggBatch:
+    """Closed aggregate rows of one level (``width`` s) of one signal: ``start``, ``mean``,
+    ``min``, ``max`` float64[k]; ``count`` (non-NaN samples), ``n`` (all) int64[k]."""
+
+    name: str
+    sig: int
+    width: float
+    start: np.ndarray
+    mean: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    count: np.ndarray
+    n: np.ndarray
 
 
 @dataclass
@@ -131,13 +164,16 @@ class Subscriber:
     """A SUB on the data bus. ``signals``: full names (exact), or None for all data.
 
     ``recv`` returns a :class:`DataBatch`, an :class:`rtoc.Event`, a
-    :class:`rtoc.model.Notification` (with ``notify=True``), a :class:`Meta`, or None
+    :class:`rtoc.model.Notification` (with ``notify=True``), a :class:`ViewBatch` /
+    :class:`AggBatch` (with ``views`` / ``aggregates``: a list of names, ``[]`` for all), a
+    :class:`Meta`, or None
     on timeout. ``counters`` keeps received / lost / gap per signal.
     """
 
     def __init__(self, endpoint: str, signals: list[str] | None = None, events: bool = False,
                  meta: bool = False, ctx: zmq.Context | None = None, hwm: int = HWM,
-                 notify: bool = False):
+                 notify: bool = False, views: list[str] | None = None,
+                 aggregates: list[str] | None = None):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
@@ -151,12 +187,18 @@ class Subscriber:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
         if notify:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.NOTIFY_TOPIC.encode())
+        # views / aggregates: None none, [] all, else these signals (exact names)
+        self._views = set(views) if views else None
+        self._aggs = set(aggregates) if aggregates else None
+        for prefix, names in ((wire.VIEW_PREFIX, views), (wire.AGG_PREFIX, aggregates)):
+            for name in (names or [""]) if names is not None else []:
+                self.sock.setsockopt(zmq.SUBSCRIBE, (prefix + name).encode())
         if meta or signals is None or signals:
             self.sock.setsockopt(zmq.SUBSCRIBE, wire.META_TOPIC.encode())
         self._meta = meta
         self.counters = GapCounter()
 
-    def recv(self, timeout: float | None = None) -> DataBatch | Event | Notification | Meta | None:
+    def recv(self, timeout: float | None = None) -> DataBatch | ViewBatch | AggBatch | Event | Notification | Meta | None:
         """The next message, or None after ``timeout`` seconds (None: wait forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -167,7 +209,7 @@ class Subscriber:
             if msg is not None:
                 return msg  # else it was filtered out (a heartbeat): wait on
 
-    def _parse(self, frames) -> DataBatch | Event | Notification | Meta | None:
+    def _parse(self, frames) -> DataBatch | ViewBatch | AggBatch | Event | Notification | Meta | None:
         topic = bytes(frames[0].buffer)
         if topic.startswith(b"data/"):
             name, header, t, y = wire.parse_data([f.buffer for f in frames])
@@ -176,6 +218,16 @@ class Subscriber:
             gap = self.counters.feed(name, header["seq"], header["n"], header.get("lost", 0))
             return DataBatch(name, header["sig"], header["seq"], t, y, header.get("lost", 0),
                              gap, bool(header.get("replace")))
+        if topic.startswith(b"view/"):
+            name, header, t, y = wire.parse_view([f.buffer for f in frames])
+            if self._views is not None and name not in self._views:
+                return None
+            return ViewBatch(name, header["sig"], t, y, header["width"])
+        if topic.startswith(b"agg/"):
+            name, header, cols = wire.parse_agg([f.buffer for f in frames])
+            if self._aggs is not None and name not in self._aggs:
+                return None
+            return AggBatch(name, header["sig"], header["width"], **cols)
         body = wire.unpack(bytes(frames[1].buffer))
         if topic == b"event":
             return Event.from_dict(body)

@@ -23,6 +23,7 @@ from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import start_child
 from rtoc.pipeline.reactions import OPS as REACTION_OPS
 from rtoc.pipeline.reactions import Reactions
+from rtoc.pipeline.resampler import Resampler, view_width_for
 from rtoc.pipeline.ring import Ring, RingReader, RingWriter
 from rtoc.pipeline.ring_kernels import SEQLOCK, SNAPSHOT
 
@@ -35,6 +36,7 @@ from rtoc.rules import ActionRule, Effect, EventRule
 log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc malloc.h)
 MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
+VIEW_EVERY = 0.05  # s between view/aggregate messages of a signal (20 frames/s is plenty)
 
 
 Publication = DataBatch  # what the engine publishes is exactly what a subscriber receives
@@ -153,6 +155,7 @@ class EngineProcess:
         self.unwritten: dict[str, list[tuple[float, float]]] = {}  # ... waiting for their ring
         self.requests: dict[str, tuple[Effect, float]] = {}  # action requests awaiting replies
         self._rid = 0
+        self.resamplers: dict[int, Resampler] = {}
         self.pub = Publisher(ctx, endpoints["data"])
         self.inbox = ctx.socket(zmq.PULL)
         self.inbox.setsockopt(zmq.LINGER, 0)
@@ -169,7 +172,7 @@ class EngineProcess:
     def run(self, stop) -> int:
         self.ctrl.send(wire.pack({"op": "hello", "role": "engine", "rid": "engine-hello"}))
         cfg = self.cfg
-        last_data = last_hb = time.monotonic()
+        last_data = last_hb = last_view = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
             pubs = self.core.scan(now)
@@ -177,6 +180,9 @@ class EngineProcess:
             self._events(self.reactions.tick(now))
             if pubs:
                 last_data = now
+            if now - last_view >= VIEW_EVERY:
+                self._views(time.time())
+                last_view = now
             if now - last_hb >= cfg.heartbeat:
                 self._heartbeat(now - last_hb)
                 last_hb = now
@@ -192,6 +198,7 @@ class EngineProcess:
         now = time.monotonic()
         self._publish(self.core.scan(now, flush=True), now)  # drain before leaving
         self._events(self.reactions.flush(now))
+        self._views(None)
         self._heartbeat(time.monotonic() - last_hb)
         return 0
 
@@ -199,8 +206,31 @@ class EngineProcess:
         watched = self.reactions.watched
         for p in pubs:
             self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace)
+            r = self.resamplers.get(p.sig)
+            if r is not None:
+                if p.replace:
+                    r.reset()
+                r.feed(p.t, p.y)
             if p.name in watched and len(p.t):
                 self._events(self.reactions.feed(p.name, p.t, p.y, now))
+
+    def _views(self, wall: float | None) -> None:
+        """Close the view/aggregate buckets due at ``wall`` (unix s; None: all, at the end)
+        and publish what is ready."""
+        for sig, r in self.resamplers.items():
+            track = self.core.tracks.get(sig)
+            if track is None:
+                continue
+            if wall is None:
+                r.flush()
+            else:
+                r.close(wall, self.cfg.view_grace)
+            t, y = r.view()
+            if len(t):
+                self.pub.view(track.name, sig, t, y, r.view_width)
+            for rows in r.aggregates():
+                self.pub.aggregates(track.name, sig, rows.width, [
+                    rows.start, rows.mean, rows.min, rows.max, rows.count, rows.n])
 
     def _events(self, events: list[Event]) -> None:
         for ev in events:
@@ -326,6 +356,8 @@ class EngineProcess:
     def _add(self, s: dict, from_start: bool) -> None:
         if s["id"] not in self.core.tracks:
             self.core.add(s["id"], s["name"], Ring.open(s["path"]), from_start)
+            self.resamplers[s["id"]] = Resampler(view_width_for(self.cfg.view_points),
+                                                 tuple(self.cfg.aggregates))
 
     def close(self) -> None:
         for sig in list(self.core.tracks):
@@ -361,10 +393,12 @@ def main(spec: dict) -> None:
     stop = start_child("engine", spec.get("log_level", "INFO"), spec["parent_pid"])
     keep_large_blocks()
     from rtoc.pipeline.conditions import warm_up as conditions_warm_up
+    from rtoc.pipeline.resampler import warm_up as resampler_warm_up
     from rtoc.pipeline.ring import warm_up
 
     warm_up()
     conditions_warm_up()
+    resampler_warm_up()
     ctx = zmq.Context()
     engine = EngineProcess(EngineConfig(**spec["engine"]), spec["endpoints"], ctx, spec.get("rules"))
     code = 1

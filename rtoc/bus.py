@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from rtoc.paths import endpoints as instance_endpoints
-from rtoc.pipeline.bus import DataBatch, GapCounter, Meta, Subscriber
+from rtoc.pipeline.bus import AggBatch, DataBatch, GapCounter, Meta, Subscriber, ViewBatch
 from rtoc.pipeline.control import ControlClient
 
-__all__ = ["ControlClient", "DataBatch", "GapCounter", "Meta", "Subscriber", "instance_endpoints"]
+__all__ = ["AggBatch", "ControlClient", "DataBatch", "GapCounter", "Meta", "Subscriber", "ViewBatch",
+           "instance_endpoints"]

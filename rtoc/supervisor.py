@@ -36,6 +36,7 @@ from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.conditions import warm_up as conditions_warm_up
 from rtoc.pipeline.registry import Instance, SignalRegistry
+from rtoc.pipeline.resampler import warm_up as resampler_warm_up
 from rtoc.pipeline.ring import warm_up
 from rtoc.restart import RestartPolicy
 
@@ -157,6 +158,7 @@ class Supervisor:
             # compile (or load from numba's cache) the kernels once, before children race
             warm_up()
             conditions_warm_up()
+            resampler_warm_up()
             self._build_children()
             log.info("rtoc %s instance %r running (control %s, data %s)", __version__,
                      self.config.instance, self.endpoints["control"], self.endpoints["data"])

@@ -14,6 +14,9 @@ DATA_PREFIX = "data/"
 EVENT_TOPIC = "event"
 META_TOPIC = "meta"
 NOTIFY_TOPIC = "notify"
+VIEW_PREFIX = "view/"
+AGG_PREFIX = "agg/"
+AGG_COLUMNS = ("start", "mean", "min", "max", "count", "n")  # frames after the header
 
 MAX_MESSAGE = 64 << 20  # bytes of one msgpack message at most
 
@@ -75,3 +78,41 @@ def parse_data(frames: list) -> tuple[str, dict, np.ndarray, np.ndarray]:
     if t.shape != y.shape or header.get("n") != t.shape[0]:
         raise ValueError(f"data message {topic}: header n={header.get('n')} but {t.shape[0]}/{y.shape[0]} samples")
     return topic[len(DATA_PREFIX):], header, t, y
+
+
+def view_frames(name: str, sig: int, t: np.ndarray, y: np.ndarray, width: float) -> list:
+    """A ``view/<name>`` message: M4 points (``t``/``y`` float64[n]) of buckets ``width`` s."""
+    header = {"v": VERSION, "sig": sig, "n": int(t.shape[0]), "width": width}
+    return [(VIEW_PREFIX + name).encode(), pack(header), t, y]
+
+
+def agg_frames(name: str, sig: int, width: float, columns: list[np.ndarray]) -> list:
+    """An ``agg/<name>`` message: rows of one aggregate level, ``width`` s each; columns in
+    the order of ``AGG_COLUMNS`` (start, mean, min, max: float64; count, n: int64)."""
+    header = {"v": VERSION, "sig": sig, "n": int(columns[0].shape[0]), "width": width}
+    return [(AGG_PREFIX + name).encode(), pack(header), *columns]
+
+
+def parse_view(frames: list) -> tuple[str, dict, np.ndarray, np.ndarray]:
+    """``(name, header, t, y)`` of a view message; raises ValueError when malformed."""
+    if len(frames) != 4:
+        raise ValueError(f"view message has {len(frames)} frames, expected 4")
+    topic = bytes(frames[0]).decode()
+    header = unpack(bytes(frames[1]))
+    t, y = np.frombuffer(frames[2], dtype="<f8"), np.frombuffer(frames[3], dtype="<f8")
+    if t.shape != y.shape or header.get("n") != t.shape[0]:
+        raise ValueError(f"view message {topic}: header n={header.get('n')} but {t.shape[0]} points")
+    return topic[len(VIEW_PREFIX):], header, t, y
+
+
+def parse_agg(frames: list) -> tuple[str, dict, dict[str, np.ndarray]]:
+    """``(name, header, {column: array})`` of an aggregate message."""
+    if len(frames) != 2 + len(AGG_COLUMNS):
+        raise ValueError(f"aggregate message has {len(frames)} frames, expected {2 + len(AGG_COLUMNS)}")
+    topic = bytes(frames[0]).decode()
+    header = unpack(bytes(frames[1]))
+    cols = {c: np.frombuffer(f, dtype="<i8" if c in ("count", "n") else "<f8")
+            for c, f in zip(AGG_COLUMNS, frames[2:], strict=True)}
+    if any(a.shape[0] != header.get("n") for a in cols.values()):
+        raise ValueError(f"aggregate message {topic}: columns differ from n={header.get('n')}")
+    return topic[len(AGG_PREFIX):], header, cols
