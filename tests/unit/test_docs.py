@@ -54,3 +54,18 @@ def test_drivers_md_examples(tmp_path: Path) -> None:
     assert len(run.signals["Template.A"][0]) == 4
     assert run.sink.signals["Template.B"].unit == "A"
     assert "_update" not in plugin.function_table()  # private methods stay private
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/EVENTS.md", "docs/CONFIG.md"])
+def test_toml_examples_load(doc: str) -> None:
+    """Every rtoc.toml example in the docs is a valid config (rules compile, steps check)."""
+    from rtoc import config
+
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / doc).read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        cfg = config.loads(block, doc)
+        if "[[events]]" in block:
+            assert cfg.events and all(e.cond for e in cfg.events)
+        if "[[actions]]" in block:
+            assert cfg.actions
