@@ -33,6 +33,7 @@ test: $(VENV)/.test             ## unit + integration + e2e tests, then the laye
 bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part of `make test`
 	$(BIN)/python -m pytest bench -q -p no:cacheprovider --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 	$(BIN)/python bench/run_e2e.py
+	$(BIN)/python bench/run_warm_start.py
 
 soak: $(VENV)/.test             ## long stress runs
 	$(BIN)/python -m pytest -m soak $(ARGS)
