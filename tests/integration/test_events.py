@@ -166,3 +166,47 @@ def test_rtoc_events_cli_lists_and_follows(inst: Instance) -> None:
     assert '"id": "sine-high"' in out.stdout
     out = subprocess.run(base + ["rules"], capture_output=True, text=True, timeout=30)
     assert "Generator.Sine > 0.9" in out.stdout and "react" in out.stdout
+
+
+AUTOMATION = '''
+from rtoc.automation import Edge, every, on_event
+
+high = Edge()
+
+
+@every(0.1)
+def watch(rtoc):
+    v = rtoc.latest("Generator.Sine")
+    if v is not None and high(v > 0.5):
+        rtoc.event("seen high", id="auto-high", value=v)
+
+
+@on_event("auto-high")
+def tell(event, rtoc):
+    rtoc.notify("automation saw " + event.id)
+'''
+
+
+def test_the_supervisor_runs_automation_files_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "automations").mkdir()
+    (tmp_path / "automations" / "watch.py").write_text(AUTOMATION)
+    config = '[[drivers]]\nname = "Generator"\ndriver = "generator"\n[drivers.params]\nfrequency = 2.0\n'
+    with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
+        procs = {p["name"]: p for p in inst.client.request("status")["processes"]}
+        assert procs["automation"]["kind"] == "frontend"
+        with inst.subscriber([], events=True, notify=True) as sub:
+            got = set()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and got != {"event", "note"}:
+                msg = sub.recv(timeout=0.5)
+                if isinstance(msg, Event) and msg.id == "auto-high":
+                    got.add("event")
+                elif isinstance(msg, Notification) and msg.text == "automation saw auto-high":
+                    got.add("note")
+        assert got == {"event", "note"}
+        pid = procs["automation"]["pid"]
+    assert not Path(f"/proc/{pid}").exists()  # stopped with the instance
+
+
+def test_no_automation_process_without_files(inst: Instance) -> None:
+    assert "automation" not in {p["name"] for p in inst.client.request("status")["processes"]}
