@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,8 @@ class SignalEntry:
     owner: str
     ring: Ring
     reader: RingReader  # for `latest`; never advanced
+    epoch: int = 0      # ns since 1970 when the ring was created: (name, epoch, seq) names a
+                        # sample for good, although a new ring starts again at seq 0
 
     @property
     def name(self) -> str:
@@ -86,7 +89,7 @@ class SignalEntry:
     def info(self) -> dict:
         return {"id": self.id, "name": self.name, "device": self.device, "signal": self.signal,
                 "unit": self.unit, "owner": self.owner, "path": str(self.ring.path),
-                "capacity": self.ring.capacity}
+                "capacity": self.ring.capacity, "epoch": self.epoch}
 
 
 class SignalRegistry:
@@ -114,7 +117,8 @@ class SignalRegistry:
         sig = self._next_id
         ring = Ring.create(self.folder / f"{sig}.ring", capacity_for(max(rate, 1.0), seconds), sig)
         self._next_id += 1
-        entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1))
+        entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1),
+                            time.time_ns())
         self.by_name[name] = entry
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
         return entry, True

@@ -72,6 +72,22 @@ class BusConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    """The archiver process. ``backend``: ``duckdb`` (a file, default
+    ``<data_dir>/archive/<instance>.duckdb``) or ``postgres`` (``dsn``)."""
+
+    enabled: bool = True
+    backend: str = "duckdb"
+    path: str = ""
+    dsn: str = ""
+    schema: str = "rtoc"
+    flush_interval: float = 1.0      # s: write at least this often ...
+    max_batch: int = 1_000_000       # ... or once this many samples wait
+    retention_days: float = 0.0      # delete data older than this (0: keep everything)
+    spool_dir: str = ""              # batches wait here while the database is away
+
+
+@dataclass(frozen=True)
 class AutomationConfig:
     """Trusted Python automation files; empty ``folder``: ``automations/`` beside the
     config file in use (or in the user config folder)."""
@@ -90,6 +106,7 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     bus: BusConfig = field(default_factory=BusConfig)
     automation: AutomationConfig = field(default_factory=AutomationConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     events: tuple[EventRule, ...] = ()
     actions: tuple[ActionRule, ...] = ()
     source: str = ""  # the file it came from ("" = built-in defaults); not a TOML key
@@ -104,6 +121,16 @@ class Config:
             folder = Path(self.automation.folder).expanduser()
             return folder if folder.is_absolute() or not self.source else Path(self.source).parent / folder
         return (Path(self.source).parent if self.source else config_dir()) / "automations"
+
+    @property
+    def archive_path(self) -> Path:
+        return Path(self.archive.path).expanduser() if self.archive.path else \
+            self.data_path / "archive" / f"{self.instance}.duckdb"
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.archive.spool_dir).expanduser() if self.archive.spool_dir else \
+            self.data_path / "spool" / self.instance
 
     @property
     def rules_path(self) -> Path:
@@ -177,6 +204,15 @@ def _check(config: Config, text: str, source: str) -> None:
     if any(not lv > 0 for lv in levels) or any(
             abs(b / a - round(b / a)) > 1e-9 or b <= a for a, b in zip(levels, levels[1:], strict=False)):
         fail("must be increasing seconds, each a whole multiple of the one before", "engine.aggregates")
+    a = config.archive
+    if a.backend not in ("duckdb", "postgres"):
+        fail(f"must be 'duckdb' or 'postgres', got {a.backend!r}", "archive.backend")
+    if a.backend == "postgres" and not a.dsn:
+        fail("the postgres backend needs a dsn (e.g. postgresql://user@host/db)", "archive.dsn")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", a.schema):
+        fail(f"must be a lower-case SQL identifier, got {a.schema!r}", "archive.schema")
+    if not a.flush_interval > 0 or a.max_batch < 1 or a.retention_days < 0:
+        fail("flush_interval must be > 0, max_batch >= 1, retention_days >= 0", "archive.flush_interval")
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
         for i, name in enumerate(names):
@@ -269,7 +305,7 @@ def to_toml(config: Config) -> str:
     for name in ("instance", "data_dir", "log_level"):
         value = top[name] if name != "data_dir" else str(config.data_path)
         out.append(f"{name} = {_toml_value(value)}")
-    for name in ("engine", "supervisor", "bus", "automation"):
+    for name in ("engine", "supervisor", "bus", "automation", "archive"):
         out.append(f"\n[{name}]")
         for f in dataclasses.fields(top[name]):
             out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")

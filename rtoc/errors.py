@@ -22,7 +22,8 @@
     │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
     ├── InstanceError(RtocError)
     │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
-    ├── EngineUnavailable(RtocError)               the engine is (re)starting
+    ├── EngineUnavailable(RtocError)               the engine (or archiver) is (re)starting
+    ├── ArchiveOff(RtocError)                      the archive is disabled in rtoc.toml
     └── ControlError(RtocError)                    an error reply from the control plane
         └── ControlTimeout(ControlError, TimeoutError)
 
@@ -148,6 +149,10 @@ class InstanceRunning(InstanceError):
 
 class EngineUnavailable(RtocError):
     code = "unavailable"
+
+
+class ArchiveOff(RtocError):
+    code = "archive_off"
 
 
 class ControlError(RtocError):

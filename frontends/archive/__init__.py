@@ -1,0 +1,1 @@
+"""The archiver: keeps every sample and event in DuckDB (default) or PostgreSQL."""

@@ -1,0 +1,202 @@
+"""The archiver's pure core: bus messages in, :class:`ArchiveBatch` es out.
+
+Per signal (one ring's life: name and epoch) it keeps ``next_seq``, the first sample not
+yet taken. A data batch that starts beyond it leaves a hole: the part the engine reported
+``lost`` (overwritten in the ring before the engine read it) is a gap for good; the rest
+was dropped on the bus and may still be in the ring, so the core asks the shell to
+backfill it (:class:`Backfill`) and holds that signal's newer samples until the answer
+comes, so chunks stay in seq order. What overlaps samples already taken (a repeat, a
+resume) is trimmed. ``take(now)`` hands out a batch once ``flush_interval`` s passed since
+the oldest pending sample arrived, or ``max_samples`` are pending.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from rtoc.frontends.archive.model import ArchiveBatch, Chunk, Gap, SignalKey
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """Read ``count`` samples from ``first_seq`` of the signal's ring and call
+    :meth:`Batcher.backfilled` with what the ring still holds."""
+
+    sig: int
+    first_seq: int
+    count: int
+
+
+@dataclass
+class _Track:
+    key: SignalKey
+    next_seq: int | None = None         # first sample not taken yet (None: from the first seen)
+    t_last: float = math.nan            # time of the last sample taken
+    waiting: Backfill | None = None     # a backfill asked for, not answered yet
+    held: list[tuple[int, np.ndarray, np.ndarray, int]] = field(default_factory=list)
+
+
+class Batcher:
+    def __init__(self, flush_interval: float = 1.0, max_samples: int = 1_000_000,
+                 resume: dict[tuple[str, int], int] | None = None, first_number: int = 1):
+        self.flush_interval, self.max_samples = flush_interval, max_samples
+        self.resume = dict(resume or {})
+        self.tracks: dict[int, _Track] = {}
+        self.number = first_number
+        self._batch = ArchiveBatch(0)
+        self._runs: dict[SignalKey, list] = {}  # key -> [first_seq, end, [t...], [y...]]
+        self._pending = 0
+        self._since: float | None = None
+        self.stats = {"samples": 0, "gaps": 0, "lost": 0, "trimmed": 0, "backfilled": 0}
+
+    # -- input ---------------------------------------------------------------------------
+    def signal(self, sig: int, name: str, epoch: int, unit: str = "") -> None:
+        """A ring to follow (from the ``signals`` op or a ``signal_created`` meta)."""
+        key = SignalKey(name, int(epoch), unit or "")
+        tr = self.tracks.get(sig)
+        if tr is not None and tr.key == key:
+            return
+        self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch))))
+
+    def start_at(self, sig: int) -> int | None:
+        """Where following ``sig`` should start: its resume point, if the archive has one."""
+        tr = self.tracks.get(sig)
+        return None if tr is None else tr.next_seq
+
+    def data(self, sig: int, seq: int, t: np.ndarray, y: np.ndarray, lost: int, now: float) -> Backfill | None:
+        """Samples ``seq ..`` of ring ``sig`` (float64[n] t, y); ``lost``: how many before
+        ``seq`` the engine found overwritten. Returns a backfill request for a bus gap."""
+        tr = self.tracks.get(sig)
+        if tr is None:
+            return None  # a signal we were not told about (yet): its ring will be read
+        if tr.waiting is not None:
+            tr.held.append((seq, t, y, lost))
+            return None
+        return self._accept(sig, tr, seq, t, y, lost, now)
+
+    def backfilled(self, sig: int, first_seq: int, t: np.ndarray, y: np.ndarray, now: float) -> list[Backfill]:
+        """The answer to a :class:`Backfill`: samples from ``first_seq`` (what the ring still
+        held; anything before them that was asked for is lost). Releases held batches."""
+        tr = self.tracks.get(sig)
+        if tr is None or tr.waiting is None:
+            return []
+        asked, tr.waiting = tr.waiting, None
+        lost = max(0, first_seq - asked.first_seq) if len(t) else asked.count
+        end = asked.first_seq + asked.count
+        keep = max(0, min(len(t), end - first_seq))
+        if lost:
+            after = t if len(t) else next((h[1] for h in tr.held if len(h[1])), t)
+            self._gap(tr, asked.first_seq, min(lost, asked.count), after[0] if len(after) else math.nan)
+        if keep:
+            self._take(tr, first_seq, t[:keep], y[:keep], now)
+            self.stats["backfilled"] += keep
+        tr.next_seq = max(tr.next_seq or 0, end)
+        out: list[Backfill] = []
+        held, tr.held = tr.held, []
+        for i, (seq, ht, hy, hlost) in enumerate(held):
+            req = self._accept(sig, tr, seq, ht, hy, hlost, now)
+            if req is not None:
+                tr.held = held[i + 1:]
+                out.append(req)
+                break
+        return out
+
+    def event(self, event: dict, now: float) -> None:
+        self._batch.events.append(event)
+        if self._since is None:
+            self._since = now
+
+    def expect(self, sig: int, seq: int, now: float) -> Backfill | None:
+        """A heartbeat says ring ``sig`` has samples up to ``seq``: a hole at the end of a
+        stream (nothing more came on the bus) is backfilled too."""
+        tr = self.tracks.get(sig)
+        if tr is None or tr.waiting is not None or tr.next_seq is None or seq <= tr.next_seq:
+            return None
+        tr.waiting = Backfill(sig, tr.next_seq, seq - tr.next_seq)
+        return tr.waiting
+
+    def expect_from(self, sig: int, start: int, end: int) -> Backfill | None:
+        """Start following ``sig`` at ``start`` (unless already following) and read its ring
+        up to ``end``: what a ring holds beyond the archive when the archiver starts."""
+        tr = self.tracks.get(sig)
+        if tr is None:
+            return None
+        if tr.next_seq is None:
+            tr.next_seq = start
+        return self.expect(sig, end, 0.0)
+
+    # -- output --------------------------------------------------------------------------
+    def due(self, now: float) -> bool:
+        if self._since is None:
+            return False
+        return now - self._since >= self.flush_interval or self._pending >= self.max_samples
+
+    def next_deadline(self) -> float | None:
+        return None if self._since is None else self._since + self.flush_interval
+
+    def take(self) -> ArchiveBatch:
+        """The pending batch (possibly empty), numbered; a new one starts."""
+        for key in list(self._runs):
+            self._close_run(key)
+        batch, self._batch, self._since, self._pending = self._batch, ArchiveBatch(0), None, 0
+        batch.number = self.number
+        self.number += 1
+        return batch
+
+    # -- internals -----------------------------------------------------------------------
+    def _accept(self, sig, tr: _Track, seq, t, y, lost, now) -> Backfill | None:
+        n = len(t)
+        if tr.next_seq is None:
+            tr.next_seq = seq
+        if seq < tr.next_seq:  # overlaps what was taken: trim
+            cut = min(n, tr.next_seq - seq)
+            self.stats["trimmed"] += cut
+            seq, t, y, lost = seq + cut, t[cut:], y[cut:], 0
+            n -= cut
+            if n == 0:
+                return None
+        if seq > tr.next_seq:
+            hole = seq - tr.next_seq
+            known = min(lost, hole)  # the engine saw these overwritten: gone for good
+            bus = hole - known
+            if bus:  # dropped on the bus: maybe still in the ring
+                tr.waiting = Backfill(sig, tr.next_seq, bus)
+                tr.held.append((seq, t, y, known))
+                return tr.waiting
+            self._gap(tr, tr.next_seq, known, t[0] if n else math.nan)
+            tr.next_seq = seq
+        if n:
+            self._take(tr, seq, t, y, now)
+        return None
+
+    def _take(self, tr: _Track, seq: int, t: np.ndarray, y: np.ndarray, now: float) -> None:
+        run = self._runs.get(tr.key)
+        if run is not None and run[1] == seq:  # consecutive: the same chunk
+            run[2].append(t)
+            run[3].append(y)
+            run[1] += len(t)
+        else:
+            if run is not None:
+                self._close_run(tr.key)
+            self._runs[tr.key] = [seq, seq + len(t), [t], [y]]
+        self._pending += len(t)
+        tr.next_seq = seq + len(t)
+        tr.t_last = float(t[-1])
+        self.stats["samples"] += len(t)
+        if self._since is None:
+            self._since = now
+
+    def _close_run(self, key: SignalKey) -> None:
+        first, _, ts, ys = self._runs.pop(key)
+        t = ts[0] if len(ts) == 1 else np.concatenate(ts)
+        y = ys[0] if len(ys) == 1 else np.concatenate(ys)
+        self._batch.chunks.append(Chunk(key, first, t, y))
+
+    def _gap(self, tr: _Track, first_seq: int, count: int, t_to: float) -> None:
+        if count <= 0:
+            return
+        self._batch.gaps.append(Gap(tr.key, first_seq, count, tr.t_last, float(t_to)))
+        self.stats["gaps"] += 1
+        self.stats["lost"] += count

@@ -1,0 +1,145 @@
+"""What the archiver writes and reads: batches, the backend interface, the schema.
+
+Schema (the same tables in DuckDB and PostgreSQL; docs/ARCHITECTURE.md, "Archive")::
+
+    signals (id INTEGER, device TEXT, name TEXT, unit TEXT, created DOUBLE)
+    samples (signal INTEGER, epoch BIGINT, seq BIGINT, t DOUBLE, y DOUBLE)
+    ledger  (signal INTEGER, epoch BIGINT, first_seq BIGINT, count BIGINT,
+             t_first DOUBLE, t_last DOUBLE, written DOUBLE)
+    events  (time DOUBLE, device TEXT, signal TEXT, priority INTEGER, id TEXT, text TEXT,
+             value TEXT, extra TEXT, key TEXT)
+    gaps    (signal INTEGER, epoch BIGINT, first_seq BIGINT, count BIGINT,
+             t_from DOUBLE, t_to DOUBLE, noted DOUBLE)
+
+* A signal is a row of ``signals`` per ``Device.Signal`` (``name`` is the full name,
+  ``device`` its device part); ``samples.signal`` refers to ``signals.id``.
+* ``epoch`` is the ring's creation time in ns: a ring's sequence numbers start at 0, so
+  ``(signal, epoch, seq)`` is what names one sample for good. Imported data has epoch 0.
+* Tables are append-only and have no primary or unique keys (DuckDB's known WAL-replay
+  bugs after a crash involve those). Idempotence comes from the ``ledger``: a chunk whose
+  ``(signal, epoch, first_seq)`` is already there is skipped, and the archiver never writes
+  chunks that overlap otherwise. Events carry ``key`` (a hash of their fields) and are
+  skipped when the key exists.
+* ``gaps`` records samples that were lost for good (the ring had overwritten them before
+  the archiver could read them): ``count`` samples from ``first_seq``, between ``t_from``
+  (the last sample before, NaN if unknown) and ``t_to`` (the first after).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rtoc.errors import RtocError
+
+
+class ArchiveError(RtocError):
+    code = "archive"
+
+
+class ArchiveUnavailable(ArchiveError, ConnectionError):
+    """The database cannot be reached or written (stopped server, disk full): spool."""
+
+    code = "archive_unavailable"
+
+
+@dataclass(frozen=True)
+class SignalKey:
+    """One ring's life of a signal: full name ``Device.Signal``, ring epoch (ns), unit."""
+
+    name: str
+    epoch: int
+    unit: str = ""
+
+    @property
+    def device(self) -> str:
+        return self.name.partition(".")[0]
+
+
+@dataclass
+class Chunk:
+    """Samples ``first_seq .. first_seq + n - 1`` of one ring: ``t`` float64[n] (unix s),
+    ``y`` float64[n]."""
+
+    key: SignalKey
+    first_seq: int
+    t: np.ndarray
+    y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.t.shape[0])
+
+
+@dataclass(frozen=True)
+class Gap:
+    key: SignalKey
+    first_seq: int
+    count: int
+    t_from: float
+    t_to: float
+
+
+@dataclass
+class ArchiveBatch:
+    """What one flush writes, atomically: chunks (of one signal and ring they never
+    overlap, and come in seq order), events (``Event.to_dict()`` maps) and gaps. ``number`` increases per archiver
+    run (the spool replays in that order)."""
+
+    number: int
+    chunks: list[Chunk] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def samples(self) -> int:
+        return sum(c.n for c in self.chunks)
+
+    def __bool__(self) -> bool:
+        return bool(self.chunks or self.events or self.gaps)
+
+
+def event_key(event: dict) -> str:
+    """The idempotence key of an event: a hash of its fields."""
+    fields = [event.get(k) for k in ("time", "id", "text", "device", "signal", "priority")]
+    return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()
+
+
+class Backend(Protocol):
+    """A database the archiver writes to. Every method may raise ArchiveUnavailable."""
+
+    name: str
+
+    def connect(self) -> None:
+        """Open the database and create the tables when missing."""
+
+    def write(self, batch: ArchiveBatch) -> int:
+        """Write a batch in one transaction; chunks and events already archived are
+        skipped (replay is idempotent). Returns the samples actually written."""
+
+    def resume_points(self) -> dict[tuple[str, int], int]:
+        """``(name, epoch) -> next seq`` not yet archived (the end of its last chunk)."""
+
+    def signals(self) -> list[dict[str, Any]]:
+        """``[{name, device, unit, created, samples, t_first, t_last}]``."""
+
+    def history(self, name: str, t_from: float, t_to: float) -> tuple[np.ndarray, np.ndarray]:
+        """Samples of ``name`` (every epoch) with ``t_from <= t <= t_to``, ordered by t:
+        float64 arrays."""
+
+    def buckets(self, name: str, t_from: float, t_to: float, width: float) -> dict[str, np.ndarray]:
+        """Fixed-interval aggregates over the samples: ``start`` (a multiple of ``width``),
+        ``mean``, ``min``, ``max`` (float64), ``count`` (int64), ordered by start."""
+
+    def events(self, t_from: float, t_to: float, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Archived events in the range, ordered by time."""
+
+    def delete_before(self, t: float) -> int:
+        """Retention: remove samples, events, gaps and ledger rows older than ``t``; returns
+        the samples removed."""
+
+    def close(self) -> None: ...

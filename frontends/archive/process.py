@@ -1,0 +1,313 @@
+"""The archiver process: the bus in, the database out, nothing lost and nothing twice.
+
+Read, feed, drain, write: a SUB on data, events and meta feeds the :class:`Batcher`; every
+``flush_interval`` its batch goes to the backend in one transaction. While the database is
+away, batches go to the :class:`Spool` and are replayed in order, with back-off, once it is
+back. At start the archive says where each ring's archived samples end, and the archiver
+reads the rest from the rings (after a ``kill -9``, a restart, an outage of the archiver).
+A hole on the bus is backfilled from the ring while the ring still holds it; otherwise it
+becomes a gap row and a warning event. Requests forwarded by the supervisor (history,
+status, query, import) are answered between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+from rtoc.frontends.archive.batcher import Backfill, Batcher
+from rtoc.frontends.archive.model import ArchiveBatch, ArchiveUnavailable, Backend
+from rtoc.frontends.archive.queries import Queries
+from rtoc.frontends.archive.spool import Spool
+from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
+from rtoc.pipeline.child import start_child
+from rtoc.pipeline.ring import Ring, RingReader
+
+from rtoc import wire
+from rtoc.errors import RtocError, error_reply
+from rtoc.model import Event
+
+log = logging.getLogger(__name__)
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # s: back-off while the database is away
+RETENTION_EVERY = 3600.0            # s between retention runs
+SIGNALS_RID = "archiver-signals"
+
+
+class Archiver:
+    def __init__(self, backend: Backend, spool: Spool, endpoints: dict, ctx: zmq.Context,
+                 flush_interval: float = 1.0, max_batch: int = 1_000_000, retention_days: float = 0.0):
+        self.backend, self.spool = backend, spool
+        self.flush_interval, self.max_batch = flush_interval, max_batch
+        self.retention = retention_days * 86400.0
+        self.sub = Subscriber(endpoints["data"], None, events=True, meta=True, ctx=ctx)
+        self.ctrl = ctx.socket(zmq.DEALER)
+        self.ctrl.setsockopt(zmq.IDENTITY, b"archiver")
+        self.ctrl.setsockopt(zmq.LINGER, 500)
+        self.ctrl.connect(endpoints["control"])
+        self.inbox = ctx.socket(zmq.PUSH)
+        self.inbox.setsockopt(zmq.LINGER, 500)
+        self.inbox.connect(endpoints["inbox"])
+        self.batcher: Batcher | None = None
+        self.rings: dict[int, Ring] = {}
+        self.paths: dict[int, str] = {}
+        self.sig_of: dict[str, int] = {}
+        self.asked: set[int] = set()
+        self.up = False
+        self.retry_at = 0.0
+        self.retry_delay = RETRY_FIRST
+        self.queries = Queries(self)
+        self.written = self.spooled = 0
+        self.last_error = ""
+
+    # -- start-up ------------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        resume: dict = {}
+        if self._connect():
+            resume = self._call(self.backend.resume_points) or {}
+        self.batcher = Batcher(self.flush_interval, self.max_batch, resume,
+                               first_number=max(time.time_ns(), self.spool.last_number() + 1))
+        self.ctrl.send(wire.pack({"op": "hello", "role": "archiver", "rid": "archiver-hello"}))
+        self.ctrl.send(wire.pack({"op": "signals", "rid": SIGNALS_RID}))
+
+    def _connect(self) -> bool:
+        try:
+            self.backend.connect()
+        except ArchiveUnavailable as exc:
+            self._down(exc)
+            return False
+        self.up = True
+        self.retry_delay = RETRY_FIRST
+        return True
+
+    def _follow(self, s: dict, now: float) -> None:
+        """A ring to archive; read what it holds beyond the archive's end."""
+        sig = int(s["id"])
+        self.paths[sig] = s.get("path") or self.paths.get(sig, "")
+        self.sig_of[s["name"]] = sig
+        known = sig in self.batcher.tracks
+        self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "")
+        if known or not self.paths[sig]:
+            return
+        start = self.batcher.start_at(sig) or 0
+        ring = self._ring(sig)
+        if ring is not None and ring.committed > start:
+            self._backfill(self.batcher.expect_from(sig, start, ring.committed), now)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop) -> int:
+        self.start(time.monotonic())
+        last_retention = -math.inf
+        poller = zmq.Poller()
+        poller.register(self.sub.sock, zmq.POLLIN)
+        poller.register(self.ctrl, zmq.POLLIN)
+        while not stop.is_set():
+            now = time.monotonic()
+            deadline = self.batcher.next_deadline()
+            wait = 0.1 if deadline is None else min(0.1, max(0.0, deadline - now))
+            for sock, _ in poller.poll(math.ceil(wait * 1000)):
+                for _ in range(1000):  # bounded, so flushes and retries still happen
+                    if sock is self.sub.sock:
+                        msg = self.sub.recv(timeout=0)
+                        if msg is None:
+                            break
+                        self._bus(msg, time.monotonic())
+                    else:
+                        if not self.ctrl.poll(0):
+                            break
+                        self._control(wire.unpack(self.ctrl.recv()), time.monotonic())
+            now = time.monotonic()
+            if self.batcher.due(now):
+                self._write(self.batcher.take(), now)
+            if not self.up or self.spool.size:
+                self._retry(now)
+            if self.retention and self.up and now - last_retention > RETENTION_EVERY:
+                self._call(self.backend.delete_before, time.time() - self.retention)
+                last_retention = now
+        self._drain()
+        return 0
+
+    def _drain(self) -> None:
+        """Stopping: take what is still on the bus, write (or spool) the last batch."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            msg = self.sub.recv(timeout=0.05)
+            if msg is None:
+                break
+            self._bus(msg, time.monotonic())
+        now = time.monotonic()
+        self._retry(now, force=True)
+        batch = self.batcher.take()
+        if batch:
+            self._write(batch, now)
+
+    def _bus(self, msg: Any, now: float) -> None:
+        b = self.batcher
+        if isinstance(msg, DataBatch):
+            if msg.sig not in b.tracks:  # not announced yet: ask (its ring is read then)
+                if msg.sig not in self.asked:
+                    self.asked.add(msg.sig)
+                    self.ctrl.send(wire.pack({"op": "signals", "rid": SIGNALS_RID}), zmq.NOBLOCK)
+                return
+            self._backfill(b.data(msg.sig, msg.seq, msg.t, msg.y, msg.lost, now), now)
+        elif isinstance(msg, Event):
+            b.event(msg.to_dict(), now)
+        elif isinstance(msg, Meta):
+            if msg.kind == "signal_created":
+                self._follow(msg.fields, now)
+            elif msg.kind == "heartbeat":
+                for name, seq in (msg.fields.get("seq") or {}).items():
+                    sig = self.sig_of.get(name)
+                    if sig is not None:
+                        self._backfill(b.expect(sig, int(seq), now), now)
+
+    def _backfill(self, req: Backfill | None, now: float) -> None:
+        while req is not None:
+            ring = self._ring(req.sig)
+            if ring is None:
+                t = y = np.empty(0)
+                first = req.first_seq + req.count
+            else:
+                res = RingReader(ring, cursor=req.first_seq, max_batch=req.count).read()
+                first, t, y = res.first, res.t, res.y
+            before = self.batcher.stats["lost"]
+            more = self.batcher.backfilled(req.sig, first, t, y, now)
+            lost = self.batcher.stats["lost"] - before
+            if lost:
+                self._warn(req, lost)
+            req = more[0] if more else None
+
+    def _warn(self, req: Backfill, lost: int) -> None:
+        key = self.batcher.tracks[req.sig].key
+        text = f"archive: {lost} samples of {key.name} were lost before they could be archived"
+        log.warning("%s (from seq %d)", text, req.first_seq)
+        ev = Event(time.time(), text, key.device, key.name.partition(".")[2], 1, "rtoc.archive_gap",
+                   lost, {"first_seq": req.first_seq})
+        try:
+            self.inbox.send(wire.pack({"kind": "event", "event": ev.to_dict()}), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _ring(self, sig: int) -> Ring | None:
+        ring = self.rings.get(sig)
+        if ring is None and self.paths.get(sig):
+            try:
+                ring = self.rings[sig] = Ring.open(self.paths[sig])
+            except (OSError, RtocError) as exc:
+                log.warning("cannot open the ring of signal %d: %s", sig, exc)
+                return None
+        return ring
+
+    # -- writing -------------------------------------------------------------------------
+    def _write(self, batch: ArchiveBatch, now: float) -> None:
+        if not batch:
+            return
+        if self.up and not self.spool.size:
+            try:
+                self.written += self.backend.write(batch)
+                return
+            except ArchiveUnavailable as exc:
+                self._down(exc)
+        self.spool.put(batch)
+        self.spooled += batch.samples
+
+    def _retry(self, now: float, force: bool = False) -> None:
+        if not force and now < self.retry_at:
+            return
+        if not self.up and not self._connect():
+            self.retry_at = now + self.retry_delay
+            self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
+            return
+        for path in self.spool.pending():  # in order; stop at the first failure
+            batch = self.spool.load(path)
+            if batch is None:
+                continue
+            try:
+                self.written += self.backend.write(batch)
+            except ArchiveUnavailable as exc:
+                self._down(exc)
+                self.retry_at = now + self.retry_delay
+                return
+            self.spool.done(path)
+        if self.up:
+            log.info("archive: database back; spool replayed")
+
+    def _down(self, exc: Exception) -> None:
+        if self.up or not self.last_error:
+            log.warning("archive: database unavailable (%s); spooling to %s", exc, self.spool.folder)
+        self.up = False
+        self.last_error = str(exc)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except ArchiveUnavailable as exc:
+            self._down(exc)
+            return None
+
+    # -- control -------------------------------------------------------------------------
+    def _control(self, msg: dict, now: float) -> None:
+        if "op" not in msg:  # a reply to one of ours
+            if msg.get("re") == SIGNALS_RID and msg.get("ok"):
+                for s in msg.get("signals", []):
+                    self._follow(s, now)
+            return
+        try:
+            reply = self.queries.handle(msg["op"], msg)
+        except RtocError as exc:
+            reply = error_reply(exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            reply = {"ok": False, "error": {"code": "bad_request", "message": f"{type(exc).__name__}: {exc}"}}
+        try:
+            self.ctrl.send(wire.pack({"re": msg.get("rid"), **reply}), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("control queue full: a reply was dropped")
+
+    def status(self) -> dict:
+        return {"backend": self.backend.name, "up": self.up, "written": self.written,
+                "spooled_samples": self.spooled, "spool_batches": self.spool.size,
+                "last_error": self.last_error, **self.batcher.stats}
+
+    def close(self) -> None:
+        for ring in self.rings.values():
+            ring.close()
+        self.rings.clear()
+        self.sub.close()
+        self.ctrl.close()
+        self.inbox.close()
+        try:
+            self.backend.close()
+        except ArchiveUnavailable:
+            pass
+
+
+def make_backend(spec: dict) -> Backend:
+    if spec["backend"] == "postgres":
+        from rtoc.frontends.archive.postgres import PostgresBackend
+
+        return PostgresBackend(spec["dsn"], spec.get("schema", "rtoc"))
+    from rtoc.frontends.archive.duck import DuckBackend
+
+    return DuckBackend(Path(spec["path"]))
+
+
+def main(spec: dict) -> None:
+    """Entry point of the archiver process (spawned by the supervisor)."""
+    stop = start_child("archiver", spec.get("log_level", "INFO"), spec["parent_pid"])
+    ctx = zmq.Context()
+    archiver = Archiver(make_backend(spec), Spool(Path(spec["spool"])), spec["endpoints"], ctx,
+                        spec["flush_interval"], spec["max_batch"], spec["retention_days"])
+    code = 1
+    try:
+        code = archiver.run(stop)
+    except Exception:
+        log.exception("archiver crashed")
+    finally:
+        archiver.close()
+        ctx.term()
+    sys.exit(code)
