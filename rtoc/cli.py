@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from rtoc import cli_events
+from rtoc import cli_archive, cli_events
 from rtoc import config as config_mod
 from rtoc import log as log_mod
 from rtoc.errors import ConfigError, ControlError, InstanceError, RtocError
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("driver")
         x.set_defaults(fn=_lifecycle(op))
     cli_events.add_parsers(sub, _client, _endpoints)
+    cli_archive.add_parsers(sub, _client)
     return p
 
 

@@ -24,6 +24,7 @@
     │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
     ├── EngineUnavailable(RtocError)               the engine (or archiver) is (re)starting
     ├── ArchiveOff(RtocError)                      the archive is disabled in rtoc.toml
+    ├── ImportFileError(RtocError, ValueError)     a file to import is malformed (names the line)
     └── ControlError(RtocError)                    an error reply from the control plane
         └── ControlTimeout(ControlError, TimeoutError)
 
@@ -153,6 +154,10 @@ class EngineUnavailable(RtocError):
 
 class ArchiveOff(RtocError):
     code = "archive_off"
+
+
+class ImportFileError(RtocError, ValueError):
+    code = "bad_import"
 
 
 class ControlError(RtocError):
