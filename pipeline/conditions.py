@@ -93,6 +93,10 @@ class RuleState:
         return self._trigger(t, c, y, None)
 
     def _merge(self, now: float, release: bool) -> Firing | None:
+        if not release and not all(self.queues):  # a signal has nothing pending: no progress
+            if any(self.queues) and self.waiting_since is None:
+                self.waiting_since = now
+            return None
         sizes = [sum(len(t) for t, _ in q) for q in self.queues]
         total = sum(sizes)
         if total == 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from rtoc.rules import ActionRule, Effect, EventRule
 log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc malloc.h)
 MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
+FAILED = "rtoc.action_failed"  # the id of the event an action's failure raises
+MAX_MESSAGES = 32  # control/inbox messages handled per socket per loop turn
+MAX_UNWRITTEN = 10_000  # samples an action may queue for a signal whose ring is not claimed yet
 VIEW_EVERY = 0.05  # s between view/aggregate messages of a signal (20 frames/s is plenty)
 
 
@@ -153,7 +157,7 @@ class EngineProcess:
             cfg.event_history, cfg.sync_timeout, cfg.max_event_rate)
         self.writers: dict[str, RingWriter] = {}            # signals actions write to
         self.unwritten: dict[str, list[tuple[float, float]]] = {}  # ... waiting for their ring
-        self.requests: dict[str, tuple[Effect, float]] = {}  # action requests awaiting replies
+        self.requests: dict[str, tuple[Effect, float, str]] = {}  # rid -> (effect, sent, event id)
         self._rid = 0
         self.resamplers: dict[int, Resampler] = {}
         self.pub = Publisher(ctx, endpoints["data"])
@@ -189,12 +193,17 @@ class EngineProcess:
             quiet = now - last_data > cfg.idle_after * cfg.tick
             wait = cfg.idle_tick if quiet else cfg.tick
             for sock, _ in self.poller.poll(math.ceil(wait * 1000)):
-                while sock.poll(0):
+                # a bounded number per turn: a flood of requests must not stop the scans
+                for _ in range(MAX_MESSAGES):
+                    if not sock.poll(0):
+                        break
                     data = sock.recv()
                     try:
                         self._message(sock, wire.unpack(data))
                     except (ValueError, KeyError, TypeError) as exc:
                         log.warning("ignored a malformed message: %s", exc)
+                    except Exception:  # nothing a peer sends may take the engine down
+                        log.exception("a message could not be handled")
         now = time.monotonic()
         self._publish(self.core.scan(now, flush=True), now)  # drain before leaving
         self._events(self.reactions.flush(now))
@@ -245,31 +254,32 @@ class EngineProcess:
         if eff.kind == "notify":
             self.pub.notify(Notification(time.time(), eff.text, eff.priority, f"action:{eff.action}"))
         elif eff.kind == "write":
-            self._write(eff)
+            self._write(eff, ev.id)
         else:
             req = {"op": "call", "driver": eff.device, "function": eff.name,
                    "args": list(eff.args), "kwargs": dict(eff.kwargs)} if eff.kind == "call" else \
                   {"op": "set", "driver": eff.device, "param": eff.name, "value": eff.value}
-            self._request(req, eff)
+            self._request(req, eff, ev.id)
 
-    def _request(self, req: dict, eff: Effect) -> None:
+    def _request(self, req: dict, eff: Effect, cause: str) -> None:
         self._rid += 1
-        rid = f"act-{self._rid}"
+        rid = f"act-{os.getpid()}-{self._rid}"  # never matches a reply meant for an earlier engine
         now = time.monotonic()
-        for old, (_, since) in list(self.requests.items()):  # never answered: forget
+        for old, (e, since, _) in list(self.requests.items()):  # never answered: forget
             if now - since > 60:
                 del self.requests[old]
+                self._failed(e, "no reply within 60 s", cause)
         try:
             self.ctrl.send(wire.pack({**req, "rid": rid}), zmq.NOBLOCK)
-            self.requests[rid] = (eff, now)
+            self.requests[rid] = (eff, now, cause)
         except (zmq.Again, ValueError, TypeError) as exc:
-            self._failed(eff, f"could not send the request: {exc}")
+            self._failed(eff, f"could not send the request: {exc}", cause)
 
-    def _write(self, eff: Effect) -> None:
+    def _write(self, eff: Effect, cause: str) -> None:
         name = f"{eff.device}.{eff.name}"
         value = eff.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._failed(eff, f"the value {value!r} is not a number")
+            self._failed(eff, f"the value {value!r} is not a number", cause)
             return
         sample = (time.time(), float(value))
         writer = self.writers.get(name)
@@ -277,21 +287,21 @@ class EngineProcess:
             writer.write(np.array([sample[0]]), np.array([sample[1]]))
             return
         queue = self.unwritten.setdefault(name, [])
+        if len(queue) >= MAX_UNWRITTEN:
+            del queue[0]  # the ring never came: keep the newest (the failure was reported)
         queue.append(sample)
         if len(queue) == 1:  # ask for the ring once
-            self._request({"op": "create_signal", "device": eff.device, "signal": eff.name}, eff)
+            self._request({"op": "create_signal", "device": eff.device, "signal": eff.name}, eff, cause)
 
     def _reply(self, msg: dict) -> None:
         """A reply to one of the engine's own requests (an action's call/set/claim)."""
         entry = self.requests.pop(msg.get("re"), None)
         if entry is None:
             return
-        eff = entry[0]
+        eff, _, cause = entry
         if not msg.get("ok"):
             err = msg.get("error") or {}
-            self._failed(eff, f"{err.get('code', 'error')}: {err.get('message', '')}")
-            if eff.kind == "write":
-                self.unwritten.pop(f"{eff.device}.{eff.name}", None)
+            self._failed(eff, f"{err.get('code', 'error')}: {err.get('message', '')}", cause)
         elif eff.kind == "write":
             name = f"{eff.device}.{eff.name}"
             writer = self.writers[name] = RingWriter(Ring.open(msg["path"]))
@@ -300,14 +310,18 @@ class EngineProcess:
                 t, y = np.array(samples).T
                 writer.write(np.ascontiguousarray(t), np.ascontiguousarray(y))
 
-    def _failed(self, eff: Effect, why: str) -> None:
+    def _failed(self, eff: Effect, why: str, cause: str) -> None:
         target = f"{eff.device}.{eff.name}" if eff.device else ""
         text = f"action {eff.action!r}: {eff.kind} {target} failed: {why}"
         log.warning("%s", text)
-        ev = Event(time.time(), text, priority=1, id="rtoc.action_failed",
-                   extra={"action": eff.action})
-        self.pub.event(self.reactions.receive(ev))
-        self.events += 1
+        if eff.kind == "write":  # the claim failed: the queued samples cannot be written
+            self.unwritten.pop(target, None)
+        ev = Event(time.time(), text, priority=1, id=FAILED, extra={"action": eff.action})
+        if cause == FAILED:  # a failure while handling a failure: list it, run no action on it
+            self.reactions.log.add(ev)
+        else:
+            self.reactions.receive(ev)
+        self._events([ev])
 
     def _heartbeat(self, dt: float) -> None:
         stats = self.core.heartbeat(dt)
@@ -344,7 +358,13 @@ class EngineProcess:
                 reply = self.reactions.handle(op, msg)
             except RtocError as exc:
                 reply = error_reply(exc)
-            self.ctrl.send(wire.pack({"re": msg.get("rid"), **reply}), zmq.NOBLOCK)
+            except Exception as exc:  # a request must never take the engine down
+                log.exception("%s failed", op)
+                reply = {"ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
+            try:
+                self.ctrl.send(wire.pack({"re": msg.get("rid"), **reply}), zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("control queue full: the reply to %s was dropped", op)
             if op != "events" and op != "rules" and reply.get("ok"):
                 self.pub.meta("rules_changed", {"op": op, "kind": msg.get("kind")})
         elif op == "signal_added":

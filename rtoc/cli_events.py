@@ -53,14 +53,14 @@ def cmd_events(args, client, endpoints: dict) -> int:
     # subscribe first, so nothing falls between the history and the live part
     sub = Subscriber(endpoints["data"], signals=[], events=True, notify=args.notify) if args.follow else None
     try:
-        last = None
+        shown_before: set = set()
         if args.history:
             with client as c:
                 found = c.request("events", limit=args.history, **f)["events"]
             for d in found:
                 ev = Event.from_dict(d)
                 show(ev)
-                last = (ev.time, ev.id, ev.text)
+                shown_before.add((ev.time, ev.id, ev.text))
         if sub is None:
             return 0
         shown, deadline = 0, time.monotonic() + args.duration if args.duration else None
@@ -74,7 +74,7 @@ def cmd_events(args, client, endpoints: dict) -> int:
                       f"{msg.source}  {msg.text}", flush=True)
             if not isinstance(msg, Event) or not _matches(msg, f):
                 continue
-            if last is not None and (msg.time, msg.id, msg.text) <= last:
+            if (msg.time, msg.id, msg.text) in shown_before:
                 continue  # already shown from the history
             show(msg)
             shown += 1

@@ -217,6 +217,10 @@ def _unquote(text: str) -> tuple[str, dict[str, str]]:
         name = m.group(1)
         if not name.strip():
             raise ConditionError("empty name in backticks", text=text, column=m.start() + 1)
+        for at in (m.start() - 1, m.end()):  # `a`b would read as one other name
+            if 0 <= at < len(text) and (text[at].isalnum() or text[at] in "_`"):
+                raise ConditionError("a quoted part must stand alone: put '.' or a space next to "
+                                     "the backticks", text=text, column=at + 1, part=text[at])
         width = len(m.group(0)) - 1  # >= 2: room for the index in base 36
         index = _base36(len(quoted)).rjust(width, "0")
         for lead in _LEADS:  # a first letter that makes it an identifier nobody wrote

@@ -198,8 +198,10 @@ def _check(config: Config, text: str, source: str) -> None:
     for key in ("sync_timeout", "max_event_rate", "view_grace"):
         if not getattr(e, key) > 0:
             fail("must be > 0", f"engine.{key}")
-    if e.event_history < 1 or e.view_points < 4:
-        fail("must be >= 1 (event_history) and >= 4 (view_points)", "engine.view_points")
+    if e.event_history < 1:
+        fail("must be >= 1", "engine.event_history")
+    if e.view_points < 4:
+        fail("must be >= 4 (M4 gives up to 4 points per bucket)", "engine.view_points")
     levels = e.aggregates
     if any(not lv > 0 for lv in levels) or any(
             abs(b / a - round(b / a)) > 1e-9 or b <= a for a, b in zip(levels, levels[1:], strict=False)):

@@ -9,6 +9,7 @@ silently overridden), the same rule as for driver parameters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from rtoc.rules import ActionRule, EventRule
 
 log = logging.getLogger(__name__)
 KINDS = {"event": EventRule, "action": ActionRule}
+MAX_RULES = 1000  # of each kind (every event rule costs the engine work on every batch)
 VERSION = 1
 
 
@@ -53,9 +55,11 @@ class RuleStore:
     def put(self, kind: str, raw: Any) -> EventRule | ActionRule:
         """Add or replace (by name) a rule given as a dict; validated first."""
         rule = _cls(kind).from_dict(raw)
-        self.rules[kind][rule.name] = rule
-        self.removed[kind].discard(rule.name)
-        self._save()
+        if rule.name not in self.rules[kind] and len(self.rules[kind]) >= MAX_RULES:
+            raise RuleError(f"at most {MAX_RULES} {kind} rules", "name")
+        with self._change():
+            self.rules[kind][rule.name] = rule
+            self.removed[kind].discard(rule.name)
         return rule
 
     def enable(self, kind: str, name: str, active: bool) -> EventRule | ActionRule:
@@ -63,15 +67,26 @@ class RuleStore:
         if not isinstance(active, bool):
             raise RuleError(f"must be true or false, got {active!r}", "active")
         rule = type(rule).from_dict({**rule.to_dict(), "active": active})
-        self.rules[kind][name] = rule
-        self._save()
+        with self._change():
+            self.rules[kind][name] = rule
         return rule
 
     def remove(self, kind: str, name: str) -> None:
         self._get(kind, name)
-        del self.rules[kind][name]
-        self.removed[kind].add(name)
-        self._save()
+        with self._change():
+            del self.rules[kind][name]
+            self.removed[kind].add(name)
+
+    @contextlib.contextmanager
+    def _change(self):
+        """Apply a change and save it; if it cannot be saved, nothing changed."""
+        before = ({k: dict(v) for k, v in self.rules.items()}, {k: set(v) for k, v in self.removed.items()})
+        yield
+        try:
+            self._save()
+        except (OSError, TypeError, ValueError) as exc:
+            self.rules, self.removed = before
+            raise RuleError(f"the rules could not be saved ({exc}); nothing changed") from None
 
     def _get(self, kind: str, name: str) -> EventRule | ActionRule:
         rule = self.rules[_kind(kind)].get(name)

@@ -26,6 +26,8 @@ STEP_KINDS = ("call", "set", "write", "notify")
 _NAME_RE = re.compile(r"[^\x00-\x1f/]{1,80}")
 _PLACEHOLDER = re.compile(r"\{(value|signal|device|name|id|text)\}")
 MAX_ARGS = 32
+MAX_DEPTH = 8      # nesting of a step's values
+MAX_ITEMS = 256    # items of one list or map in a step's values
 _STEP_FIELDS = {"call": ("args", "kwargs"), "set": ("value",), "write": ("value",), "notify": ("priority",)}
 
 
@@ -133,6 +135,8 @@ class ActionStep:
         for key in ("args", "kwargs"):
             if len(getattr(step, key)) > MAX_ARGS:
                 raise RuleError(f"at most {MAX_ARGS} arguments", key)
+        for key in ("args", "kwargs", "value"):
+            _check_plain(getattr(step, key), key)
         if step.priority not in PRIORITIES:
             raise RuleError(f"must be 0, 1 or 2, got {step.priority!r}", "priority")
         return step
@@ -292,6 +296,33 @@ def _check_type(name: str, default: Any, value: Any) -> None:
         names = expected.__name__ if isinstance(expected, type) else \
             " or ".join(t.__name__ for t in expected if t is not type(None))
         raise RuleError(f"must be {names}, got {type(value).__name__} {value!r}", name)
+
+
+def _check_plain(value: Any, key: str, depth: int = 0) -> None:
+    """Values in steps are plain data (what JSON and msgpack carry), small and shallow."""
+    if depth > MAX_DEPTH:
+        raise RuleError(f"nested more than {MAX_DEPTH} levels", key)
+    if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            raise RuleError("integer beyond 64 bits", key)
+        if isinstance(value, str) and len(value) > 2000:
+            raise RuleError("text longer than 2000 characters", key)
+        return
+    if isinstance(value, float):
+        return
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_ITEMS:
+            raise RuleError(f"more than {MAX_ITEMS} items", key)
+        for v in value:
+            _check_plain(v, key, depth + 1)
+        return
+    if isinstance(value, dict):
+        if len(value) > MAX_ITEMS or not all(isinstance(k, str) for k in value):
+            raise RuleError(f"a map needs text keys and at most {MAX_ITEMS} items", key)
+        for v in value.values():
+            _check_plain(v, key, depth + 1)
+        return
+    raise RuleError(f"must be plain data (number, text, bool, list, map), got {type(value).__name__}", key)
 
 
 def _check_name(name: str) -> None:

@@ -260,6 +260,11 @@ class Supervisor:
         budget = self.config.supervisor.stop_timeout
         for child in self.children.values():
             child.wanted = False
+        # the automation first: it is a client of the drivers, and while stopping the
+        # supervisor answers no requests, so it would block until killed
+        auto = self.children.get("automation")
+        if auto is not None and auto.process is not None:
+            self._stop_child(auto, budget / 4)
         drivers = [c for c in self.children.values() if c.kind == "driver" and c.process]
         for c in drivers:
             c.process.terminate()  # all at once, then wait
@@ -272,7 +277,8 @@ class Supervisor:
             self._stop_child(self.children["engine"], budget / 2)
             log.info("engine stopped after draining, %.2f s after the drivers' stop began",
                      time.monotonic() - t0)
-        frontends = [c for c in self.children.values() if c.kind == "frontend" and c.process]
+        frontends = [c for c in self.children.values() if c.kind == "frontend" and c.process
+                     and c.name != "automation"]
         for c in frontends:  # last: they take what the engine published while draining
             c.process.terminate()
         for c in frontends:
