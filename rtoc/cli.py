@@ -214,8 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _relative_times(argv: list[str]) -> list[str]:
+    """``--from -1h`` as ``--from=-1h``: argparse would take ``-1h`` for an option."""
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if i and argv[i - 1] in ("--from", "--to", "--since") and a.startswith("-") and out:
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_relative_times(sys.argv[1:] if argv is None else argv))
     try:
         return args.fn(args)
     except ConfigError as exc:

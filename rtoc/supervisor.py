@@ -24,6 +24,7 @@ from rtoc import __version__, loader, wire
 from rtoc.automation import has_automations
 from rtoc.config import Config, error_at
 from rtoc.errors import (
+    ArchiveOff,
     DriverNotFound,
     DriverNotRunning,
     EngineUnavailable,
@@ -31,6 +32,7 @@ from rtoc.errors import (
     RtocError,
     error_reply,
 )
+from rtoc.frontends.archive import process as archive_process
 from rtoc.frontends.automation import host as automation_host
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
@@ -66,7 +68,9 @@ class Child:
 
     @property
     def identity(self) -> bytes:
-        return b"engine" if self.kind == "engine" else f"driver:{self.name}".encode()
+        if self.kind == "driver":
+            return f"driver:{self.name}".encode()
+        return self.name.encode()  # the engine, the archiver: b"engine", b"archiver"
 
     def info(self, now: float) -> dict:
         alive = self.process is not None and self.process.is_alive()
@@ -128,6 +132,13 @@ class Supervisor:
             self.children[d.name] = Child(d.name, "driver", driver_host.main, spec,
                                           RestartPolicy(cfg.supervisor), wanted=d.autostart,
                                           next_start=0.0 if d.autostart else None)
+        if cfg.archive.enabled:
+            a = cfg.archive
+            spec = self._spec(backend=a.backend, path=str(cfg.archive_path), dsn=a.dsn, schema=a.schema,
+                              spool=str(cfg.spool_path), flush_interval=a.flush_interval,
+                              max_batch=a.max_batch, retention_days=a.retention_days)
+            self.children["archiver"] = Child("archiver", "frontend", archive_process.main, spec,
+                                              RestartPolicy(cfg.supervisor))
         folder = cfg.automation_path
         if cfg.automation.enabled and has_automations(folder):
             self.children["automation"] = Child("automation", "frontend", automation_host.main,
@@ -343,8 +354,8 @@ class Supervisor:
             self._send(identity, {"re": rid, **reply}, delimiter)
 
     def _child_of(self, identity: bytes) -> Child | None:
-        if identity == b"engine":
-            return self.children.get("engine")
+        if identity in (b"engine", b"archiver"):
+            return self.children.get(identity.decode())
         if identity.startswith(b"driver:"):
             return self.children.get(identity[7:].decode())
         return None
@@ -397,6 +408,19 @@ class Supervisor:
         return self._forward_to(child, identity, msg, msg["op"], **fields)
 
     _op_events = _op_rules = _op_rule_put = _op_rule_enable = _op_rule_remove = _to_engine
+
+    def _to_archiver(self, identity: bytes, msg: dict) -> dict | None:
+        """History, export, import and queries are the archiver's: pass them on."""
+        child = self.children.get("archiver")
+        if child is None:
+            raise ArchiveOff("the archive is disabled ([archive] enabled = false)")
+        if child.process is None:
+            raise EngineUnavailable(f"the archiver is {child.state}; try again")
+        fields = {k: v for k, v in msg.items() if k not in ("op", "rid")}
+        return self._forward_to(child, identity, msg, msg["op"], **fields)
+
+    _op_history = _op_archive_status = _op_archive_signals = _op_archive_events = _to_archiver
+    _op_query = _op_import = _to_archiver
 
     def _forward_to(self, child: Child, identity: bytes, msg: dict, op: str, **fields) -> dict | None:
         self._fwd += 1

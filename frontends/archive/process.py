@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import zmq
 from rtoc.frontends.archive.batcher import Backfill, Batcher
-from rtoc.frontends.archive.model import ArchiveBatch, ArchiveUnavailable, Backend
+from rtoc.frontends.archive.model import ArchiveBatch, ArchiveError, ArchiveUnavailable, Backend
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.spool import Spool
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
@@ -213,6 +213,9 @@ class Archiver:
                 return
             except ArchiveUnavailable as exc:
                 self._down(exc)
+            except ArchiveError as exc:  # the database refused this batch: keep it aside
+                self._refused(self.spool.put(batch), exc)
+                return
         self.spool.put(batch)
         self.spooled += batch.samples
 
@@ -223,7 +226,8 @@ class Archiver:
             self.retry_at = now + self.retry_delay
             self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
             return
-        for path in self.spool.pending():  # in order; stop at the first failure
+        pending = self.spool.pending()
+        for path in pending:  # in order; stop at the first failure
             batch = self.spool.load(path)
             if batch is None:
                 continue
@@ -233,9 +237,20 @@ class Archiver:
                 self._down(exc)
                 self.retry_at = now + self.retry_delay
                 return
+            except ArchiveError as exc:
+                self._refused(path, exc)
+                continue
             self.spool.done(path)
-        if self.up:
-            log.info("archive: database back; spool replayed")
+        if pending:
+            log.info("archive: database available; %d spooled batches replayed", len(pending))
+
+    def _refused(self, path: Path, exc: Exception) -> None:
+        """A batch the database will never take (not an outage): kept aside as ``*.bad``
+        for a person to look at, and reported; the archive goes on."""
+        bad = path.with_suffix(".bad")
+        path.rename(bad)
+        self.last_error = str(exc)
+        log.error("archive: the database refused a batch (%s); kept in %s", exc, bad)
 
     def _down(self, exc: Exception) -> None:
         if self.up or not self.last_error:
