@@ -1,0 +1,178 @@
+"""The archiver in a real instance: everything archived once, through kill -9, ring
+overruns and a database outage; export, history and import through the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psycopg
+import pytest
+
+from rtoc.errors import RtocError
+from rtoc.harness import Instance
+from rtoc.model import Event
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pg_cluster import find_bindir, pg_cluster  # noqa: E402
+
+GENERATOR = '''
+[[drivers]]
+name = "Generator"
+driver = "generator"
+[drivers.params]
+samplerate = {rate}
+block_rate = 100.0
+'''
+
+
+def _pid(inst: Instance, name: str) -> int:
+    procs = {p["name"]: p for p in inst.client.request("status")["processes"]}
+    return procs[name]["pid"]
+
+
+def _status(inst: Instance) -> dict:
+    """The archiver's status, or {} while it (re)starts."""
+    try:
+        return inst.client.request("archive_status", timeout=2.0)
+    except RtocError:
+        return {}
+
+
+def _written(inst: Instance, name: str = "Generator.Sine") -> int:
+    return {s["name"]: s["written"] for s in inst.client.request("signals")["signals"]}[name]
+
+
+def _duck(folder: Path, name: str, sql: str):
+    con = duckdb.connect(str(folder / "data" / "archive" / f"{name}.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+COUNTS = """select count(*), count(distinct (s.epoch, s.seq)), min(s.seq), max(s.seq)
+            from samples s join signals g on g.id = s.signal where g.name = 'Generator.Sine'"""
+
+
+def _archived_everything(inst: Instance, timeout: float = 20.0) -> None:
+    """Wait until the archive holds every sample written so far (asked through control)."""
+    target = _written(inst)
+
+    def done():
+        st = _status(inst)
+        if not st.get("up") or st["spool_batches"]:
+            return False
+        return inst.client.request("query", sql=COUNTS)["rows"][0][0] >= target
+    inst.wait_for(done, timeout=timeout)
+
+
+def test_every_sample_once_and_export_returns_exactly_the_archive(tmp_path: Path) -> None:
+    name = f"a{os.getpid()}x"
+    with Instance.start(GENERATOR.format(rate=500.0), ("Generator.Sine",), name=name,
+                        folder=tmp_path) as inst:
+        with inst.subscriber(["Generator.Sine"]) as sub:
+            seen = {}
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                b = sub.recv(timeout=0.2)
+                if b is not None and hasattr(b, "seq"):
+                    seen.update(zip(range(b.seq, b.seq + b.n), zip(b.t.tolist(), b.y.tolist(), strict=True), strict=True))
+        _archived_everything(inst)
+        out = tmp_path / "sine.parquet"
+        cli = [sys.executable, "-m", "rtoc", "--config", str(tmp_path / "rtoc.toml")]
+        r = subprocess.run(cli + ["export", "Generator.Sine", "--from", "-1h", "-o", str(out)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        hist = inst.client.request("history", signal="Generator.Sine", **{"from": time.time() - 3600})
+        assert hist["n"] >= len(seen)
+    # the instance has stopped (the archiver drained last): read the file itself
+    n, distinct, lo, hi = _duck(tmp_path, name, COUNTS)[0]
+    assert n == distinct and lo == 0 and hi == n - 1          # once each, none missing
+    rows = dict((seq, (t, y)) for seq, t, y in _duck(
+        tmp_path, name, "select seq, t, y from samples order by seq"))
+    assert all(rows[s] == v for s, v in seen.items())          # exactly what was published
+    import pyarrow.parquet as pq
+
+    exported = pq.read_table(out)
+    ts = exported.column("t").to_numpy()
+    assert len(ts) > 0 and np.all(np.diff(ts) > 0)
+    archived = {t: y for t, y in (v for v in rows.values())}
+    assert all(archived[t] == y for t, y in zip(ts, exported.column("y").to_numpy(), strict=True))
+
+
+def test_kill_9_of_the_archiver_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    name = f"k{os.getpid()}x"
+    with Instance.start(GENERATOR.format(rate=2000.0), ("Generator.Sine",), name=name,
+                        folder=tmp_path) as inst:
+        for _ in range(2):
+            time.sleep(1.0)
+            os.kill(_pid(inst, "archiver"), signal.SIGKILL)
+            inst.wait_for(lambda: _status(inst).get("up"), timeout=20)
+        time.sleep(1.0)
+        _archived_everything(inst)
+        written = _written(inst)
+    n, distinct, lo, hi = _duck(tmp_path, name, COUNTS)[0]
+    assert n == distinct and lo == 0 and n >= written and hi == n - 1
+    assert _duck(tmp_path, name, "select count(*) from gaps")[0][0] == 0
+
+
+def test_a_ring_overrun_is_a_gap_row_and_a_warning_event(tmp_path: Path) -> None:
+    """The archiver frozen (SIGSTOP) while a 100 kS/s ring laps: what the ring no longer
+    holds is written as a gap, the rest is archived, and a warning event says so."""
+    name = f"g{os.getpid()}x"
+    config = GENERATOR.format(rate=100000.0).replace("[drivers.params]", "ring_seconds = 0.5\n[drivers.params]")
+    with Instance.start(config, ("Generator.Sine",), name=name, folder=tmp_path) as inst:
+        time.sleep(1.0)
+        pid = _pid(inst, "archiver")
+        with inst.subscriber([], events=True) as sub:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(3.0)      # the ring holds 65536 samples: 0.66 s at 100 kS/s
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            warning = None
+            deadline = time.monotonic() + 20
+            while warning is None and time.monotonic() < deadline:
+                msg = sub.recv(timeout=0.5)
+                if isinstance(msg, Event) and msg.id == "rtoc.archive_gap":
+                    warning = msg
+        assert warning is not None and warning.priority == 1 and warning.value > 0
+    n, distinct, lo, hi = _duck(tmp_path, name, COUNTS)[0]
+    lost = _duck(tmp_path, name, "select coalesce(sum(count), 0) from gaps")[0][0]
+    assert n == distinct and lost > 0
+    assert n + lost == hi + 1   # every sample up to the last archived: archived or a gap
+
+
+@pytest.mark.skipif(find_bindir() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl)")
+def test_postgres_outage_spools_and_replays_exactly(tmp_path: Path) -> None:
+    with pg_cluster() as pg:
+        config = GENERATOR.format(rate=1000.0) + f'''
+[archive]
+backend = "postgres"
+dsn = "{pg.dsn}"
+'''
+        with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
+            time.sleep(2.0)
+            pg.stop()
+            inst.wait_for(lambda: _status(inst).get("up") is False, timeout=15)
+            time.sleep(20.0)       # tens of seconds without the database
+            spooled = inst.client.request("archive_status")["spool_batches"]
+            assert spooled >= 10
+            pg.start()
+            inst.wait_for(lambda: (s := _status(inst)).get("up") and s["spool_batches"] == 0,
+                          timeout=60)
+            time.sleep(1.5)
+            written = _written(inst)
+        with psycopg.connect(pg.dsn) as con:
+            n, distinct, lo, hi = con.execute(
+                "select count(*), count(distinct (s.epoch, s.seq)), min(s.seq), max(s.seq) "
+                "from rtoc.samples s join rtoc.signals g on g.id = s.signal "
+                "where g.name = 'Generator.Sine'").fetchone()
+    assert n == distinct and lo == 0 and hi == n - 1 and n >= written
