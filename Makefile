@@ -34,6 +34,7 @@ bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part 
 	$(BIN)/python -m pytest bench -q -p no:cacheprovider --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 	$(BIN)/python bench/run_e2e.py
 	$(BIN)/python bench/run_warm_start.py
+	$(BIN)/python bench/run_archive.py
 
 soak: $(VENV)/.test             ## long stress runs
 	$(BIN)/python -m pytest -m soak $(ARGS)

@@ -43,6 +43,7 @@ from rtoc.frontends.archive.model import (
     ArchiveUnavailable,
     Chunk,
     event_key,
+    unarchived,
 )
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,14 @@ class DuckBackend:
     def _write_samples(self, con, chunks: list[Chunk], ids: dict[str, int]) -> int:
         """Ledger rows for the chunks the ledger lacks (one INSERT ... WHERE NOT EXISTS
         ... RETURNING tells which), then their samples in one Arrow INSERT."""
+        chunks = [c for c in chunks if c.n]
+        if not chunks:
+            return 0
+        rings = sorted({(ids[c.key.name], c.key.epoch) for c in chunks})
+        ends = {(sig, epoch): end for sig, epoch, end in con.execute(
+            "SELECT signal, epoch, max(first_seq + count) FROM ledger WHERE list_contains(?, signal) "
+            "GROUP BY signal, epoch", [sorted({r[0] for r in rings})]).fetchall()}
+        chunks = unarchived(chunks, ids, ends)  # what lies below a ring's archived end is there
         if not chunks:
             return 0
         sig = [ids[c.key.name] for c in chunks]

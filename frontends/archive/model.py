@@ -16,10 +16,12 @@ Schema (the same tables in DuckDB and PostgreSQL; docs/ARCHITECTURE.md, "Archive
 * ``epoch`` is the ring's creation time in ns: a ring's sequence numbers start at 0, so
   ``(signal, epoch, seq)`` is what names one sample for good. Imported data has epoch 0.
 * Tables are append-only and have no primary or unique keys (DuckDB's known WAL-replay
-  bugs after a crash involve those). Idempotence comes from the ``ledger``: a chunk whose
-  ``(signal, epoch, first_seq)`` is already there is skipped, and the archiver never writes
-  chunks that overlap otherwise. Events carry ``key`` (a hash of their fields) and are
-  skipped when the key exists.
+  bugs after a crash involve those). Idempotence comes from the ``ledger``: the archiver
+  writes each ring's samples in seq order, so whatever lies below the end of the ring's
+  last ledger row is already archived and is cut off a chunk (:func:`unarchived`); a
+  replayed batch, a resume from the rings, a restart while the database was away all
+  write nothing twice. Events carry ``key`` (a hash of their fields) and are skipped when
+  the key exists.
 * ``gaps`` records samples that were lost for good (the ring had overwritten them before
   the archiver could read them): ``count`` samples from ``first_seq``, between ``t_from``
   (the last sample before, NaN if unknown) and ``t_to`` (the first after).
@@ -107,6 +109,22 @@ def event_key(event: dict) -> str:
     """The idempotence key of an event: a hash of its fields."""
     fields = [event.get(k) for k in ("time", "id", "text", "device", "signal", "priority")]
     return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()
+
+
+def unarchived(chunks: list[Chunk], ids: dict[str, int], ends: dict[tuple[int, int], int]
+               ) -> list[Chunk]:
+    """The parts of ``chunks`` not yet archived: ``ends[(signal id, epoch)]`` is the end of
+    that ring's archived samples (max ``first_seq + count`` of its ledger rows); samples
+    below it are cut off, empty chunks dropped. Chunks of one ring come in seq order."""
+    out = []
+    for c in chunks:
+        end = ends.get((ids[c.key.name], c.key.epoch), 0)
+        cut = max(0, end - c.first_seq)
+        if cut >= c.n:
+            continue
+        out.append(c if not cut else Chunk(c.key, c.first_seq + cut, c.t[cut:], c.y[cut:]))
+        ends[(ids[c.key.name], c.key.epoch)] = c.first_seq + c.n
+    return out
 
 
 class Backend(Protocol):

@@ -59,6 +59,7 @@ from rtoc.frontends.archive.model import (
     ArchiveUnavailable,
     Chunk,
     event_key,
+    unarchived,
 )
 
 log = logging.getLogger(__name__)
@@ -411,19 +412,19 @@ class PostgresBackend:
 
     def _unarchived(self, cur: psycopg.Cursor, chunks: list[Chunk], ids: dict[str, int]
                     ) -> list[Chunk]:
-        """The chunks with samples whose ``(signal, epoch, first_seq)`` is not in the ledger
-        (a chunk of 0 samples gets no ledger row: it would shadow a real one)."""
+        """The parts of the chunks beyond each ring's archived end (model.unarchived); a
+        chunk of 0 samples gets no ledger row."""
         chunks = [c for c in chunks if c.n]
         if not chunks:
             return []
+        rings = sorted({(ids[c.key.name], c.key.epoch) for c in chunks})
         cur.execute(self._q(
-            "SELECT k.i FROM unnest(%s::int4[], %s::int4[], %s::int8[], %s::int8[]) "
-            "AS k(i, signal, epoch, first_seq) WHERE EXISTS (SELECT 1 FROM {s}.ledger l "
-            "WHERE l.signal = k.signal AND l.epoch = k.epoch AND l.first_seq = k.first_seq)"),
-            (list(range(len(chunks))), [ids[c.key.name] for c in chunks],
-             [c.key.epoch for c in chunks], [c.first_seq for c in chunks]))
-        done = {i for (i,) in cur.fetchall()}
-        return [c for i, c in enumerate(chunks) if i not in done]
+            "SELECT k.signal, k.epoch, (SELECT max(l.first_seq + l.count) FROM {s}.ledger l "
+            "WHERE l.signal = k.signal AND l.epoch = k.epoch) "
+            "FROM unnest(%s::int4[], %s::int8[]) AS k(signal, epoch)"),
+            ([r[0] for r in rings], [r[1] for r in rings]))
+        ends = {(sig, epoch): end for sig, epoch, end in cur.fetchall() if end is not None}
+        return unarchived(chunks, ids, ends)
 
     def _write_samples(self, cur: psycopg.Cursor, chunks: list[Chunk], ids: dict[str, int]
                        ) -> int:
