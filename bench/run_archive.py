@@ -38,7 +38,6 @@ def raw_rate(backend: str, samples: int = 5_000_000, chunk: int = 1_000_000) -> 
     y = np.sin(np.arange(chunk) / 100.0)
     if backend == "duckdb":
         import duckdb
-
         from rtoc.frontends.archive.duck import DuckBackend, raw_insert
         from rtoc.frontends.archive.model import ArchiveBatch, Chunk, SignalKey
 
@@ -55,7 +54,6 @@ def raw_rate(backend: str, samples: int = 5_000_000, chunk: int = 1_000_000) -> 
             con.close()
         return samples / dt
     import psycopg
-
     from rtoc.frontends.archive.postgres import PostgresBackend, raw_copy
 
     schema = f"rtoc_b{uuid.uuid4().hex[:8]}"
