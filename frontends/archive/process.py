@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -62,11 +64,15 @@ class Archiver:
         self.retry_at = 0.0
         self.retry_delay = RETRY_FIRST
         self.queries = Queries(self)
+        self.lock = threading.RLock()  # one user of the backend at a time
+        self.queue: queue.Queue[ArchiveBatch | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.written = self.spooled = 0
         self.last_error = ""
 
     # -- start-up ------------------------------------------------------------------------
     def start(self, now: float) -> None:
+        self.thread.start()
         resume: dict = {}
         if self._connect():
             resume = self._call(self.backend.resume_points) or {}
@@ -145,6 +151,7 @@ class Archiver:
         batch = self.batcher.take()
         if batch:
             self._write(batch, now)
+        self.flush()
 
     def _bus(self, msg: Any, now: float) -> None:
         b = self.batcher
@@ -205,8 +212,33 @@ class Archiver:
 
     # -- writing -------------------------------------------------------------------------
     def _write(self, batch: ArchiveBatch, now: float) -> None:
+        """Hand a batch to the writer thread (or the spool while the database is away).
+        The database works while this thread receives the next batch; at most two wait."""
         if not batch:
             return
+        if self.up and not self.spool.size:
+            self.queue.put(batch)
+        else:
+            self.spool.put(batch)
+            self.spooled += batch.samples
+
+    def _writer(self) -> None:
+        """The writer thread: batches in order; once the database is away (or batches wait
+        in the spool) they go to the spool, so the spool keeps the order."""
+        while True:
+            batch = self.queue.get()
+            try:
+                if batch is None:
+                    return
+                with self.lock:
+                    self._write_now(batch)
+            except Exception:  # never lose the thread: the batch is spooled
+                log.exception("archive: writing batch %d failed", batch.number)
+                self.spool.put(batch)
+            finally:
+                self.queue.task_done()
+
+    def _write_now(self, batch: ArchiveBatch) -> None:
         if self.up and not self.spool.size:
             try:
                 self.written += self.backend.write(batch)
@@ -219,9 +251,18 @@ class Archiver:
         self.spool.put(batch)
         self.spooled += batch.samples
 
+    def flush(self) -> None:
+        """Wait until every batch handed to the writer thread is written or spooled."""
+        self.queue.join()
+
     def _retry(self, now: float, force: bool = False) -> None:
         if not force and now < self.retry_at:
             return
+        self.flush()  # batches older than the spooled ones go first (into the spool)
+        with self.lock:
+            self._replay(now)
+
+    def _replay(self, now: float) -> None:
         if not self.up and not self._connect():
             self.retry_at = now + self.retry_delay
             self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
@@ -259,11 +300,12 @@ class Archiver:
         self.last_error = str(exc)
 
     def _call(self, fn, *args):
-        try:
-            return fn(*args)
-        except ArchiveUnavailable as exc:
-            self._down(exc)
-            return None
+        with self.lock:
+            try:
+                return fn(*args)
+            except ArchiveUnavailable as exc:
+                self._down(exc)
+                return None
 
     # -- control -------------------------------------------------------------------------
     def _control(self, msg: dict, now: float) -> None:
@@ -289,6 +331,9 @@ class Archiver:
                 "last_error": self.last_error, **self.batcher.stats}
 
     def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join(30)
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()

@@ -67,6 +67,7 @@ class Queries:
         source = msg.get("source", "all")
         if self.a.up:  # what is pending goes in first, so the archive part is complete
             self.a._write(self.a.batcher.take(), 0.0)
+            self.a.flush()
         t, y = self._db(self.a.backend.history, name, t0, t1) if self.a.up else (np.empty(0), np.empty(0))
         if source != "archive":
             rt, ry = self._ring_part(name, t0, t1, t[-1] if len(t) else -math.inf)
@@ -114,11 +115,12 @@ class Queries:
         return {"ok": True, "signal": name, "written": written, "first_seq": start}
 
     def _db(self, fn, *args):
-        try:
-            return fn(*args)
-        except ArchiveUnavailable as exc:
-            self.a._down(exc)
-            raise
+        with self.a.lock:
+            try:
+                return fn(*args)
+            except ArchiveUnavailable as exc:
+                self.a._down(exc)
+                raise
 
 
 def _range(msg: dict) -> tuple[float, float]:
