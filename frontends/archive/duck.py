@@ -42,7 +42,10 @@ from rtoc.frontends.archive.model import (
     ArchiveError,
     ArchiveUnavailable,
     Chunk,
+    checked_chunks,
+    event_from_row,
     event_key,
+    event_row,
     unarchived,
 )
 
@@ -70,7 +73,6 @@ SCHEMAS = {table: pa.schema([(c, _ARROW[k]) for c, k in cols]) for table, cols i
 # concatenated record batch, 10 M-sample ones from record batches of about 1 M (fewer
 # page faults than one huge concatenation); see docs/ARCHITECTURE.md, "Archive".
 ROWS_PER_BATCH = 1 << 20
-EVENT_FIELDS = ("time", "device", "signal", "priority", "id", "text", "value", "extra")
 
 # DuckDB settings of the archiver's database: never download extensions (a query could
 # otherwise make the archiver write to ~/.duckdb), never scan Python variables by name.
@@ -229,7 +231,7 @@ class DuckBackend:
 
     # -- writing -------------------------------------------------------------------------
     def write(self, batch: ArchiveBatch) -> int:
-        chunks = _checked(batch.chunks)
+        chunks = checked_chunks(batch.chunks)
         con = self._db()
         try:
             con.begin()
@@ -300,7 +302,7 @@ class DuckBackend:
         for ev in events:
             key = event_key(ev)
             if key not in rows:
-                rows[key] = (*_event_row(ev), key)
+                rows[key] = (*event_row(ev), key)
         if not rows:
             return
         times = [r[0] for r in rows.values()]
@@ -405,13 +407,7 @@ class DuckBackend:
         rows = self._read("events", "SELECT time, device, signal, priority, id, text, value, "
                           "extra FROM events WHERE time >= ? AND time <= ? ORDER BY time "
                           "LIMIT ?", [t_from, t_to, max(0, int(limit))]).fetchall()
-        out = []
-        for r in rows:
-            ev = dict(zip(EVENT_FIELDS, r, strict=True))
-            ev["value"] = None if ev["value"] is None else json.loads(ev["value"])
-            ev["extra"] = {} if ev["extra"] is None else json.loads(ev["extra"])
-            out.append(ev)
-        return out
+        return [event_from_row(r) for r in rows]
 
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger
@@ -504,22 +500,6 @@ def _quietly(fn: Callable[[], Any]) -> None:
         pass
 
 
-def _checked(chunks: list[Chunk]) -> list[Chunk]:
-    """The non-empty chunks, with float64 columns of equal length; the first of duplicate
-    keys."""
-    out, seen = [], set()
-    for c in chunks:
-        t, y = np.asarray(c.t, np.float64), np.asarray(c.y, np.float64)
-        if t.ndim != 1 or t.shape != y.shape:
-            raise ArchiveError(f"{c.key.name}: chunk t{t.shape} and y{y.shape} differ")
-        k = (c.key.name, c.key.epoch, c.first_seq)
-        if not t.size or k in seen:  # an empty chunk only registers its signal
-            continue
-        seen.add(k)
-        if t is not c.t or y is not c.y:
-            c = Chunk(c.key, c.first_seq, t, y)
-        out.append(c)
-    return out
 
 
 def _rows_table(table: str, rows: list[tuple]) -> pa.Table:
@@ -529,19 +509,8 @@ def _rows_table(table: str, rows: list[tuple]) -> pa.Table:
                                 schema=schema)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
-def _event_row(ev: dict) -> tuple:
-    extra = dict(ev.get("extra") or {})
-    extra.update({k: v for k, v in ev.items() if k not in EVENT_FIELDS})
-    time_ = ev.get("time")
-    value = ev.get("value")
-    return (None if time_ is None else float(time_), str(ev.get("device", "")),
-            str(ev.get("signal", "")), int(ev.get("priority", 0)), str(ev.get("id", "")),
-            str(ev.get("text", "")), None if value is None else _json(value),
-            _json(extra) if extra else None)
 
 
 def _plain(v: Any) -> Any:

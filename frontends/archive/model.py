@@ -127,6 +127,56 @@ def unarchived(chunks: list[Chunk], ids: dict[str, int], ends: dict[tuple[int, i
     return out
 
 
+EVENT_FIELDS = ("time", "device", "signal", "priority", "id", "text", "value", "extra")
+
+
+def checked_chunks(chunks: list[Chunk]) -> list[Chunk]:
+    """The non-empty chunks, with float64 columns of equal length; the first of duplicate
+    keys. Raises ArchiveError for a chunk whose t and y differ."""
+    out, seen = [], set()
+    for c in chunks:
+        t, y = np.asarray(c.t, np.float64), np.asarray(c.y, np.float64)
+        if t.ndim != 1 or t.shape != y.shape:
+            raise ArchiveError(f"{c.key.name}: chunk t{t.shape} and y{y.shape} differ")
+        k = (c.key.name, c.key.epoch, c.first_seq)
+        if not t.size or k in seen:  # an empty chunk only registers its signal
+            continue
+        seen.add(k)
+        if t is not c.t or y is not c.y:
+            c = Chunk(c.key, c.first_seq, t, y)
+        out.append(c)
+    return out
+
+
+def _text(value: Any) -> str:
+    return str(value).replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+
+
+def to_json(value: Any) -> str:
+    return _text(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def event_row(ev: dict) -> tuple:
+    """An event map as ``events`` columns (without ``key``); keys beyond the Event fields
+    go into ``extra``; ``value`` and ``extra`` as JSON text."""
+    extra = dict(ev.get("extra") or {})
+    extra.update({k: v for k, v in ev.items() if k not in EVENT_FIELDS})
+    time_ = ev.get("time")
+    value = ev.get("value")
+    return (None if time_ is None else float(time_), _text(ev.get("device", "")),
+            _text(ev.get("signal", "")), int(ev.get("priority", 0)), _text(ev.get("id", "")),
+            _text(ev.get("text", "")), None if value is None else to_json(value),
+            to_json(extra) if extra else None)
+
+
+def event_from_row(row: tuple) -> dict[str, Any]:
+    """The inverse of :func:`event_row` for a row of the ``EVENT_FIELDS`` columns."""
+    ev = dict(zip(EVENT_FIELDS, row, strict=True))
+    ev["value"] = None if ev["value"] is None else json.loads(ev["value"])
+    ev["extra"] = {} if ev["extra"] is None else json.loads(ev["extra"])
+    return ev
+
+
 class Backend(Protocol):
     """A database the archiver writes to. Every method may raise ArchiveUnavailable."""
 

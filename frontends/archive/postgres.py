@@ -37,7 +37,6 @@ DuckDB backend.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -58,7 +57,10 @@ from rtoc.frontends.archive.model import (
     ArchiveError,
     ArchiveUnavailable,
     Chunk,
+    checked_chunks,
+    event_from_row,
     event_key,
+    event_row,
     unarchived,
 )
 
@@ -87,7 +89,6 @@ INDEXES: dict[str, tuple[str, str]] = {  # name -> (table, columns)
     "events_time": ("events", "time"),
     "events_key": ("events", "key"),
 }
-EVENT_FIELDS = ("time", "device", "signal", "priority", "id", "text", "value", "extra")
 HISTORY_PAGE = 1 << 22          # samples per history query at most (2 x 32 MiB of arrays)
 CONNECT_DEFAULTS = {            # unless the DSN says otherwise
     "application_name": "rtoc-archive",
@@ -371,7 +372,7 @@ class PostgresBackend:
 
     # -- writing -------------------------------------------------------------------------
     def write(self, batch: ArchiveBatch) -> int:
-        chunks = _checked(batch.chunks)
+        chunks = checked_chunks(batch.chunks)
         with self._guard(f"writing batch {batch.number}"):
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cur:
@@ -449,7 +450,7 @@ class PostgresBackend:
         for ev in events:
             key = event_key(ev)
             if key not in rows:
-                rows[key] = (*_event_row(ev), key)
+                rows[key] = (*event_row(ev), key)
         if not rows:
             return
         cols = [list(c) for c in zip(*rows.values(), strict=True)]
@@ -599,13 +600,7 @@ class PostgresBackend:
                 "SELECT time, device, signal, priority, id, text, value, extra FROM {s}.events "
                 "WHERE time >= %s AND time <= %s ORDER BY time LIMIT %s"),
                 (float(t_from), float(t_to), max(0, int(limit)))).fetchall()
-        out = []
-        for r in rows:
-            ev = dict(zip(EVENT_FIELDS, r, strict=True))
-            ev["value"] = None if ev["value"] is None else json.loads(ev["value"])
-            ev["extra"] = {} if ev["extra"] is None else json.loads(ev["extra"])
-            out.append(ev)
-        return out
+        return [event_from_row(r) for r in rows]
 
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger
@@ -645,39 +640,4 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _checked(chunks: list[Chunk]) -> list[Chunk]:
-    """Chunks with float64 columns of equal length; the first of duplicate keys."""
-    out, seen = [], set()
-    for c in chunks:
-        k = (c.key.name, c.key.epoch, c.first_seq)
-        if k in seen:
-            continue
-        seen.add(k)
-        t, y = np.asarray(c.t, np.float64), np.asarray(c.y, np.float64)
-        if t.ndim != 1 or t.shape != y.shape:
-            raise ArchiveError(f"{c.key.name}: chunk t{t.shape} and y{y.shape} differ")
-        if t is not c.t or y is not c.y:
-            c = Chunk(c.key, c.first_seq, t, y)
-        out.append(c)
-    return out
 
-
-def _text(value: Any) -> str:
-    return str(value).replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
-
-
-def _json(value: Any) -> str:
-    return _text(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def _event_row(ev: dict) -> tuple:
-    """An event map as ``events`` columns (without ``key``); keys beyond the Event fields
-    go into ``extra``."""
-    extra = dict(ev.get("extra") or {})
-    extra.update({k: v for k, v in ev.items() if k not in EVENT_FIELDS})
-    time_ = ev.get("time")
-    value = ev.get("value")
-    return (None if time_ is None else float(time_), _text(ev.get("device", "")),
-            _text(ev.get("signal", "")), int(ev.get("priority", 0)), _text(ev.get("id", "")),
-            _text(ev.get("text", "")), None if value is None else _json(value),
-            _json(extra) if extra else None)
