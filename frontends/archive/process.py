@@ -37,7 +37,7 @@ from rtoc.model import Event
 
 log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # s: back-off while the database is away
-RETENTION_EVERY = 3600.0            # s between retention runs
+RETENTION_EVERY = 3600.0            # s between retention runs at most (a quarter of the age)
 SIGNALS_RID = "archiver-signals"
 
 
@@ -132,7 +132,8 @@ class Archiver:
                 self._write(self.batcher.take(), now)
             if not self.up or self.spool.size:
                 self._retry(now)
-            if self.retention and self.up and now - last_retention > RETENTION_EVERY:
+            every = min(RETENTION_EVERY, max(1.0, self.retention / 4))
+            if self.retention and self.up and now - last_retention > every:
                 self._call(self.backend.delete_before, time.time() - self.retention)
                 last_retention = now
         self._drain()

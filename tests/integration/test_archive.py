@@ -176,3 +176,13 @@ dsn = "{pg.dsn}"
                 "from rtoc.samples s join rtoc.signals g on g.id = s.signal "
                 "where g.name = 'Generator.Sine'").fetchone()
     assert n == distinct and lo == 0 and hi == n - 1 and n >= written
+
+
+def test_retention_removes_what_is_older_than_the_configured_age(tmp_path: Path) -> None:
+    config = GENERATOR.format(rate=200.0) + "\n[archive]\nretention_days = " + repr(3 / 86400) + "\n"
+    with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
+        time.sleep(9.0)
+        rows = inst.client.request("query", sql="select min(t), max(t), count(*) from samples")["rows"]
+        oldest, newest, n = rows[0]
+    # kept: at most the last 3 s (plus one retention period of 1 s and a flush) of ~9 s
+    assert n > 0 and newest - oldest < 3 + 1 + 1.5
