@@ -169,8 +169,9 @@ class Conditions:
                 self.by_signal.setdefault(name, []).append((st, i))
 
     @property
-    def watched(self) -> set[str]:
-        return set(self.by_signal)
+    def watched(self):
+        """The names of the signals some active rule reads (a view: no copy per batch)."""
+        return self.by_signal.keys()
 
     def feed(self, name: str, t: np.ndarray, y: np.ndarray, now: float) -> list[Event]:
         """Evaluate every rule reading ``name`` over this batch (float64[n] t, y)."""

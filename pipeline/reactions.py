@@ -35,7 +35,7 @@ class Reactions:
         self.effects: list[tuple[Event, Effect]] = []
 
     @property
-    def watched(self) -> set[str]:
+    def watched(self):
         return self.conditions.watched
 
     def feed(self, name: str, t: np.ndarray, y: np.ndarray, now: float) -> list[Event]:
