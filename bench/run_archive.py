@@ -54,7 +54,8 @@ def raw_rate(backend: str, samples: int = 5_000_000, chunk: int = 1_000_000) -> 
             con.close()
         return samples / dt
     import psycopg
-    from rtoc.frontends.archive.postgres import PostgresBackend, raw_copy
+    from rtoc.frontends.archive.pg_binary import raw_copy
+    from rtoc.frontends.archive.postgres import PostgresBackend
 
     schema = f"rtoc_b{uuid.uuid4().hex[:8]}"
     b = PostgresBackend(DSN, schema)

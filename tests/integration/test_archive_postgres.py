@@ -32,7 +32,8 @@ from rtoc.frontends.archive.model import (
     SignalKey,
     event_key,
 )
-from rtoc.frontends.archive.postgres import COLUMNS, INDEXES, PostgresBackend, raw_copy
+from rtoc.frontends.archive.pg_binary import raw_copy
+from rtoc.frontends.archive.postgres import COLUMNS, INDEXES, PostgresBackend
 
 from rtoc.model import Event
 

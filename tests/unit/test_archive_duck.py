@@ -20,11 +20,11 @@ import pytest
 from rtoc.frontends.archive.duck import (
     COLUMNS,
     DuckBackend,
-    QueryRefused,
     create_tables,
     raw_insert,
     samples_table,
 )
+from rtoc.frontends.archive.duck_query import QueryRefused
 from rtoc.frontends.archive.model import (
     ArchiveBatch,
     ArchiveError,
