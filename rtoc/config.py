@@ -97,6 +97,40 @@ class AutomationConfig:
 
 
 @dataclass(frozen=True)
+class UserConfig:
+    """A websocket user. ``password_hash``: what ``rtoc passwd`` prints (scrypt)."""
+
+    name: str
+    password_hash: str
+    role: str = "read"           # read, write or admin
+
+
+@dataclass(frozen=True)
+class WebsocketConfig:
+    """The websocket server (RTOC's JSON protocol, the binary subprotocol, the dashboard).
+    ``anonymous``: the role of clients that did not log in; empty: ``admin`` when no users
+    are configured and ``host`` is a loopback address (RTOC without a password), else
+    ``read``. ``none`` makes every client log in."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5050
+    users: tuple[UserConfig, ...] = ()
+    anonymous: str = ""
+    allowed_origins: tuple[str, ...] = ()   # browser Origins besides the server's own ("*": any)
+    tls_cert: str = ""                      # PEM files; both set: wss:// and https://
+    tls_key: str = ""
+    max_message: int = 1 << 20              # bytes; larger frames close the connection (1009)
+    max_depth: int = 32                     # JSON nesting
+    max_clients: int = 256
+    ping_interval: float = 20.0             # s
+    ping_timeout: float = 20.0              # s without a pong closes the connection
+    send_queue: int = 1000                  # messages waiting per client before pushes drop
+    push_interval: float = 0.05             # s between signal pushes to a client
+    event_level: int = 0                    # events pushed to a client: priority >= this
+
+
+@dataclass(frozen=True)
 class Config:
     instance: str = "default"
     data_dir: str = ""
@@ -107,6 +141,7 @@ class Config:
     bus: BusConfig = field(default_factory=BusConfig)
     automation: AutomationConfig = field(default_factory=AutomationConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
     events: tuple[EventRule, ...] = ()
     actions: tuple[ActionRule, ...] = ()
     source: str = ""  # the file it came from ("" = built-in defaults); not a TOML key
@@ -215,11 +250,41 @@ def _check(config: Config, text: str, source: str) -> None:
         fail(f"must be a lower-case SQL identifier, got {a.schema!r}", "archive.schema")
     if not a.flush_interval > 0 or a.max_batch < 1 or a.retention_days < 0:
         fail("flush_interval must be > 0, max_batch >= 1, retention_days >= 0", "archive.flush_interval")
+    _check_websocket(config.websocket, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
         for i, name in enumerate(names):
             if name in names[:i]:
                 fail(f"{kind[:-1]} name {name!r} is used twice", f"{kind}[{i}].name")
+
+
+ROLES = ("none", "read", "write", "admin")
+_HASH_RE = re.compile(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*")
+
+
+def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    if not 0 <= w.port <= 65535:
+        fail(f"must be 0-65535, got {w.port}", "websocket.port")
+    if w.anonymous not in ("", *ROLES):
+        fail(f"must be one of {', '.join(ROLES)} (or empty), got {w.anonymous!r}", "websocket.anonymous")
+    if bool(w.tls_cert) != bool(w.tls_key):
+        fail("TLS needs both tls_cert and tls_key", "websocket.tls_cert")
+    if w.max_message < 1024 or w.max_depth < 2 or w.max_clients < 1 or w.send_queue < 1:
+        fail("max_message >= 1024, max_depth >= 2, max_clients >= 1, send_queue >= 1",
+             "websocket.max_message")
+    if not (w.ping_interval > 0 and w.ping_timeout > 0 and w.push_interval > 0):
+        fail("ping_interval, ping_timeout and push_interval must be > 0", "websocket.ping_interval")
+    names: set[str] = set()
+    for i, u in enumerate(w.users):
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", u.name) or u.name in names:
+            fail(f"must be a unique name of 1-64 letters, digits, '_.@-', got {u.name!r}",
+                 f"websocket.users[{i}].name")
+        names.add(u.name)
+        if u.role not in ROLES[1:]:
+            fail(f"must be read, write or admin, got {u.role!r}", f"websocket.users[{i}].role")
+        if not _HASH_RE.fullmatch(u.password_hash):
+            fail("must be a hash made by `rtoc passwd` (scrypt$n$r$p$salt$hash), never a "
+                 "plain password", f"websocket.users[{i}].password_hash")
 
 
 def _decode(cls: type, raw: Any, path: str) -> Any:
@@ -307,10 +372,14 @@ def to_toml(config: Config) -> str:
     for name in ("instance", "data_dir", "log_level"):
         value = top[name] if name != "data_dir" else str(config.data_path)
         out.append(f"{name} = {_toml_value(value)}")
-    for name in ("engine", "supervisor", "bus", "automation", "archive"):
+    for name in ("engine", "supervisor", "bus", "automation", "archive", "websocket"):
         out.append(f"\n[{name}]")
         for f in dataclasses.fields(top[name]):
-            out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")
+            if f.name != "users":
+                out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")
+    for u in config.websocket.users:
+        out.append("\n[[websocket.users]]")
+        out.extend(f"{f.name} = {_toml_value(getattr(u, f.name))}" for f in dataclasses.fields(u))
     for d in config.drivers:
         out.append("\n[[drivers]]")
         for f in dataclasses.fields(d):

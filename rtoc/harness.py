@@ -44,6 +44,8 @@ class Instance:
         folder = folder or Path(tempfile.mkdtemp(prefix="rtoc-test-"))
         folder.mkdir(parents=True, exist_ok=True)
         cfg = folder / "rtoc.toml"
+        if "[websocket]" not in config:  # many instances at once: each on a port of its own
+            config += "\n[websocket]\nport = 0\n"
         cfg.write_text(f'instance = "{name}"\ndata_dir = "{folder / "data"}"\n{config}')
         log_path = folder / "rtoc.log"
         with open(log_path, "wb") as log:
@@ -77,6 +79,13 @@ class Instance:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"instance not ready within {timeout} s:\n{self.log()}")
+
+    def ws_url(self, timeout: float = 20.0) -> str:
+        """``http://host:port/`` of the websocket server (once it listens)."""
+        def url():
+            procs = self.client.request("status")["processes"]
+            return next((p.get("url") for p in procs if p["name"] == "websocket" and p.get("url")), None)
+        return self.wait_for(url, timeout)
 
     def subscriber(self, signals: list[str] | None = None, **kw) -> Subscriber:
         return Subscriber(self.endpoints["data"], signals, **kw)

@@ -34,6 +34,7 @@ from rtoc.errors import (
 )
 from rtoc.frontends.archive import process as archive_process
 from rtoc.frontends.automation import host as automation_host
+from rtoc.frontends.websocket import server as websocket_server
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.conditions import warm_up as conditions_warm_up
@@ -77,7 +78,8 @@ class Child:
         return {"name": self.name, "kind": self.kind, "state": self.state,
                 "pid": self.process.pid if alive else None,
                 "uptime": now - self.started_at if alive else 0.0,
-                "restarts": self.restarts, "last_exit": self.last_exit}
+                "restarts": self.restarts, "last_exit": self.last_exit,
+                **({"url": self.description["url"]} if self.kind == "frontend" and "url" in self.description else {})}
 
 
 def validate_drivers(config: Config) -> None:
@@ -139,6 +141,10 @@ class Supervisor:
                               max_batch=a.max_batch, retention_days=a.retention_days)
             self.children["archiver"] = Child("archiver", "frontend", archive_process.main, spec,
                                               RestartPolicy(cfg.supervisor))
+        if cfg.websocket.enabled:
+            self.children["websocket"] = Child("websocket", "frontend", websocket_server.main,
+                                               self._spec(**dataclasses.asdict(cfg.websocket)),
+                                               RestartPolicy(cfg.supervisor))
         folder = cfg.automation_path
         if cfg.automation.enabled and has_automations(folder):
             self.children["automation"] = Child("automation", "frontend", automation_host.main,
@@ -354,7 +360,7 @@ class Supervisor:
             self._send(identity, {"re": rid, **reply}, delimiter)
 
     def _child_of(self, identity: bytes) -> Child | None:
-        if identity in (b"engine", b"archiver"):
+        if identity in (b"engine", b"archiver", b"websocket"):
             return self.children.get(identity.decode())
         if identity.startswith(b"driver:"):
             return self.children.get(identity[7:].decode())
@@ -376,6 +382,8 @@ class Supervisor:
             if child.kind == "engine":
                 child.state = "running"
                 return {"ok": True, "signals": [e.info() for e in self.registry.by_name.values()]}
+            if child.kind == "frontend" and isinstance(msg.get("url"), str):
+                child.description = {"url": msg["url"]}  # where a server listens (port 0: chosen)
             return {"ok": True}
         if op == "driver_state":
             if child.state != "running":

@@ -1,0 +1,1 @@
+"""rtoc.frontends.websocket: the websocket frontend (protocol, auth, encryption)."""

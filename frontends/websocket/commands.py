@@ -1,0 +1,433 @@
+"""The RTOC JSON commands: what each key of a client message does, and who may use it.
+
+Each handler checks its value's shape completely before it changes anything, so a bad
+command stores nothing; it returns what goes under its reply key. Reading needs ``read``,
+everything that writes (data, events, driver control, automation, removals) ``write``,
+and instance settings ``admin``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rtoc.pipeline.decimate_kernels import minmax_indices
+
+from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError
+from rtoc.model import check_part, split_name
+
+if TYPE_CHECKING:
+    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.session import Session
+
+MAX_POINTS = 200_000       # samples per signal in a getSignal reply unless maxN says otherwise
+MAX_NAMES = 10_000         # names in one getLatest / subscribe / getSignal list
+EVENT_LIST = 1000          # events in a getEventList reply
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[JsonProtocol, Session, Any, dict, float], Awaitable[Any]]
+    role: str
+    reply: str | None      # the reply key (None: nothing in the main reply)
+
+
+class BadCommand(RtocError, ValueError):
+    code = "bad_command"
+
+
+def _need(ok: bool, text: str) -> None:
+    if not ok:
+        raise BadCommand(text)
+
+
+def _names(value: Any, what: str) -> list[str]:
+    _need(isinstance(value, list) and len(value) <= MAX_NAMES
+          and all(isinstance(v, str) for v in value),
+          f"{what} must be a list of \"Device.Signal\" names (at most {MAX_NAMES})")
+    for v in value:
+        split_name(v)
+    return value
+
+
+def _number(v: Any, what: str) -> float:
+    _need(isinstance(v, int | float) and not isinstance(v, bool), f"{what} must be a number")
+    try:
+        return float(v)
+    except OverflowError:
+        raise BadCommand(f"{what} is too large for a float64") from None
+
+
+def _floats(v: Any, what: str) -> np.ndarray:
+    """A list of JSON numbers (NaN, Infinity allowed) as float64; anything else refused."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        v = [v]
+    _need(isinstance(v, list), f"{what} must be a list of numbers")
+    if not all(type(x) is float or (type(x) is int) for x in v):
+        bad = next(i for i, x in enumerate(v) if not (type(x) is float or type(x) is int))
+        raise BadCommand(f"{what}[{bad}] must be a number, got {type(v[bad]).__name__}")
+    try:
+        return np.array(v, dtype=np.float64)
+    except OverflowError:
+        raise BadCommand(f"{what}: a number is too large for a float64") from None
+
+
+# -- authorization ---------------------------------------------------------------------------
+async def authorize(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> bool:
+    """RTOC's ``authorize``: base64(SHA-256(password)) as text, or ``true`` with no password."""
+    if value is True:
+        return s.anonymous_role != "none" or s.user is not None
+    _need(isinstance(value, str) and 0 < len(value) <= 1024,
+          "authorize must be base64(sha256(password)) as text, or true")
+    return await _login(p, s, None, value, True, now)
+
+
+async def login(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """``{"user": name, "password": text}``: log in as a configured user."""
+    _need(isinstance(value, dict) and isinstance(value.get("user"), str)
+          and isinstance(value.get("password"), str) and len(value["password"]) <= 1024,
+          'login must be {"user": name, "password": text}')
+    ok = await _login(p, s, value["user"], value["password"], False, now)
+    return {"authorized": ok, "user": s.user, "role": s.role}
+
+
+async def _login(p: JsonProtocol, s: Session, user: str | None, secret: str, is_token: bool,
+                 now: float) -> bool:
+    result = await p.world.login(user, secret, is_token, s.address, now)
+    if isinstance(result, float):
+        raise BadCommand(f"too many failed logins from {s.address}; wait {math.ceil(result)} s")
+    if result is None:
+        return False
+    s.log_in(*result)
+    return True
+
+
+async def logout(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    s.log_out()
+    return {"role": s.role}
+
+
+# -- data in -----------------------------------------------------------------------------------
+async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) -> bool:
+    """RTOC's data push: ``y``, ``sname``, ``dname``, optional ``x``, ``unit``, ``plot``."""
+    _need("y" in value and "sname" in value and "dname" in value,
+          "a data push needs y, sname and dname")
+    y = _floats(value["y"], "y")
+    sname = value["sname"]
+    if isinstance(sname, str):
+        sname = [sname]
+    _need(isinstance(sname, list) and all(isinstance(n, str) for n in sname) and sname,
+          "sname must be a list of signal names")
+    dname = value["dname"]
+    _need(isinstance(dname, str), "dname must be a device name (text)")
+    check_part("device", dname)
+    for n in sname:
+        check_part("signal", n)
+    plot = value.get("plot", False)
+    _need(isinstance(plot, bool), "plot must be true or false")
+    x = value.get("x")
+    xs = _floats(x, "x") if x is not None else None
+    unit = value.get("unit", "")
+    if plot:
+        _need(isinstance(unit, str) or (isinstance(unit, list) and unit and isinstance(unit[0], str)),
+              "unit must be text (or a list of text)")
+        u = unit if isinstance(unit, str) else unit[0]
+        t = xs if xs is not None and len(xs) == len(y) else np.arange(len(y), dtype=np.float64)
+        await p.world.push(dname, sname[0], u, t, y, True)
+        return True
+    _need(len(sname) == len(y), f"sname has {len(sname)} names for {len(y)} values in y")
+    if isinstance(unit, str):
+        units = [unit] * len(y)
+    else:
+        _need(isinstance(unit, list) and len(unit) == len(y) and all(isinstance(u, str) for u in unit),
+              "unit must be text or a list of text as long as y")
+        units = unit
+    t = xs if xs is not None and len(xs) == len(y) else np.full(len(y), now)
+    order: dict[str, list[int]] = {}
+    for i, n in enumerate(sname):
+        order.setdefault(n, []).append(i)
+    for n, idx in order.items():
+        ix = np.array(idx)
+        await p.world.push(dname, n, units[idx[0]], t[ix], y[ix], False)
+    return True
+
+
+async def event(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> bool:
+    """``[text, sname, dname, x, priority, id, value]`` (trailing ones optional) or a map."""
+    if isinstance(value, list):
+        _need(1 <= len(value) <= 7, "event must be [text, sname, dname, x, priority, id, value]")
+        keys = ("text", "sname", "dname", "x", "priority", "id", "value")
+        value = dict(zip(keys, value, strict=False))
+    _need(isinstance(value, dict), "event must be a list or a map")
+    unknown = set(value) - {"text", "sname", "dname", "x", "priority", "id", "value", "signal",
+                            "device", "time"}
+    _need(not unknown, f"unknown event field(s) {sorted(unknown)}")
+    text = value.get("text", "")
+    sig = value.get("sname", value.get("signal", "")) or ""
+    dev = value.get("dname", value.get("device", "")) or ""
+    ev_id = value.get("id", "") or ""
+    for what, v in (("text", text), ("sname", sig), ("dname", dev), ("id", ev_id)):
+        _need(isinstance(v, str) and len(v) <= 10_000, f"event {what} must be text")
+    x = value.get("x", value.get("time"))
+    t = now if x is None else _number(x, "event x")
+    prio = value.get("priority", 0)
+    _need(prio in (0, 1, 2) and not isinstance(prio, bool), "event priority must be 0, 1 or 2")
+    val = value.get("value")
+    _need(val is None or isinstance(val, str | int | float | bool), "event value must be a plain value")
+    p.world.emit_event({"time": t, "text": text, "device": dev, "signal": sig,
+                        "priority": int(prio), "id": ev_id, "value": val,
+                        "extra": {"source": f"websocket:{s.user or s.address}"}})
+    return True
+
+
+# -- reading -----------------------------------------------------------------------------------
+async def _signals(p: JsonProtocol) -> list[dict]:
+    return (await p.world.request("signals"))["signals"]
+
+
+async def get_latest(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    want = None if value is True or value == "all" else set(_names(value, "getLatest"))
+    out = {}
+    for sig in await _signals(p):
+        if (want is None or sig["name"] in want) and sig.get("latest"):
+            out[sig["name"]] = [sig["latest"]["t"], sig["latest"]["y"], sig.get("unit", "")]
+    if want is not None and (missing := sorted(want - set(out))):
+        raise BadCommand(f"no samples of {', '.join(missing[:10])}") if not out else None
+    return out
+
+
+async def get_signal_list(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> list:
+    return [[sig["device"], sig["signal"]] for sig in await _signals(p)]
+
+
+async def get_signal_info(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """(RTOC extension for the dashboard) everything the signal table shows."""
+    return {sig["name"]: {"device": sig["device"], "signal": sig["signal"], "unit": sig.get("unit", ""),
+                          "id": sig["id"], "rate": sig.get("rate", 0.0), "lost": sig.get("lost", 0),
+                          "written": sig.get("written", 0), "owner": sig.get("owner", ""),
+                          "latest": [sig["latest"]["t"], sig["latest"]["y"]] if sig.get("latest") else None}
+            for sig in await _signals(p)}
+
+
+async def _events(p: JsonProtocol) -> list[list]:
+    reply = await p.world.request("events", limit=EVENT_LIST)
+    events, total = reply["events"], reply.get("total", len(reply["events"]))
+    first = total - len(events)
+    return [[e.get("device", ""), e.get("signal", ""), first + i, e.get("text", ""), e.get("time"),
+             e.get("value"), e.get("priority", 0), e.get("id", "")] for i, e in enumerate(events)]
+
+
+async def get_event_list(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    return {str(e[2]): e for e in await _events(p)}
+
+
+async def get_event(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    want = set(_names(value if isinstance(value, list) else [value], "getEvent"))
+    return {str(e[2]): e for e in await _events(p) if f"{e[0]}.{e[1]}" in want}
+
+
+async def get_signal(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """``["D.S", ...]``, ``"all"``, or ``{dname, sname, xmin, xmax, database, maxN}`` (or a
+    list of such maps): ``{"D.S": [x, y, unit, sigID, xmin, xmax]}``."""
+    signals = {sig["name"]: sig for sig in await _signals(p)}
+    if value == "all" or value is True:
+        value = sorted(signals)
+    requests = value if isinstance(value, list) else [value]
+    _need(len(requests) <= MAX_NAMES, f"getSignal: at most {MAX_NAMES} signals")
+    out = {}
+    for r in requests:
+        if isinstance(r, str):
+            r = dict(zip(("dname", "sname"), split_name(r), strict=True))
+        _need(isinstance(r, dict) and isinstance(r.get("dname"), str) and isinstance(r.get("sname"), str),
+              'getSignal entries must be "Device.Signal" or {dname, sname, xmin, xmax, maxN}')
+        name = f"{r['dname']}.{r['sname']}"
+        xmin = -math.inf if r.get("xmin") is None else _number(r["xmin"], "xmin")
+        xmax = math.inf if r.get("xmax") is None else _number(r["xmax"], "xmax")
+        max_n = r.get("maxN", MAX_POINTS)
+        _need(isinstance(max_n, int) and not isinstance(max_n, bool) and 4 <= max_n <= 2_000_000,
+              "maxN must be an integer 4..2000000")
+        t, y = await _history(p, name, xmin, xmax, bool(r.get("database", False)), max_n)
+        if name not in signals and not len(t):
+            raise BadCommand(f"no signal {name!r}")
+        sig = signals.get(name, {})
+        out[name] = [_plain(t), _plain(y), sig.get("unit", ""), sig.get("id"),
+                     float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None]
+    return out
+
+
+async def _history(p: JsonProtocol, name: str, xmin: float, xmax: float, database: bool,
+                   max_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ring when it covers the range, else the archive's history (ring + archive)."""
+    ring = p.world.ring(name)
+    if ring is not None and not database:
+        t, y = ring
+        covered = len(t) and t[0] <= xmin
+        if covered or (xmin == -math.inf and xmax == math.inf):
+            keep = (t >= xmin) & (t <= xmax)
+            return _decimate(t[keep], y[keep], max_n)
+    try:
+        reply = await p.world.request("history", signal=name,
+                                      **{"from": None if xmin == -math.inf else xmin,
+                                         "to": None if xmax == math.inf else xmax},
+                                      max_points=max_n)
+    except (ArchiveOff, EngineUnavailable):
+        if ring is None:
+            raise
+        t, y = ring
+        keep = (t >= xmin) & (t <= xmax)
+        return _decimate(t[keep], y[keep], max_n)
+    return np.frombuffer(reply["t"], "<f8"), np.frombuffer(reply["y"], "<f8")
+
+
+def _decimate(t: np.ndarray, y: np.ndarray, max_n: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(t) <= max_n:
+        return t, y
+    idx = minmax_indices(np.ascontiguousarray(y), max_n)
+    return t[idx], y[idx]
+
+
+def _plain(a: np.ndarray) -> list:
+    """float64 -> list for JSON; NaN and infinities become null (browsers refuse them)."""
+    out = a.tolist()
+    if not np.isfinite(a).all():
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+def _target(value: Any, what: str) -> tuple[str, str]:
+    _need(isinstance(value, list) and len(value) == 2 and value[0] in ("signal", "device")
+          and isinstance(value[1], str), f"{what} must be ['signal', 'D.S'] or ['device', name]")
+    if value[0] == "signal":
+        split_name(value[1])
+    return value[0], value[1]
+
+
+async def subscribe(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    s.subscribe(*_target(value, "subscribe"))
+    return s.subscription()
+
+
+async def unsubscribe(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    s.unsubscribe(*_target(value, "unsubscribe"))
+    return s.subscription()
+
+
+async def subscribe_all(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    _need(value in (True, "signal", "device"), "subscribeAll must be 'signal', 'device' or true")
+    s.subscribe_all()
+    return s.subscription()
+
+
+async def unsubscribe_all(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    _need(value in (True, "signal", "device"), "unsubscribeAll must be 'signal', 'device' or true")
+    s.unsubscribe_all()
+    return s.subscription()
+
+
+async def subscribe_view(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """(extension) resampled view pushes ``{"view": {...}}`` of these signals (replaces)."""
+    s.views = set(_names(value, "subscribeView"))
+    return s.subscription()
+
+
+async def event_level(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """(extension; RTOC could not set it) push events with priority >= this; false: none."""
+    _need(value in (0, 1, 2, False, True) , "eventLevel must be 0, 1, 2 or false")
+    s.events = value is not False
+    if value is not False and value is not True:
+        s.event_level = int(value)
+    return s.subscription()
+
+
+# -- drivers -----------------------------------------------------------------------------------
+async def get_plugin_list(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    out = {}
+    for d in (await p.world.request("drivers"))["drivers"]:
+        out[d["name"]] = {
+            "functions": [[f["name"], f["args"], len(f["args"]), f["args"], [], f["doc"], f["signature"]]
+                          for f in d.get("functions", [])],
+            "parameters": [[q["name"], q["value"], q["doc"]] for q in d.get("parameters", [])],
+            "status": d["state"] == "running", "state": d["state"], "autorun": d.get("wanted", True),
+            "info": d.get("driver", ""), "log": [],
+        }
+    return out
+
+
+async def plugin(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """``{Driver: {start: bool, "f()": [args], get: "p" | [...], param: value}}``."""
+    _need(isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+          'plugin must be {"Driver": {"start": true, "f()": [args], "get": "p", "p": value}}')
+    drivers = {d["name"]: d for d in (await p.world.request("drivers"))["drivers"]}
+    for name in value:
+        _need(name in drivers, f"no driver named {name!r} (drivers: {', '.join(sorted(drivers))})")
+    out: dict[str, dict] = {}
+    for name, ops in value.items():
+        res: dict[str, Any] = {}
+        for key, arg in ops.items():
+            try:
+                res[key] = await _plugin_op(p, s, drivers[name], key, arg)
+            except RtocError as exc:
+                res[key] = {"error": str(exc)}
+        out[name] = res
+    return out
+
+
+async def _plugin_op(p: JsonProtocol, s: Session, d: dict, key: str, arg: Any) -> Any:
+    name = d["name"]
+    if key in ("start", "autostart"):
+        _need(isinstance(arg, bool), f"{key} must be true or false")
+        if key == "autostart":
+            raise BadCommand("autostart is set in rtoc.toml ([[drivers]] autostart)")
+        return (await p.world.request("start" if arg else "stop", driver=name))["state"]
+    if key == "get":
+        params = {q["name"]: q["value"] for q in d.get("parameters", [])}
+        keys = [arg] if isinstance(arg, str) else arg
+        _need(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "get must be a name or a list")
+        missing = [k for k in keys if k not in params]
+        _need(not missing, f"{name} has no parameter {', '.join(missing)}")
+        return params[arg] if isinstance(arg, str) else [params[k] for k in keys]
+    if key.endswith("()"):
+        args = arg if isinstance(arg, list) else [] if arg is None else [arg]
+        return (await p.world.request("call", driver=name, function=key[:-2], args=args, kwargs={}))["result"]
+    return (await p.world.request("set", driver=name, param=key, value=arg))["value"]
+
+
+async def get_session(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """RTOC's session (it always failed there): signals, drivers, events and this client."""
+    return {"signalList": await get_signal_list(p, s, True, msg, now),
+            "pluginList": await get_plugin_list(p, s, True, msg, now),
+            "events": await get_event_list(p, s, True, msg, now),
+            "user": s.user, "role": s.role, "subscription": s.subscription()}
+
+
+ORDER = ("authorize", "login", "logout", "y", "event", "plugin", "subscribe", "unsubscribe",
+         "subscribeAll", "unsubscribeAll", "subscribeView", "eventLevel", "getLatest",
+         "getSignalList", "getSignalInfo", "getEventList", "getEvent", "getSignal",
+         "getPluginList", "getSession", "remove", "logger", "automation", "userAction")
+
+TABLE: dict[str, Command] = {
+    "authorize": Command(authorize, "none", None),
+    "login": Command(login, "none", "login"),
+    "logout": Command(logout, "none", "logout"),
+    "y": Command(push, "write", "sent"),
+    "event": Command(event, "write", "event"),
+    "plugin": Command(plugin, "write", "plugin"),
+    "subscribe": Command(subscribe, "read", "subscription"),
+    "unsubscribe": Command(unsubscribe, "read", "subscription"),
+    "subscribeAll": Command(subscribe_all, "read", "subscription"),
+    "unsubscribeAll": Command(unsubscribe_all, "read", "subscription"),
+    "subscribeView": Command(subscribe_view, "read", "subscription"),
+    "eventLevel": Command(event_level, "read", "subscription"),
+    "getLatest": Command(get_latest, "read", "latest"),
+    "getSignalList": Command(get_signal_list, "read", "signalList"),
+    "getSignalInfo": Command(get_signal_info, "read", "signalInfo"),
+    "getEventList": Command(get_event_list, "read", "events"),
+    "getEvent": Command(get_event, "read", "events"),
+    "getSignal": Command(get_signal, "read", "signals"),
+    "getPluginList": Command(get_plugin_list, "read", "pluginList"),
+    "getSession": Command(get_session, "read", "session"),
+}

@@ -1,0 +1,115 @@
+"""Plain HTTP on the websocket port: the dashboard, ``/metrics``, ``/api/signals``.
+
+``route`` maps a GET request (path and query) to ``(status, content type, body)``; the
+server turns that into a response. Reading the API needs the ``read`` role: anonymous
+clients have it unless ``[websocket] anonymous = "none"``, in which case HTTP Basic
+credentials of a configured user are needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import mimetypes
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from rtoc.frontends.websocket import commands
+from rtoc.frontends.websocket.fanout import dumps
+
+from rtoc.errors import RtocError
+
+if TYPE_CHECKING:
+    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.session import Session
+
+STATIC = resources.files("rtoc.frontends.websocket") / "static"
+Reply = tuple[int, str, bytes]
+
+
+def _json(obj: Any, status: int = 200) -> Reply:
+    return status, "application/json", dumps(obj).encode()
+
+
+def _error(status: int, text: str) -> Reply:
+    return _json({"error": True, "message": text}, status)
+
+
+def static_file(name: str) -> Reply:
+    """A file of the dashboard (``static/``); no path may leave that folder."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return _error(404, f"no such file {name!r}")
+    f = STATIC / name
+    if not f.is_file():
+        return _error(404, f"no such file {name!r}")
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript",):
+        kind += "; charset=utf-8"
+    return 200, kind, f.read_bytes()
+
+
+async def route(proto: JsonProtocol, session: Session, target: str, metrics: Any) -> Reply:
+    url = urlsplit(target)
+    path, query = url.path, parse_qs(url.query)
+    if path in ("/", "/index.html"):
+        return static_file("index.html")
+    if path.startswith("/static/"):
+        return static_file(path[len("/static/"):])
+    if path == "/metrics":
+        return 200, "text/plain; version=0.0.4; charset=utf-8", (await metrics()).encode()
+    if path == "/api/signals" or path.startswith("/api/signals/"):
+        if not session.may("read"):
+            return _error(401, "log in (HTTP Basic) as a user with the read role")
+        try:
+            if path == "/api/signals":
+                return _json(await commands.get_signal_info(proto, session, True, {}, 0.0))
+            return await _signal(proto, session, unquote(path[len("/api/signals/"):]), query)
+        except (RtocError, ValueError, TypeError) as exc:
+            return _error(404 if "no signal" in str(exc) else 400, str(exc))
+    return _error(404, f"nothing at {path} (try /, /metrics, /api/signals)")
+
+
+async def _signal(proto: JsonProtocol, session: Session, name: str, query: dict) -> Reply:
+    def number(key: str) -> float | None:
+        v = query.get(key, [None])[0]
+        return None if v in (None, "") else float(v)
+
+    fmt = query.get("format", ["json"])[0]
+    if fmt not in ("json", "csv"):
+        return _error(400, f"format must be json or csv, got {fmt!r}")
+    device, _, signal = name.partition(".")
+    req: dict[str, Any] = {"dname": device, "sname": signal, "xmin": number("from"),
+                           "xmax": number("to")}
+    if (max_n := number("maxN")) is not None:
+        req["maxN"] = int(max_n)
+    got = await commands.get_signal(proto, session, [req], {}, 0.0)
+    x, y, unit, sig_id, _, _ = got[name]
+    if fmt == "json":
+        return _json({"name": name, "unit": unit, "id": sig_id, "t": x, "y": y})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["t", f"{name} [{unit}]" if unit else name])
+    w.writerows(zip(x, ("" if v is None else v for v in y), strict=True))
+    return 200, "text/csv; charset=utf-8", buf.getvalue().encode()
+
+
+def prometheus(samples: list[tuple[str, str, dict[str, str], float]]) -> str:
+    """Prometheus' text format from (name, help, labels, value); one HELP/TYPE per name."""
+    out, seen = [], set()
+    for name, text, labels, value in samples:
+        if name not in seen:
+            seen.add(name)
+            kind = "counter" if name.endswith("_total") else "gauge"
+            out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}")
+        lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        v = float(value)
+        val = "NaN" if math.isnan(v) else ("+Inf" if v == math.inf else "-Inf" if v == -math.inf else repr(v))
+        out.append(f"{name}{{{lab}}} {val}" if lab else f"{name} {val}")
+    return "\n".join(out) + "\n"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+

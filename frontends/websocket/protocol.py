@@ -1,0 +1,123 @@
+"""The RTOC JSON protocol core: one client message in, reply objects out. No sockets.
+
+A message is one JSON object that may carry several commands (RTOC's keys, docs/PROTOCOL.md
+"Websocket"). :meth:`JsonProtocol.handle` checks the raw text against the limits before
+parsing (``jsonguard``), checks every key (known, allowed for the client's role, of the
+right shape) and answers each command; the reply is one object ``{"error": false, ...}``
+with a key per answered command. A bad key is answered under ``errors`` (``"error": true``)
+and nothing of it is stored, while the good keys of the same message still run.
+
+Whatever needs the running system goes through the :class:`World` port, which the server
+implements over the control plane, the rings and the inbox, and the tests over plain
+dictionaries: the core itself reads no clock (``now`` is an argument) and opens nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+from rtoc.frontends.websocket import commands
+from rtoc.frontends.websocket.jsonguard import Limits, MessageRejected, loads
+from rtoc.frontends.websocket.session import Session
+
+from rtoc.errors import RtocError
+
+
+class World(Protocol):
+    """What the protocol needs of the running system (the server's adapter implements it)."""
+
+    async def request(self, op: str, **fields: Any) -> dict:
+        """A control-plane request; raises the RtocError of an error reply."""
+
+    async def push(self, device: str, signal: str, unit: str, t: np.ndarray, y: np.ndarray,
+                   replace: bool) -> None:
+        """Write samples (float64[n] each) into the signal's ring; ``replace``: a plot."""
+
+    def emit_event(self, event: dict) -> None:
+        """Hand an event (``Event.to_dict()`` shape) to the engine."""
+
+    def ring(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """What the signal's ring holds now (t, y float64[n]), or None when unknown."""
+
+    async def login(self, user: str | None, secret: str, is_token: bool,
+                    address: str, now: float) -> tuple[str, str] | None | float:
+        """(user, role) when the secret fits; None when not; a float (seconds to wait)
+        when the address is throttled."""
+
+
+#: RTOC's data push: these keys together are one command.
+PUSH_KEYS = ("y", "x", "sname", "dname", "unit", "plot")
+
+
+class JsonProtocol:
+    """Answers the RTOC JSON protocol for every session of one server."""
+
+    def __init__(self, world: World, limits: Limits):
+        self.world = world
+        self.limits = limits
+
+    async def handle(self, session: Session, data: str | bytes, now: float) -> list[dict]:
+        """The replies to one message, in order (``authorize`` adds ``{"authorized": b}``
+        after the main reply, as RTOC did)."""
+        try:
+            msg = loads(data, self.limits)
+        except MessageRejected as exc:
+            return [{"error": True, "message": str(exc), "errors": {"message": str(exc)}}]
+        reply: dict[str, Any] = {"error": False}
+        errors: dict[str, str] = {}
+        extra: list[dict] = []
+        unknown = [k for k in msg if k not in commands.TABLE and k not in PUSH_KEYS]
+        for key in unknown:
+            errors[_short(key)] = f"unknown key {_short(key)!r}"
+        if any(k in msg for k in PUSH_KEYS):
+            await self._run(session, "y", {k: msg[k] for k in PUSH_KEYS if k in msg}, msg,
+                            now, reply, errors)
+        for key in commands.ORDER:
+            if key in msg and key != "y":
+                result = await self._run(session, key, msg[key], msg, now, reply, errors)
+                if key == "authorize" and result is not None:
+                    extra.append({"authorized": bool(result)})
+        if errors:
+            reply["error"] = True
+            reply["errors"] = errors
+            reply["message"] = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        self._report_dropped(session, reply)
+        return [reply, *extra]
+
+    async def _run(self, session: Session, key: str, value: Any, msg: dict, now: float,
+                   reply: dict, errors: dict) -> Any:
+        spec = commands.TABLE[key]
+        if not session.may(spec.role):
+            errors[key] = (f"needs the {spec.role} role (you have {session.role}"
+                           f"{'' if session.user else '; log in with authorize or login'})")
+            return None
+        try:
+            result = await spec.run(self, session, value, msg, now)
+        except (MessageRejected, RtocError, ValueError, TypeError, KeyError) as exc:
+            errors[key] = _message(exc)
+            return None
+        if spec.reply is not None and result is not None:
+            reply[spec.reply] = result
+        return result
+
+    @staticmethod
+    def _report_dropped(session: Session, reply: dict) -> None:
+        if session.dropped != session.reported_dropped:
+            reply["dropped"] = session.dropped
+            session.reported_dropped = session.dropped
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text or type(exc).__name__
+
+
+def _short(key: str, n: int = 60) -> str:
+    return key if len(key) <= n else key[:n] + "..."
+
+
+def finite_or_nan(v: float) -> float | None:
+    """JSON has no NaN/Infinity in strict parsers (browsers): those go out as null."""
+    return v if math.isfinite(v) else None

@@ -1,0 +1,300 @@
+"""The websocket process: asyncio shell around the protocol core, the fan-out and HTTP.
+
+Read, feed, drain, write: a websocket message goes to :class:`JsonProtocol` and its
+replies to the client's send queue; the bus reader feeds :class:`Fanout`, whose messages
+a timer moves to the send queues every ``push_interval``. Each client has one sender task
+and a bounded queue: replies wait for room (a client that does not read slows only
+itself), pushes that find the queue full are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http
+import ipaddress
+import logging
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq
+import zmq.asyncio
+from rtoc.frontends.websocket import http as routes
+from rtoc.frontends.websocket.auth import Throttle, User, Users, origin_allowed
+from rtoc.frontends.websocket.fanout import Fanout, dumps
+from rtoc.frontends.websocket.hub import Hub
+from rtoc.frontends.websocket.jsonguard import Limits
+from rtoc.frontends.websocket.protocol import JsonProtocol
+from rtoc.frontends.websocket.session import Session
+from rtoc.pipeline.child import start_child
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rtoc import wire
+
+log = logging.getLogger(__name__)
+REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
+
+
+def anonymous_role(spec: dict) -> str:
+    """The configured role, else admin for a password-less server on loopback (RTOC's
+    behaviour without a password), else read."""
+    if spec["anonymous"]:
+        return spec["anonymous"]
+    if spec["users"]:
+        return "read"
+    try:
+        loopback = ipaddress.ip_address(spec["host"]).is_loopback
+    except ValueError:
+        loopback = spec["host"] == "localhost"
+    return "admin" if loopback else "read"
+
+
+@dataclass(eq=False)
+class Client:
+    conn: ServerConnection
+    session: Session
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue())
+    sender: asyncio.Task | None = None
+
+
+class Server:
+    def __init__(self, spec: dict, ctx: zmq.asyncio.Context):
+        self.spec = spec
+        self.anonymous = anonymous_role(spec)
+        users = Users([User(u["name"], u["role"], u["password_hash"]) for u in spec["users"]],
+                      self.anonymous, section="websocket")
+        self.hub = Hub(spec["endpoints"], ctx, users, Throttle())
+        self.proto = JsonProtocol(self.hub, Limits(max_bytes=spec["max_message"],
+                                                   max_depth=spec["max_depth"]))
+        self.fanout = Fanout()
+        self.clients: dict[Session, Client] = {}
+        self.sub = ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 1000)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(spec["endpoints"]["data"])
+        self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
+        self.topics: set[bytes] = set()
+        self.events_seen = 0
+        self.started = time.time()
+        self.counters = {"messages_in": 0, "messages_out": 0, "pushes_dropped": 0,
+                         "connections": 0, "refused": 0}
+
+    # -- connections -----------------------------------------------------------------------
+    async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        headers = request.headers
+        if not origin_allowed(headers.get("Origin"), headers.get("Host"),
+                              tuple(self.spec["allowed_origins"])):
+            self.counters["refused"] += 1
+            return conn.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+        if headers.get("Upgrade", "").lower() == "websocket":
+            if len(self.clients) >= self.spec["max_clients"]:
+                self.counters["refused"] += 1
+                return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
+            return None
+        session = await self._http_session(conn, headers)
+        status, kind, body = await routes.route(self.proto, session, request.path, self.metrics)
+        hdrs = Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
+                        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+        if status == 401:
+            hdrs["WWW-Authenticate"] = 'Basic realm="rtoc"'
+        return Response(status, http.HTTPStatus(status).phrase, hdrs, body)
+
+    async def _http_session(self, conn: ServerConnection, headers: Headers) -> Session:
+        session = Session(_address(conn), self.anonymous, self.anonymous)
+        auth = headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return session
+            found = await self.hub.login(user, password, False, session.address, time.monotonic())
+            if isinstance(found, tuple):
+                session.log_in(*found)
+        return session
+
+    async def handler(self, conn: ServerConnection) -> None:
+        session = Session(_address(conn), self.anonymous, self.anonymous,
+                          event_level=self.spec["event_level"])
+        client = Client(conn, session, asyncio.Queue(self.spec["send_queue"]))
+        client.sender = asyncio.create_task(self._send_loop(client))
+        self.clients[session] = client
+        self.fanout.add(session)
+        self.counters["connections"] += 1
+        try:
+            async for message in conn:
+                self.counters["messages_in"] += 1
+                replies = await self.proto.handle(session, message, time.time())
+                for r in replies:
+                    await client.queue.put(dumps(r))  # replies wait for room; never dropped
+                self._resubscribe()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.pop(session, None)
+            self.fanout.remove(session)
+            client.sender.cancel()
+            self._resubscribe()
+
+    async def _send_loop(self, client: Client) -> None:
+        try:
+            while True:
+                await client.conn.send(await client.queue.get())
+                self.counters["messages_out"] += 1
+        except ConnectionClosed:
+            pass
+
+    def _offer(self, client: Client, text: str) -> None:
+        """A push: queued when there is room, else dropped and counted."""
+        try:
+            client.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            client.session.dropped += 1
+            self.counters["pushes_dropped"] += 1
+
+    # -- the bus ---------------------------------------------------------------------------
+    def _resubscribe(self) -> None:
+        """Subscribe the SUB to what some client wants (data of signals and devices, views)."""
+        want: set[bytes] = set()
+        for s in self.clients:
+            if s.all_signals:
+                want.add(wire.DATA_PREFIX.encode())
+            want.update(wire.data_topic(n) for n in s.signals)
+            want.update(wire.data_topic(d + ".") for d in s.devices)
+            want.update((wire.VIEW_PREFIX + n).encode() for n in s.views)
+        for t in want - self.topics:
+            self.sub.setsockopt(zmq.SUBSCRIBE, t)
+        for t in self.topics - want:
+            self.sub.setsockopt(zmq.UNSUBSCRIBE, t)
+        self.topics = want
+
+    async def bus_loop(self) -> None:
+        while True:
+            frames = await self.sub.recv_multipart(copy=False)
+            topic = bytes(frames[0].buffer)
+            if topic.startswith(b"data/"):
+                name, header, t, y = wire.parse_data([f.buffer for f in frames])
+                self.fanout.data(name, t, y)
+            elif topic.startswith(b"view/"):
+                name, header, t, y = wire.parse_view([f.buffer for f in frames])
+                self.fanout.view(name, t, y)
+            elif topic == b"event":
+                ev = wire.unpack(bytes(frames[1].buffer))
+                self.events_seen += 1
+                for client in self.clients.values():
+                    text = Fanout.event(client.session, ev, self.events_seen)
+                    if text is not None:
+                        self._offer(client, text)
+
+    async def push_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec["push_interval"])
+            for client in list(self.clients.values()):
+                for text in self.fanout.take(client.session):
+                    self._offer(client, text)
+                s = client.session
+                if s.dropped != s.reported_dropped and client.queue.qsize() < client.queue.maxsize // 2:
+                    s.reported_dropped = s.dropped
+                    self._offer(client, dumps({"dropped": s.dropped}))
+
+    async def refresh_loop(self) -> None:
+        while True:
+            try:
+                signals = (await self.hub.request("signals"))["signals"]
+                self.fanout.units = {s["name"]: s.get("unit", "") for s in signals}
+                self.fanout.ids = {s["name"]: s["id"] for s in signals}
+            except Exception as exc:  # the supervisor restarting: try again next time
+                log.debug("signal refresh failed: %s", exc)
+            await asyncio.sleep(REFRESH)
+
+    # -- metrics ---------------------------------------------------------------------------
+    async def metrics(self) -> str:
+        samples: list[tuple[str, str, dict[str, str], float]] = [
+            ("rtoc_ws_clients", "Connected websocket clients", {}, len(self.clients)),
+            ("rtoc_ws_messages_in_total", "Messages received from clients", {}, self.counters["messages_in"]),
+            ("rtoc_ws_messages_out_total", "Messages sent to clients", {}, self.counters["messages_out"]),
+            ("rtoc_ws_pushes_dropped_total", "Pushes dropped at full client queues", {}, self.counters["pushes_dropped"]),
+            ("rtoc_ws_refused_total", "Connections refused (origin, client limit)", {}, self.counters["refused"]),
+            ("rtoc_ws_samples_pushed_total", "Samples written by websocket clients", {}, self.hub.pushed),
+        ]
+        samples += [("rtoc_ws_send_queue", "Messages waiting for a client", {"client": c.session.address},
+                     c.queue.qsize()) for c in self.clients.values()]
+        try:
+            status = await self.hub.request("status")
+        except Exception:
+            return routes.prometheus(samples)
+        for s in status["signals"]:
+            lab = {"signal": s["name"]}
+            samples += [("rtoc_signal_rate", "Samples per second (engine, last second)", lab, s.get("rate", 0.0)),
+                        ("rtoc_signal_written_total", "Samples written to the ring", lab, s.get("written", 0)),
+                        ("rtoc_signal_lost_total", "Samples overwritten before the engine read them", lab, s.get("lost", 0))]
+        for p in status["processes"]:
+            lab = {"process": p["name"], "kind": p["kind"]}
+            samples += [("rtoc_process_restarts_total", "Restarts of a child process", lab, p.get("restarts", 0)),
+                        ("rtoc_process_up", "1 while the process runs", lab, 1.0 if p["state"] == "running" else 0.0)]
+        samples.append(("rtoc_uptime_seconds", "Seconds since the supervisor started", {}, status.get("uptime", 0.0)))
+        return routes.prometheus(samples)
+
+    # -- running ---------------------------------------------------------------------------
+    async def run(self, stop: Callable[[], bool]) -> None:
+        tls = None
+        if self.spec["tls_cert"]:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(self.spec["tls_cert"], self.spec["tls_key"])
+        tasks = [asyncio.create_task(c()) for c in (self.hub.replies, self.bus_loop,
+                                                     self.push_loop, self.refresh_loop)]
+        async with serve(self.handler, self.spec["host"], self.spec["port"],
+                         process_request=self.process_request, max_size=self.spec["max_message"],
+                         ping_interval=self.spec["ping_interval"], ping_timeout=self.spec["ping_timeout"],
+                         compression=None, ssl=tls, server_header="rtoc") as server:
+            port = server.sockets[0].getsockname()[1] if server.sockets else self.spec["port"]
+            url = f"{'https' if tls else 'http'}://{_host(self.spec['host'])}:{port}/"
+            log.info("websocket server on %s", url)
+            await self.hub.request("hello", role="websocket", url=url)
+            while not stop():
+                await asyncio.sleep(0.1)
+                for t in tasks:
+                    if t.done() and t.exception() is not None:
+                        raise t.exception()
+            server.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        self.sub.close(0)
+        self.hub.close()
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _address(conn: ServerConnection) -> str:
+    addr = conn.remote_address
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "unknown"
+
+
+def main(spec: dict) -> None:
+    """Entry point of the websocket process (spawned by the supervisor)."""
+    stop = start_child("websocket", spec.get("log_level", "INFO"), spec["parent_pid"])
+    ctx = zmq.asyncio.Context()
+    server = Server(spec, ctx)
+    code = 1
+    try:
+        asyncio.run(server.run(stop.is_set))
+        code = 0
+    except OSError as exc:
+        log.error("websocket server cannot listen on %s:%s: %s", spec["host"], spec["port"], exc)
+    except Exception:
+        log.exception("websocket server crashed")
+    finally:
+        server.close()
+        ctx.term()
+    sys.exit(code)
+

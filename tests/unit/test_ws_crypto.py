@@ -1,0 +1,160 @@
+"""Unit tests of rtoc.frontends.websocket.crypto: AES-GCM frames of the binary subprotocol."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rtoc.frontends.websocket.crypto import (
+    OVERHEAD,
+    Channel,
+    FrameRefused,
+    derive_key,
+    new_salt,
+)
+
+from rtoc.errors import RtocError
+
+SALT = bytes(range(16))
+KEY = derive_key("geheim", SALT)  # once per module: scrypt takes ~50 ms
+
+
+def _pair(key: bytes = KEY) -> tuple[Channel, Channel]:
+    return Channel(key, "server"), Channel(key, "client")
+
+
+def _refused(channel: Channel, frame: bytes) -> FrameRefused:
+    with pytest.raises(FrameRefused) as info:
+        channel.open(frame)
+    return info.value
+
+
+def test_derive_key_is_scrypt_of_the_password() -> None:
+    assert KEY == hashlib.scrypt(b"geheim", salt=SALT, n=2**14, r=8, p=1, dklen=32)
+    assert len(KEY) == 32
+    with pytest.raises(ValueError, match="salt must be at least 16 bytes, got 8 bytes"):
+        derive_key("geheim", b"12345678")
+    assert len(new_salt()) == 16 and new_salt() != new_salt()
+
+
+def test_frame_refused_is_an_rtoc_value_error() -> None:
+    assert issubclass(FrameRefused, RtocError) and issubclass(FrameRefused, ValueError)
+    assert FrameRefused.code == "bad_frame"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.binary(max_size=300), max_size=8))
+def test_round_trip_both_directions(to_client: list[bytes], to_server: list[bytes]) -> None:
+    server, client = _pair()
+    for payload in to_client:
+        frame = server.seal(payload)
+        assert len(frame) == len(payload) + OVERHEAD and frame[0] == 1
+        assert client.open(frame) == payload
+    for payload in to_server:
+        assert server.open(client.seal(payload)) == payload
+    assert (server.sent, server.received) == (len(to_client), len(to_server))
+    assert (client.sent, client.received) == (len(to_server), len(to_client))
+
+
+def test_payload_is_not_in_the_clear_and_nonces_differ() -> None:
+    server, _ = _pair()
+    payload = b"secret measurement " * 4
+    frames = [server.seal(payload) for _ in range(50)]
+    assert all(payload[:16] not in frame for frame in frames)
+    assert len({frame[1:13] for frame in frames}) == 50
+    assert len({frame[13:-16] for frame in frames}) == 50
+
+
+def test_every_byte_tampered_is_refused() -> None:
+    server, client = _pair()
+    frame = server.seal(b"hi")
+    for i in range(len(frame)):
+        for flip in (0x01, 0x80, 0xFF):
+            bad = bytearray(frame)
+            bad[i] ^= flip
+            err = _refused(client, bytes(bad))
+            assert err.reason == ("version" if i == 0 else "authentication")
+    assert client.open(frame) == b"hi"  # the refusals changed nothing
+
+
+def test_truncated_and_extended_frames_are_refused() -> None:
+    server, client = _pair()
+    frame = server.seal(b"payload")
+    for cut in range(len(frame)):
+        err = _refused(client, frame[:cut])
+        assert err.reason in {"truncated", "authentication"}
+    assert str(_refused(client, b"")) == "truncated frame (0 bytes, at least 37)"
+    assert str(_refused(client, frame[:36])) == "truncated frame (36 bytes, at least 37)"
+    assert _refused(client, frame + b"\0").reason == "authentication"
+    assert client.open(frame) == b"payload"
+
+
+def test_unknown_version_is_named() -> None:
+    server, client = _pair()
+    frame = server.seal(b"x")
+    assert str(_refused(client, b"\x02" + frame[1:])) == "unknown version 2 (expected 1)"
+
+
+def test_replayed_frame_is_refused() -> None:
+    server, client = _pair()
+    frames = [server.seal(bytes([i])) for i in range(6)]
+    for frame in frames:
+        client.open(frame)
+    err = _refused(client, frames[3])
+    assert err.reason == "replayed" and str(err) == "replayed frame (counter 3, expected 6)"
+    assert client.open(server.seal(b"next")) == b"next"
+
+
+def test_reordered_or_dropped_frames_are_refused() -> None:
+    server, client = _pair()
+    first, second, third = server.seal(b"1"), server.seal(b"2"), server.seal(b"3")
+    err = _refused(client, second)
+    assert err.reason == "skipped" and "counter 1, expected 0" in str(err)
+    assert client.open(first) == b"1"
+    assert _refused(client, third).reason == "skipped"  # "second" was lost
+    assert client.open(second) == b"2" and client.open(third) == b"3"
+
+
+def test_reflected_frame_is_refused() -> None:
+    server, client = _pair()
+    frame = server.seal(b"to the client")
+    assert _refused(server, frame).reason == "authentication"
+    assert _refused(client, client.seal(b"to the server")).reason == "authentication"
+    assert client.open(frame) == b"to the client"
+
+
+def test_a_channel_of_the_same_role_cannot_open_it() -> None:
+    frame = Channel(KEY, "server").seal(b"x")
+    assert _refused(Channel(KEY, "server"), frame).reason == "authentication"
+
+
+def test_wrong_key_is_refused() -> None:
+    server, _ = _pair()
+    other = Channel(bytes(32), "client")
+    assert str(_refused(other, server.seal(b"x"))).startswith("authentication failed")
+
+
+def test_frames_of_another_session_are_refused() -> None:
+    other_key = derive_key("geheim", bytes(range(1, 17)))  # same password, other salt
+    assert other_key != KEY
+    server_a, _ = _pair()
+    _, client_b = _pair(other_key)
+    assert _refused(client_b, server_a.seal(b"x")).reason == "authentication"
+
+
+@pytest.mark.parametrize(("key", "role", "says"), [
+    (b"short", "server", "key must be 32 bytes, got 5 bytes"),
+    ("k" * 32, "server", "key must be 32 bytes, got str"),
+    (bytes(32), "peer", "role must be 'server' or 'client'"),
+])
+def test_bad_channel_arguments(key: bytes, role: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        Channel(key, role)  # type: ignore[arg-type]
+
+
+def test_repr_shows_no_key() -> None:
+    server, _ = _pair()
+    assert KEY.hex() not in repr(server) and str(KEY) not in repr(server)
+    assert repr(server) == "Channel(role='server', sent=0, received=0)"
