@@ -269,8 +269,8 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
         fail(f"must be one of {', '.join(ROLES)} (or empty), got {w.anonymous!r}", "websocket.anonymous")
     if bool(w.tls_cert) != bool(w.tls_key):
         fail("TLS needs both tls_cert and tls_key", "websocket.tls_cert")
-    if w.max_message < 1024 or w.max_depth < 2 or w.max_clients < 1 or w.send_queue < 1:
-        fail("max_message >= 1024, max_depth >= 2, max_clients >= 1, send_queue >= 1",
+    if w.max_message < 1024 or not 2 <= w.max_depth <= 500 or w.max_clients < 1 or w.send_queue < 1:
+        fail("max_message >= 1024, max_depth 2..500, max_clients >= 1, send_queue >= 1",
              "websocket.max_message")
     if not (w.ping_interval > 0 and w.ping_timeout > 0 and w.push_interval > 0):
         fail("ping_interval, ping_timeout and push_interval must be > 0", "websocket.ping_interval")

@@ -431,3 +431,4 @@ TABLE: dict[str, Command] = {
     "getPluginList": Command(get_plugin_list, "read", "pluginList"),
     "getSession": Command(get_session, "read", "session"),
 }
+

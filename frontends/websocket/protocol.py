@@ -18,7 +18,7 @@ import math
 from typing import Any, Protocol
 
 import numpy as np
-from rtoc.frontends.websocket import commands
+from rtoc.frontends.websocket import commands, manage
 from rtoc.frontends.websocket.jsonguard import Limits, MessageRejected, loads
 from rtoc.frontends.websocket.session import Session
 
@@ -47,6 +47,8 @@ class World(Protocol):
         when the address is throttled."""
 
 
+#: Every key a message may carry (the data push is filed under "y").
+TABLE = {**commands.TABLE, **manage.TABLE}
 #: RTOC's data push: these keys together are one command.
 PUSH_KEYS = ("y", "x", "sname", "dname", "unit", "plot")
 
@@ -68,7 +70,7 @@ class JsonProtocol:
         reply: dict[str, Any] = {"error": False}
         errors: dict[str, str] = {}
         extra: list[dict] = []
-        unknown = [k for k in msg if k not in commands.TABLE and k not in PUSH_KEYS]
+        unknown = [k for k in msg if k not in TABLE and k not in PUSH_KEYS]
         for key in unknown:
             errors[_short(key)] = f"unknown key {_short(key)!r}"
         if any(k in msg for k in PUSH_KEYS):
@@ -77,7 +79,7 @@ class JsonProtocol:
         for key in commands.ORDER:
             if key in msg and key != "y":
                 result = await self._run(session, key, msg[key], msg, now, reply, errors)
-                if key == "authorize" and result is not None:
+                if key == "authorize":  # RTOC clients wait for this answer, also on errors
                     extra.append({"authorized": bool(result)})
         if errors:
             reply["error"] = True
@@ -88,7 +90,7 @@ class JsonProtocol:
 
     async def _run(self, session: Session, key: str, value: Any, msg: dict, now: float,
                    reply: dict, errors: dict) -> Any:
-        spec = commands.TABLE[key]
+        spec = TABLE[key]
         if not session.may(spec.role):
             errors[key] = (f"needs the {spec.role} role (you have {session.role}"
                            f"{'' if session.user else '; log in with authorize or login'})")

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import zmq
 import zmq.asyncio
+from rtoc.frontends.websocket import binary_shell
 from rtoc.frontends.websocket import http as routes
 from rtoc.frontends.websocket.auth import Throttle, User, Users, origin_allowed
+from rtoc.frontends.websocket.binary import SUBPROTOCOL, select_subprotocol
 from rtoc.frontends.websocket.fanout import Fanout, dumps
 from rtoc.frontends.websocket.hub import Hub
 from rtoc.frontends.websocket.jsonguard import Limits
@@ -73,6 +75,7 @@ class Server:
         self.proto = JsonProtocol(self.hub, Limits(max_bytes=spec["max_message"],
                                                    max_depth=spec["max_depth"]))
         self.fanout = Fanout()
+        self.binary = binary_shell.Binary(self.hub, spec)
         self.clients: dict[Session, Client] = {}
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)
@@ -93,7 +96,7 @@ class Server:
             self.counters["refused"] += 1
             return conn.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         if headers.get("Upgrade", "").lower() == "websocket":
-            if len(self.clients) >= self.spec["max_clients"]:
+            if len(self.clients) + len(self.binary.clients) >= self.spec["max_clients"]:
                 self.counters["refused"] += 1
                 return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
             return None
@@ -121,6 +124,10 @@ class Server:
     async def handler(self, conn: ServerConnection) -> None:
         session = Session(_address(conn), self.anonymous, self.anonymous,
                           event_level=self.spec["event_level"])
+        if conn.subprotocol == SUBPROTOCOL:
+            self.counters["connections"] += 1
+            await binary_shell.serve(self, conn, session)
+            return
         client = Client(conn, session, asyncio.Queue(self.spec["send_queue"]))
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
@@ -161,7 +168,7 @@ class Server:
     def _resubscribe(self) -> None:
         """Subscribe the SUB to what some client wants (data of signals and devices, views)."""
         want: set[bytes] = set()
-        for s in self.clients:
+        for s in [*self.clients, *self.binary.clients]:
             if s.all_signals:
                 want.add(wire.DATA_PREFIX.encode())
             want.update(wire.data_topic(n) for n in s.signals)
@@ -180,9 +187,12 @@ class Server:
             if topic.startswith(b"data/"):
                 name, header, t, y = wire.parse_data([f.buffer for f in frames])
                 self.fanout.data(name, t, y)
+                self.binary.fanout.data(name, header["seq"], header.get("lost", 0), t, y,
+                                        header.get("replace", False))
             elif topic.startswith(b"view/"):
                 name, header, t, y = wire.parse_view([f.buffer for f in frames])
                 self.fanout.view(name, t, y)
+                self.binary.fanout.view(name, t, y, header.get("width", 0.0))
             elif topic == b"event":
                 ev = wire.unpack(bytes(frames[1].buffer))
                 self.events_seen += 1
@@ -194,6 +204,7 @@ class Server:
     async def push_loop(self) -> None:
         while True:
             await asyncio.sleep(self.spec["push_interval"])
+            self.binary.flush()
             for client in list(self.clients.values()):
                 for text in self.fanout.take(client.session):
                     self._offer(client, text)
@@ -221,6 +232,9 @@ class Server:
             ("rtoc_ws_pushes_dropped_total", "Pushes dropped at full client queues", {}, self.counters["pushes_dropped"]),
             ("rtoc_ws_refused_total", "Connections refused (origin, client limit)", {}, self.counters["refused"]),
             ("rtoc_ws_samples_pushed_total", "Samples written by websocket clients", {}, self.hub.pushed),
+            ("rtoc_ws_binary_clients", "Connected rtoc.bin.v1 clients", {}, len(self.binary.clients)),
+            ("rtoc_ws_binary_frames_dropped_total", "Data frames dropped at full rtoc.bin.v1 send queues",
+             {}, self.binary.counters["frames_dropped"]),
         ]
         samples += [("rtoc_ws_send_queue", "Messages waiting for a client", {"client": c.session.address},
                      c.queue.qsize()) for c in self.clients.values()]
@@ -250,6 +264,7 @@ class Server:
                                                      self.push_loop, self.refresh_loop)]
         async with serve(self.handler, self.spec["host"], self.spec["port"],
                          process_request=self.process_request, max_size=self.spec["max_message"],
+                         select_subprotocol=select_subprotocol,
                          ping_interval=self.spec["ping_interval"], ping_timeout=self.spec["ping_timeout"],
                          compression=None, ssl=tls, server_header="rtoc") as server:
             port = server.sockets[0].getsockname()[1] if server.sockets else self.spec["port"]

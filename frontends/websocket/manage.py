@@ -1,0 +1,140 @@
+"""RTOC's management keys: ``automation``, ``logger``, ``remove``, ``userAction``.
+
+The original ran Python sent by the client for ``automation.setAction`` scripts and
+``userAction``; here automation is the engine's validated rules (docs/EVENTS.md): events
+with a condition, actions with steps (call, set, write, notify). A ``script`` is refused
+with a message saying what to send instead. Instance settings that RTOC changed over the
+network (backup, ports, Telegram, reboot) are set in rtoc.toml and are refused here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rtoc.frontends.websocket.commands import BadCommand, Command, _need
+
+if TYPE_CHECKING:
+    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.session import Session
+
+# RTOC's setEvent keys -> the rule's (retur was RTOC's "fire again while true")
+_EVENT_KEYS = {"name": "name", "cond": "cond", "text": "text", "priority": "priority", "id": "id",
+               "trigger": "trigger", "sname": "signal", "dname": "device", "active": "active",
+               "hold": "hold", "cooldown": "cooldown"}
+_ACTION_KEYS = {"name": "name", "listenID": "listen", "listen": "listen", "steps": "steps",
+                "active": "active", "cooldown": "cooldown"}
+
+
+async def _rules(p: JsonProtocol) -> dict:
+    reply = await p.world.request("rules")
+    return {"events": {r["name"]: r for r in reply["events"]},
+            "actions": {r["name"]: r for r in reply["actions"]},
+            "stats": reply.get("stats", {})}
+
+
+def _event_rule(raw: Any) -> dict:
+    _need(isinstance(raw, dict), "setEvent must be a map {name, cond, text, priority, id, trigger, ...}")
+    unknown = sorted(set(raw) - set(_EVENT_KEYS) - {"retur"})
+    _need(not unknown, f"setEvent: unknown key(s) {unknown} (known: {sorted(_EVENT_KEYS)})")
+    rule = {_EVENT_KEYS[k]: v for k, v in raw.items() if k in _EVENT_KEYS}
+    if rule.get("device") == "" and rule.get("signal") == "":
+        rule["device"] = rule["signal"] = ""
+    return rule
+
+
+def _action_rule(raw: Any) -> dict:
+    _need(isinstance(raw, dict), "setAction must be a map {name, listenID, steps, active}")
+    _need("script" not in raw, "setAction: scripts (Python code) are never run; send 'steps' "
+          "instead, e.g. [{\"call\": \"Generator.setFrequency\", \"args\": [2]}] (docs/EVENTS.md)")
+    unknown = sorted(set(raw) - set(_ACTION_KEYS) - {"parameters"})
+    _need(not unknown, f"setAction: unknown key(s) {unknown} (known: {sorted(_ACTION_KEYS)})")
+    rule = {_ACTION_KEYS[k]: v for k, v in raw.items() if k in _ACTION_KEYS}
+    if isinstance(rule.get("listen"), str):
+        rule["listen"] = [rule["listen"]]
+    return rule
+
+
+async def automation(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """Sub-keys ``setEvent``, ``setAction``, ``removeEvent``, ``removeAction``,
+    ``active {events?: bool, actions?: bool}`` or per rule ``enable {kind, name, active}``,
+    ``list``; the reply lists the rules after the changes."""
+    _need(isinstance(value, dict), "automation must be a map of sub-commands")
+    known = {"setEvent", "setAction", "removeEvent", "removeAction", "active", "enable", "list",
+             "testEvent", "testAction", "reset"}
+    unknown = sorted(set(value) - known)
+    _need(not unknown, f"automation: unknown sub-command(s) {unknown} (known: {sorted(known)})")
+    for gone in ("testEvent", "testAction", "reset"):
+        _need(gone not in value, f"automation.{gone} is not available (rules are tested when set)")
+    if "setEvent" in value:
+        await p.world.request("rule_put", kind="event", rule=_event_rule(value["setEvent"]))
+    if "setAction" in value:
+        await p.world.request("rule_put", kind="action", rule=_action_rule(value["setAction"]))
+    for key, kind in (("removeEvent", "event"), ("removeAction", "action")):
+        if key in value:
+            names = value[key] if isinstance(value[key], list) else [value[key]]
+            _need(all(isinstance(n, str) for n in names), f"{key} must be a rule name or a list of names")
+            for n in names:
+                await p.world.request("rule_remove", kind=kind, name=n)
+    if "enable" in value:
+        e = value["enable"]
+        _need(isinstance(e, dict) and e.get("kind") in ("event", "action") and isinstance(e.get("name"), str)
+              and isinstance(e.get("active"), bool), "enable must be {kind: event|action, name, active}")
+        await p.world.request("rule_enable", kind=e["kind"], name=e["name"], active=e["active"])
+    if "active" in value:
+        a = value["active"]
+        _need(isinstance(a, dict) and set(a) <= {"events", "actions"}
+              and all(isinstance(v, bool) for v in a.values()), "active must be {events?: bool, actions?: bool}")
+        rules = await _rules(p)
+        for key, kind in (("events", "event"), ("actions", "action")):
+            if key in a:
+                for name in rules[key]:
+                    await p.world.request("rule_enable", kind=kind, name=name, active=a[key])
+    rules = await _rules(p)
+    return {"events": rules["events"], "actions": rules["actions"], "stats": rules["stats"],
+            "active": {"events": any(r.get("active", True) for r in rules["events"].values()),
+                       "actions": any(r.get("active", True) for r in rules["actions"].values())}}
+
+
+async def logger(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """``{"info": true}``: counts and processes (no secrets). RTOC's other sub-keys changed
+    settings that live in rtoc.toml here, and are refused with that hint."""
+    _need(isinstance(value, dict), "logger must be a map, e.g. {\"info\": true}")
+    refused = sorted(set(value) - {"info"})
+    _need(not refused, f"logger: {', '.join(refused)} not available over the network "
+          "(set it in rtoc.toml; signals age out of their rings, the archive keeps history)")
+    status = await p.world.request("status")
+    events = await p.world.request("events", limit=1)
+    return {"info": {
+        "version": status.get("version"), "instance": status.get("instance"),
+        "uptime": status.get("uptime"), "signals": len(status.get("signals", [])),
+        "samples": sum(sig.get("written", 0) for sig in status.get("signals", [])),
+        "events": events.get("total", 0),
+        "processes": [{k: proc.get(k) for k in ("name", "kind", "state", "restarts")}
+                      for proc in status.get("processes", [])]}}
+
+
+async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    raise BadCommand("remove is not available: a signal keeps its ring while its writer runs "
+                     "and the archive keeps history (see [archive] retention_days)")
+
+
+async def user_action(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
+    """RTOC's user actions ran Python scripts; here a user action is a driver function:
+    ``"Driver.function"`` (or ``{name, args}``) -> ``{name, success, type, data}``."""
+    if isinstance(value, str):
+        value = {"name": value}
+    _need(isinstance(value, dict) and isinstance(value.get("name"), str) and "." in value["name"],
+          'userAction must be "Driver.function" or {"name": "Driver.function", "args": [...]}')
+    args = value.get("args", [])
+    _need(isinstance(args, list), "userAction args must be a list")
+    driver, _, function = value["name"].partition(".")
+    reply = await p.world.request("call", driver=driver, function=function, args=args, kwargs={})
+    return {"name": value["name"], "success": True, "type": "result", "data": reply["result"]}
+
+
+TABLE: dict[str, Command] = {
+    "remove": Command(remove, "write", "remove"),
+    "logger": Command(logger, "read", "logger"),
+    "automation": Command(automation, "write", "automation"),
+    "userAction": Command(user_action, "write", "userAction"),
+}
