@@ -383,7 +383,8 @@ async def _plugin_op(p: JsonProtocol, s: Session, d: dict, key: str, arg: Any) -
         if key == "autostart":
             raise BadCommand("autostart is set in rtoc.toml ([[drivers]] autostart)")
         return (await p.world.request("start" if arg else "stop", driver=name))["state"]
-    if key == "get":
+    if key == "get":  # fresh: a set earlier in the same command may have changed a value
+        d = next((x for x in (await p.world.request("drivers"))["drivers"] if x["name"] == name), d)
         params = {q["name"]: q["value"] for q in d.get("parameters", [])}
         keys = [arg] if isinstance(arg, str) else arg
         _need(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "get must be a name or a list")
