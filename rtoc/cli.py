@@ -7,6 +7,7 @@ bad arguments.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import math
@@ -209,9 +210,35 @@ def build_parser() -> argparse.ArgumentParser:
         x = sub.add_parser(op, help=f"{op} a driver process")
         x.add_argument("driver")
         x.set_defaults(fn=_lifecycle(op))
+    pw = sub.add_parser("passwd", help="make a password hash for [[websocket.users]]")
+    pw.add_argument("user", nargs="?", default="", help="user name (printed into the TOML snippet)")
+    pw.add_argument("--role", default="read", choices=("read", "write", "admin"))
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    pw.set_defaults(fn=cmd_passwd)
     cli_events.add_parsers(sub, _client, _endpoints)
     cli_archive.add_parsers(sub, _client)
     return p
+
+
+def cmd_passwd(args) -> int:
+    """Print a ``[[websocket.users]]`` entry with an scrypt hash; the password is never stored."""
+    from rtoc.frontends.websocket.auth import hash_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("rtoc: the passwords differ", file=sys.stderr)
+            return 2
+    if not password:
+        print("rtoc: an empty password is not allowed", file=sys.stderr)
+        return 2
+    print("[[websocket.users]]")
+    print(f'name = "{args.user or "user"}"')
+    print(f'role = "{args.role}"')
+    print(f'password_hash = "{hash_password(password)}"')
+    return 0
 
 
 def _relative_times(argv: list[str]) -> list[str]:
