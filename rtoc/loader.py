@@ -14,6 +14,7 @@ from rtoc.errors import DriverNotFound
 BUILTIN = {
     "generator": "rtoc.drivers.generator:Generator",
     "system": "rtoc.drivers.system:System",
+    "remote": "rtoc.drivers.remote:Remote",
 }
 GROUP = "rtoc.drivers"
 

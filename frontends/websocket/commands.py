@@ -61,13 +61,16 @@ def _number(v: Any, what: str) -> float:
         raise BadCommand(f"{what} is too large for a float64") from None
 
 
+_NUMBER = (float, int)
+
+
 def _floats(v: Any, what: str) -> np.ndarray:
     """A list of JSON numbers (NaN, Infinity allowed) as float64; anything else refused."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         v = [v]
     _need(isinstance(v, list), f"{what} must be a list of numbers")
-    if not all(type(x) is float or (type(x) is int) for x in v):
-        bad = next(i for i, x in enumerate(v) if not (type(x) is float or type(x) is int))
+    if not all(type(x) in _NUMBER for x in v):
+        bad = next(i for i, x in enumerate(v) if type(x) not in _NUMBER)
         raise BadCommand(f"{what}[{bad}] must be a number, got {type(v[bad]).__name__}")
     try:
         return np.array(v, dtype=np.float64)
@@ -140,18 +143,21 @@ async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) 
         return True
     _need(len(sname) == len(y), f"sname has {len(sname)} names for {len(y)} values in y")
     if isinstance(unit, str):
-        units = [unit] * len(y)
+        units = None
     else:
         _need(isinstance(unit, list) and len(unit) == len(y) and all(isinstance(u, str) for u in unit),
               "unit must be text or a list of text as long as y")
         units = unit
     t = xs if xs is not None and len(xs) == len(y) else np.full(len(y), now)
+    if len(set(sname)) == 1:  # the common case: samples of one signal, no regrouping
+        await p.world.push(dname, sname[0], unit if units is None else units[0], t, y, False)
+        return True
     order: dict[str, list[int]] = {}
     for i, n in enumerate(sname):
         order.setdefault(n, []).append(i)
     for n, idx in order.items():
         ix = np.array(idx)
-        await p.world.push(dname, n, units[idx[0]], t[ix], y[ix], False)
+        await p.world.push(dname, n, unit if units is None else units[idx[0]], t[ix], y[ix], False)
     return True
 
 

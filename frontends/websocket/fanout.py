@@ -1,11 +1,12 @@
 """Pushes to clients: samples of subscribed signals, resampled views, events. Pure.
 
-The server feeds every data batch from the bus in (``data``), and every ``push_interval``
-asks for each client's messages (``take``): one ``{"signal": {...}}`` per signal with
-every sample that arrived since the last push, never one message per sample. Events go
-out at once, filtered by the client's level. What a client's full send queue cannot take
-is counted in its session (``dropped``) and reported to it; the engine and the other
-clients never wait for it.
+The server feeds every data batch from the bus in (``data``) and, as soon as something
+waits but at most every ``push_interval``, takes the pushes (``take``): one
+``{"signal": {...}}`` per signal with every sample that arrived since the last push, never
+one message per sample. Events go
+out at once, filtered by the client's level. Each push is serialized once, whatever the
+number of clients. What a client's full send queue cannot take is counted in its session
+(``dropped``) and reported to it; the engine and the other clients never wait for it.
 """
 
 from __future__ import annotations
@@ -43,57 +44,48 @@ class Pending:
 
     t: list[np.ndarray] = field(default_factory=list)
     y: list[np.ndarray] = field(default_factory=list)
-    n: int = 0
 
 
 class Fanout:
-    """The waiting pushes of every client. ``units``/``ids`` describe signals (kept by the
-    server from the control plane)."""
+    """What waits for the next push, per signal (not per client: each push is serialized
+    once and the same text goes to every client that wants it). ``units``/``ids``
+    describe signals (kept by the server from the control plane)."""
 
-    def __init__(self, max_pending: int = 1 << 20):
-        self.max_pending = max_pending  # samples per client and signal before the oldest go
-        self.pending: dict[Session, dict[str, Pending]] = {}
-        self.views: dict[Session, dict[str, Pending]] = {}
+    def __init__(self) -> None:
+        self.data_waiting: dict[str, Pending] = {}
+        self.view_waiting: dict[str, Pending] = {}
         self.units: dict[str, str] = {}
         self.ids: dict[str, int] = {}
 
-    def add(self, session: Session) -> None:
-        self.pending[session] = {}
-        self.views[session] = {}
-
-    def remove(self, session: Session) -> None:
-        self.pending.pop(session, None)
-        self.views.pop(session, None)
-
     def data(self, name: str, t: np.ndarray, y: np.ndarray) -> None:
-        """A batch from the bus (the arrays are kept: pass copies or owned buffers)."""
-        for session, waiting in self.pending.items():
-            if session.wants_signal(name):
-                _append(waiting, name, t, y, self.max_pending, session)
+        """A batch from the bus (the arrays are kept until the next ``take``)."""
+        _append(self.data_waiting, name, t, y)
 
     def view(self, name: str, t: np.ndarray, y: np.ndarray) -> None:
-        for session, waiting in self.views.items():
-            if name in session.views and session.may("read"):
-                _append(waiting, name, t, y, self.max_pending, session)
+        _append(self.view_waiting, name, t, y)
 
-    def take(self, session: Session) -> list[str]:
-        """The client's messages since the last call (JSON text), then nothing waits."""
+    def take(self) -> list[tuple[str, str, str]]:
+        """``(kind, signal, JSON text)`` of every push since the last call (kind: "signal"
+        or "view"); then nothing waits. ``wants`` tells which client gets which."""
         out = []
-        waiting = self.pending.get(session)
-        if waiting:
-            for name, p in waiting.items():
-                device, _, signal = name.partition(".")
-                out.append(dumps({"signal": {
-                    "x": _cat(p.t).tolist(), "y": _cat(p.y).tolist(), "unit": self.units.get(name, ""),
-                    "dname": device, "sname": signal, "id": self.ids.get(name)}}))
-            waiting.clear()
-        views = self.views.get(session)
-        if views:
-            for name, p in views.items():
-                out.append(dumps({"view": {"name": name, "x": _cat(p.t).tolist(),
-                                           "y": _cat(p.y).tolist(), "unit": self.units.get(name, "")}}))
-            views.clear()
+        for name, p in self.data_waiting.items():
+            device, _, signal = name.partition(".")
+            out.append(("signal", name, dumps({"signal": {
+                "x": _cat(p.t).tolist(), "y": _cat(p.y).tolist(), "unit": self.units.get(name, ""),
+                "dname": device, "sname": signal, "id": self.ids.get(name)}})))
+        for name, p in self.view_waiting.items():
+            out.append(("view", name, dumps({"view": {"name": name, "x": _cat(p.t).tolist(),
+                                                      "y": _cat(p.y).tolist(),
+                                                      "unit": self.units.get(name, "")}})))
+        self.data_waiting.clear()
+        self.view_waiting.clear()
         return out
+
+    @staticmethod
+    def wants(session: Session, kind: str, name: str) -> bool:
+        if kind == "signal":
+            return session.wants_signal(name)
+        return name in session.views and session.may("read")
 
     @staticmethod
     def event(session: Session, ev: dict, number: int) -> str | None:
@@ -106,18 +98,12 @@ class Fanout:
                                 "id": ev.get("id", ""), "eventId": number}})
 
 
-def _append(waiting: dict[str, Pending], name: str, t: np.ndarray, y: np.ndarray,
-            limit: int, session: Session) -> None:
+def _append(waiting: dict[str, Pending], name: str, t: np.ndarray, y: np.ndarray) -> None:
     p = waiting.get(name)
     if p is None:
         p = waiting[name] = Pending()
     p.t.append(t)
     p.y.append(y)
-    p.n += len(t)
-    while p.n > limit and len(p.t) > 1:  # a client that cannot keep up loses the oldest
-        p.n -= len(p.t[0])
-        session.dropped += len(p.t[0])
-        del p.t[0], p.y[0]
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:

@@ -49,6 +49,7 @@ class World(Protocol):
 
 #: Every key a message may carry (the data push is filed under "y").
 TABLE = {**commands.TABLE, **manage.TABLE}
+RANK = {k: i for i, k in enumerate(commands.ORDER)}
 #: RTOC's data push: these keys together are one command.
 PUSH_KEYS = ("y", "x", "sname", "dname", "unit", "plot")
 
@@ -76,11 +77,10 @@ class JsonProtocol:
         if any(k in msg for k in PUSH_KEYS):
             await self._run(session, "y", {k: msg[k] for k in PUSH_KEYS if k in msg}, msg,
                             now, reply, errors)
-        for key in commands.ORDER:
-            if key in msg and key != "y":
-                result = await self._run(session, key, msg[key], msg, now, reply, errors)
-                if key == "authorize":  # RTOC clients wait for this answer, also on errors
-                    extra.append({"authorized": bool(result)})
+        for key in sorted((k for k in msg if k in TABLE and k != "y"), key=RANK.__getitem__):
+            result = await self._run(session, key, msg[key], msg, now, reply, errors)
+            if key == "authorize":  # RTOC clients wait for this answer, also on errors
+                extra.append({"authorized": bool(result)})
         if errors:
             reply["error"] = True
             reply["errors"] = errors

@@ -83,6 +83,7 @@ class Server:
         self.sub.connect(spec["endpoints"]["data"])
         self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
         self.topics: set[bytes] = set()
+        self.waiting = asyncio.Event()  # data waits for the push loop
         self.events_seen = 0
         self.started = time.time()
         self.counters = {"messages_in": 0, "messages_out": 0, "pushes_dropped": 0,
@@ -131,7 +132,6 @@ class Server:
         client = Client(conn, session, asyncio.Queue(self.spec["send_queue"]))
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
-        self.fanout.add(session)
         self.counters["connections"] += 1
         try:
             async for message in conn:
@@ -144,7 +144,6 @@ class Server:
             pass
         finally:
             self.clients.pop(session, None)
-            self.fanout.remove(session)
             client.sender.cancel()
             self._resubscribe()
 
@@ -189,10 +188,12 @@ class Server:
                 self.fanout.data(name, t, y)
                 self.binary.fanout.data(name, header["seq"], header.get("lost", 0), t, y,
                                         header.get("replace", False))
+                self.waiting.set()
             elif topic.startswith(b"view/"):
                 name, header, t, y = wire.parse_view([f.buffer for f in frames])
                 self.fanout.view(name, t, y)
                 self.binary.fanout.view(name, t, y, header.get("width", 0.0))
+                self.waiting.set()
             elif topic == b"event":
                 ev = wire.unpack(bytes(frames[1].buffer))
                 self.events_seen += 1
@@ -202,16 +203,22 @@ class Server:
                         self._offer(client, text)
 
     async def push_loop(self) -> None:
+        """Push as soon as data waits, at most every ``push_interval``: low latency at low
+        rates, batches at high ones."""
         while True:
-            await asyncio.sleep(self.spec["push_interval"])
+            await self.waiting.wait()
+            self.waiting.clear()
             self.binary.flush()
+            pushes = self.fanout.take()
             for client in list(self.clients.values()):
-                for text in self.fanout.take(client.session):
-                    self._offer(client, text)
+                for kind, name, text in pushes:
+                    if Fanout.wants(client.session, kind, name):
+                        self._offer(client, text)
                 s = client.session
                 if s.dropped != s.reported_dropped and client.queue.qsize() < client.queue.maxsize // 2:
                     s.reported_dropped = s.dropped
                     self._offer(client, dumps({"dropped": s.dropped}))
+            await asyncio.sleep(self.spec["push_interval"])
 
     async def refresh_loop(self) -> None:
         while True:

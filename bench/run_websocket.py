@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Websocket figures (issue 5): JSON ingest and fan-out latency, on a real ``rtoc run``.
+
+* ``ingest``: one client sends single-sample RTOC messages (``{"y": [v], "x": [t],
+  "sname": ["S"], "dname": "Bench"}``) as fast as the server answers, keeping up to
+  ``--window`` messages in flight (a client that waits for each reply measures the loopback
+  round trip, not the server). Samples/s = messages whose ``sent: true`` came back, over the
+  time from the first send to the last reply; then the samples are read back with
+  ``getSignal`` and counted (stored and readable). Target: at least 200 k samples/s.
+* ``fanout``: ``--clients`` (100) clients subscribed to one Generator signal at 10 kHz; for
+  each push, latency = arrival time - the timestamp of the newest sample in it (the
+  generator stamps samples with the wall clock when it makes them). p50/p99 over
+  ``--seconds``. Target: p99 <= 20 ms.
+
+Prints a table and writes ``bench/results/websocket-latest.json``; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import websockets
+
+from rtoc.harness import Instance
+
+BENCH = Path(__file__).resolve().parent
+ENV = {"PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+async def _reply(ws) -> dict:
+    while True:
+        m = json.loads(await ws.recv())
+        if "error" in m:
+            return m
+
+
+async def ingest(url: str, n: int, window: int) -> dict:
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        sem = asyncio.Semaphore(window)
+        ok = 0
+
+        async def reader() -> None:
+            nonlocal ok
+            for _ in range(n):
+                r = json.loads(await ws.recv())
+                ok += r.get("sent") is True
+                sem.release()
+
+        task = asyncio.create_task(reader())
+        t0 = time.perf_counter()
+        base = time.time()
+        for i in range(n):
+            await sem.acquire()
+            await ws.send(f'{{"y": [{float(i)!r}], "x": [{base + i * 1e-6!r}], "sname": ["S"], "dname": "Bench"}}')
+        await task
+        dt = time.perf_counter() - t0
+        await ws.send(json.dumps({"getSignal": {"dname": "Bench", "sname": "S", "maxN": 2_000_000}}))
+        got = await _reply(ws)
+        stored = len(got["signals"]["Bench.S"][0])
+    return {"messages": n, "acknowledged": ok, "seconds": dt, "samples_per_s": ok / dt,
+            "stored_and_readable": stored}
+
+
+async def fanout(url: str, clients: int, seconds: float, name: str) -> dict:
+    lat: list[float] = []
+    samples = [0] * clients
+
+    async def one(i: int) -> None:
+        async with websockets.connect(url, max_size=None, compression=None) as ws:
+            await ws.send(json.dumps({"subscribe": ["signal", name]}))
+            end = time.time() + seconds
+            while time.time() < end:
+                m = json.loads(await ws.recv())
+                now = time.time()
+                if "signal" in m and m["signal"]["x"]:
+                    lat.append(now - m["signal"]["x"][-1])
+                    samples[i] += len(m["signal"]["x"])
+
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    a = np.array(lat[len(lat) // 10:]) * 1000  # the first tenth: connections settling
+    return {"clients": clients, "pushes": len(lat), "samples_per_client": sum(samples) / clients,
+            "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+            "max_ms": float(a.max())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=("ingest", "fanout"))
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    todo = args.only or ["ingest", "fanout"]
+    out: dict = {}
+    cfg = '''
+[[drivers]]
+name = "Generator"
+driver = "generator"
+[drivers.params]
+samplerate = 10000.0
+[archive]
+enabled = false
+[websocket]
+port = 0
+max_clients = 512
+'''
+    with Instance.start(cfg, ("Generator.Sine",), env=ENV) as inst:
+        url = inst.ws_url().replace("http://", "ws://")
+        if "ingest" in todo:
+            r = out["ingest"] = asyncio.run(ingest(url, args.messages, args.window))
+            print(f"JSON ingest, one client, single-sample messages: {r['samples_per_s'] / 1e3:.1f} k samples/s "
+                  f"({r['acknowledged']} acknowledged in {r['seconds']:.2f} s; {r['stored_and_readable']} "
+                  "read back with getSignal) -- target >= 200 k/s", flush=True)
+        if "fanout" in todo:
+            r = out["fanout"] = asyncio.run(fanout(url, args.clients, args.seconds, "Generator.Sine"))
+            print(f"fan-out, {r['clients']} clients x 10 kHz: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                  f"max {r['max_ms']:.1f} ms over {r['pushes']} pushes; {r['samples_per_client']:.0f} samples "
+                  "per client -- target p99 <= 20 ms", flush=True)
+    res = BENCH / "results"
+    res.mkdir(exist_ok=True)
+    (res / "websocket-latest.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
