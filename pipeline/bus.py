@@ -39,8 +39,10 @@ class Publisher:
         frames = wire.data_frames(name, sig, seq, t, y, lost, replace)
         self.sock.send_multipart(frames, copy=t.nbytes < COPY_THRESHOLD)
 
-    def event(self, event: Event) -> None:
-        self.sock.send_multipart([wire.EVENT_TOPIC.encode(), wire.pack(event.to_dict())])
+    def event(self, event: Event, seq: int | None = None) -> None:
+        """``seq``: the event's number in the engine's event list (as the ``events`` op gives)."""
+        body = event.to_dict() if seq is None else {**event.to_dict(), "seq": seq}
+        self.sock.send_multipart([wire.EVENT_TOPIC.encode(), wire.pack(body)])
 
     def view(self, name: str, sig: int, t: np.ndarray, y: np.ndarray, width: float) -> None:
         self.sock.send_multipart(wire.view_frames(name, sig, t, y, width), copy=t.nbytes < COPY_THRESHOLD)

@@ -242,8 +242,8 @@ class EngineProcess:
                     rows.start, rows.mean, rows.min, rows.max, rows.count, rows.n])
 
     def _events(self, events: list[Event]) -> None:
-        for ev in events:
-            self.pub.event(ev)
+        for ev in events:  # every event was listed first, in this order: seq = its list number
+            self.pub.event(ev, self.events)
             self.events += 1
         if self.reactions.effects:
             for ev, eff in self.reactions.take_effects():

@@ -69,8 +69,9 @@ class Reactions:
     def handle(self, op: str, msg: dict[str, Any]) -> dict:
         """Answer one of ``OPS``; errors raise (RtocError subclasses name what was wrong)."""
         if op == "events":
-            found = self.log.query(**query_fields(msg))
-            return {"ok": True, "events": [e.to_dict() for e in found], "total": self.log.total}
+            found = self.log.numbered(**query_fields(msg))
+            return {"ok": True, "events": [{**e.to_dict(), "seq": n} for n, e in found],
+                    "total": self.log.total}
         if op == "rules":
             return {"ok": True, **self.store.listing(), "stats": self.conditions.stats()}
         kind = msg.get("kind")

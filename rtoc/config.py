@@ -125,7 +125,7 @@ class WebsocketConfig:
     max_clients: int = 256
     ping_interval: float = 20.0             # s
     ping_timeout: float = 20.0              # s without a pong closes the connection
-    send_queue: int = 1000                  # messages waiting per client before pushes drop
+    send_queue: int = 256                   # messages waiting per client before pushes drop
     push_interval: float = 0.01             # s between two pushes to clients at least
     event_level: int = 0                    # events pushed to a client: priority >= this
 

@@ -17,11 +17,20 @@ class EventLog:
 
     def __init__(self, size: int = 10_000):
         self.events: deque[Event] = deque(maxlen=max(1, size))
+        self.seqs: deque[int] = deque(maxlen=max(1, size))  # each event's number (0, 1, ...)
         self.total = 0
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event) -> int:
+        """Keep ``event``; returns its number (events ever added before it)."""
         self.events.append(event)
+        self.seqs.append(self.total)
         self.total += 1
+        return self.total - 1
+
+    def numbered(self, **filters: Any) -> list[tuple[int, Event]]:
+        """``query`` with each event's number: the same number the bus carries as ``seq``."""
+        found = {id(e) for e in self.query(**filters)}
+        return [(n, e) for n, e in zip(self.seqs, self.events, strict=True) if id(e) in found]
 
     def query(self, since: float | None = None, until: float | None = None,
               priority: int | list[int] | None = None, min_priority: int | None = None,

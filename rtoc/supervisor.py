@@ -486,7 +486,7 @@ class Supervisor:
         for c in self.children.values():
             if c.kind == "driver":
                 d = c.description
-                out.append({**c.info(now), "driver": c.spec["driver"],
+                out.append({**c.info(now), "driver": c.spec["driver"], "autostart": c.wanted,
                             "parameters": d.get("parameters", []), "functions": d.get("functions", [])})
         return {"ok": True, "drivers": out}
 

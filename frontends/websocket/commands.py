@@ -221,9 +221,10 @@ async def get_signal_info(p: JsonProtocol, s: Session, value: Any, msg: dict, no
 async def _events(p: JsonProtocol) -> list[list]:
     reply = await p.world.request("events", limit=EVENT_LIST)
     events, total = reply["events"], reply.get("total", len(reply["events"]))
-    first = total - len(events)
-    return [[e.get("device", ""), e.get("signal", ""), first + i, e.get("text", ""), e.get("time"),
-             e.get("value"), e.get("priority", 0), e.get("id", "")] for i, e in enumerate(events)]
+    first = total - len(events)  # (an engine without "seq" numbers its newest events last)
+    return [[e.get("device", ""), e.get("signal", ""), e.get("seq", first + i), e.get("text", ""),
+             e.get("time"), e.get("value"), e.get("priority", 0), e.get("id", "")]
+            for i, e in enumerate(events)]
 
 
 async def get_event_list(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
@@ -357,7 +358,7 @@ async def get_plugin_list(p: JsonProtocol, s: Session, value: Any, msg: dict, no
             "functions": [[f["name"], f["args"], len(f["args"]), f["args"], [], f["doc"], f["signature"]]
                           for f in d.get("functions", [])],
             "parameters": [[q["name"], q["value"], q["doc"]] for q in d.get("parameters", [])],
-            "status": d["state"] == "running", "state": d["state"], "autorun": d.get("wanted", True),
+            "status": d["state"] == "running", "state": d["state"], "autorun": d.get("autostart", True),
             "info": d.get("driver", ""), "log": [],
         }
     return out
@@ -388,7 +389,8 @@ async def _plugin_op(p: JsonProtocol, s: Session, d: dict, key: str, arg: Any) -
         _need(isinstance(arg, bool), f"{key} must be true or false")
         if key == "autostart":
             raise BadCommand("autostart is set in rtoc.toml ([[drivers]] autostart)")
-        return (await p.world.request("start" if arg else "stop", driver=name))["state"]
+        state = (await p.world.request("start" if arg else "stop", driver=name))["state"]
+        return "starting" if arg and state in ("stopped", "failed", "backoff") else state
     if key == "get":  # fresh: a set earlier in the same command may have changed a value
         d = next((x for x in (await p.world.request("drivers"))["drivers"] if x["name"] == name), d)
         params = {q["name"]: q["value"] for q in d.get("parameters", [])}

@@ -23,7 +23,7 @@ class NotADriver:
 def test_builtin_short_names() -> None:
     assert resolve("generator") is Generator
     assert resolve("system") is System
-    assert set(BUILTIN) == {"generator", "system"}
+    assert set(BUILTIN) == {"generator", "system", "remote"}
 
 
 def test_module_class_paths() -> None:
