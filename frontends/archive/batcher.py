@@ -32,7 +32,7 @@ class Backfill:
 @dataclass
 class _Track:
     key: SignalKey
-    next_seq: int | None = None         # first sample not taken yet (None: from the first seen)
+    next_seq: int | None = None         # first sample not taken yet
     t_last: float = math.nan            # time of the last sample taken
     waiting: Backfill | None = None     # a backfill asked for, not answered yet
     held: list[tuple[int, np.ndarray, np.ndarray, int]] = field(default_factory=list)
@@ -58,7 +58,9 @@ class Batcher:
         tr = self.tracks.get(sig)
         if tr is not None and tr.key == key:
             return
-        self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch))))
+        # a ring the archive has nothing of is archived from its first sample, not from the
+        # first one seen on the bus (the first messages may have been dropped there)
+        self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch)), 0))
 
     def start_at(self, sig: int) -> int | None:
         """Where following ``sig`` should start: its resume point, if the archive has one."""

@@ -60,6 +60,7 @@ class Archiver:
         self.paths: dict[int, str] = {}
         self.sig_of: dict[str, int] = {}
         self.asked: set[int] = set()
+        self.deferred: dict[int, Backfill] = {}  # backfills waiting for their ring's path
         self.up = False
         self.retry_at = 0.0
         self.retry_delay = RETRY_FIRST
@@ -98,6 +99,8 @@ class Archiver:
         self.sig_of[s["name"]] = sig
         known = sig in self.batcher.tracks
         self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "")
+        if self.paths[sig] and sig in self.deferred:
+            self._backfill(self.deferred.pop(sig), now)
         if known or not self.paths[sig]:
             return
         start = self.batcher.start_at(sig) or 0
@@ -176,6 +179,11 @@ class Archiver:
 
     def _backfill(self, req: Backfill | None, now: float) -> None:
         while req is not None:
+            if not self.paths.get(req.sig):  # known from a meta without a ring path: ask first
+                if req.sig not in self.deferred:
+                    self.ctrl.send(wire.pack({"op": "signals", "rid": SIGNALS_RID}), zmq.NOBLOCK)
+                self.deferred[req.sig] = req  # the batcher holds what comes after the gap
+                return
             ring = self._ring(req.sig)
             if ring is None:
                 t = y = np.empty(0)

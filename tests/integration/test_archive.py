@@ -186,3 +186,43 @@ def test_retention_removes_what_is_older_than_the_configured_age(tmp_path: Path)
         oldest, newest, n = rows[0]
     # kept: at most the last 3 s (plus one retention period of 1 s and a flush) of ~9 s
     assert n > 0 and newest - oldest < 3 + 1 + 1.5
+
+
+MANY = '''
+from rtoc import Driver, Parameter
+
+
+class Many(Driver):
+    """1000 signals, one sample each per tick: 5000 bus messages/s, more than a busy
+    archiver's queue takes at once, so bus gaps happen and must be backfilled."""
+
+    samplerate = Parameter(5.0, "Hz", persist=False)
+
+    def poll(self):
+        self.v = getattr(self, "v", 0.0) + 1.0
+        for i in range(1000):
+            self.stream(self.v, f"S{i}")
+'''
+
+
+def test_bus_gaps_of_signals_announced_by_meta_are_backfilled_not_lost(tmp_path: Path) -> None:
+    """Two bugs this caught: a signal first seen in a ``signal_created`` meta had no ring
+    path in the archiver, so a bus gap on it was reported lost although the ring held
+    every sample; and a new signal whose first bus messages were dropped was archived from
+    the first message seen, silently skipping the samples before it."""
+    (tmp_path / "many_driver.py").write_text(MANY)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    cfg = '[[drivers]]\nname = "Many"\ndriver = "many_driver:Many"\n'
+    with Instance.start(cfg, ("Many.S999",), env=env) as inst:
+        time.sleep(8.0)
+        inst.client.request("stop", driver="Many")
+        written = sum(s["written"] for s in inst.client.request("signals")["signals"]
+                      if s["name"].startswith("Many."))
+
+        def archived() -> int:
+            return inst.client.request("query", sql="select count(*) from samples")["rows"][0][0]
+        inst.wait_for(lambda: archived() >= written, timeout=30, interval=1.0)
+        st = inst.client.request("archive_status")
+        assert (st["lost"], st["gaps"]) == (0, 0), st
+        assert archived() == written
+        assert inst.client.request("events", id="rtoc.archive_gap")["events"] == []

@@ -149,3 +149,13 @@ def test_every_sample_once_in_order_whatever_the_bus_does(steps, ring_keeps) -> 
     lost = sum(g.count for g in batch.gaps)
     assert len(seqs) + lost == written
     assert all(not math.isnan(g.t_to) for g in batch.gaps)
+
+
+def test_a_new_signal_is_archived_from_its_first_sample_not_the_first_seen() -> None:
+    b = Batcher()
+    b.signal(1, "D.S", 7)
+    req = b.data(1, 5, np.arange(5.0, 8.0), np.zeros(3), 0, 0.0)  # seq 0..4 dropped on the bus
+    assert (req.sig, req.first_seq, req.count) == (1, 0, 5)
+    b.backfilled(1, 0, np.arange(5.0), np.ones(5), 0.0)
+    (chunk,) = b.take().chunks
+    assert (chunk.first_seq, chunk.n) == (0, 8) and b.stats["lost"] == 0
