@@ -26,10 +26,12 @@ def pack(obj: dict) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, default=_default)
 
 
-def unpack(data: bytes) -> dict:
-    """Decode one msgpack message; raises ValueError on garbage (never executes anything)."""
-    if len(data) > MAX_MESSAGE:
-        raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE}")
+def unpack(data: bytes, limit: int | None = MAX_MESSAGE) -> dict:
+    """Decode one msgpack message; raises ValueError on garbage (never executes anything)
+    and on messages longer than ``limit`` bytes (None: no limit, for transports that
+    bound their messages themselves)."""
+    if limit is not None and len(data) > limit:
+        raise ValueError(f"message of {len(data)} bytes exceeds {limit}")
     try:
         obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext,
                               timestamp=1)  # the built-in timestamp ext -> float seconds

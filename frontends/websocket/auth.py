@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from rtoc.aead import rtoc_token, scrypt_digest
 from rtoc.errors import ConfigError, RtocError
 
 __all__ = [
@@ -67,7 +67,7 @@ class ScryptHash:
     def verify(self, token: str) -> bool:
         """True if ``token`` (an :func:`rtoc_token`) hashes to ``digest``; constant time."""
         return hmac.compare_digest(
-            _scrypt(token, self.salt, self.n, self.r, self.p, len(self.digest)), self.digest
+            scrypt_digest(token, self.salt, self.n, self.r, self.p, len(self.digest)), self.digest
         )
 
     def __str__(self) -> str:
@@ -80,18 +80,6 @@ _MAX_SCRYPT_MEMORY = 256 << 20  # bytes; scrypt needs 128 * r * n
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # hash_password's defaults: ~50 ms, 16 MiB
 
 
-def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
-    # surrogatepass: a JSON string may hold lone surrogates; they must hash, not raise
-    return hashlib.scrypt(secret.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p,
-                          dklen=dklen, maxmem=128 * r * (n + p + 2) + (1 << 20))
-
-
-def rtoc_token(password: str) -> str:
-    """What an original RTOC client sends for ``password``: base64 of its SHA-256 (44 chars)."""
-    digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
 def hash_password(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N,
                   r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
     """The stored form of ``password``: ``scrypt$n$r$p$salt$hash`` over its RTOC token.
@@ -102,7 +90,7 @@ def hash_password(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N
     salt = os.urandom(16) if salt is None else salt
     text = str(ScryptHash(n, r, p, salt, b"\0" * 32))
     parse_hash(text)  # the same bounds as for stored hashes
-    return str(ScryptHash(n, r, p, salt, _scrypt(rtoc_token(password), salt, n, r, p, 32)))
+    return str(ScryptHash(n, r, p, salt, scrypt_digest(rtoc_token(password), salt, n, r, p, 32)))
 
 
 def parse_hash(stored: str) -> ScryptHash:

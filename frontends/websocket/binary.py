@@ -1,29 +1,19 @@
-"""The binary websocket subprotocol ``rtoc.bin.v1``: frame codec, protocol core, fan-out.
+"""The binary websocket subprotocol ``rtoc.bin.v1``: the protocol core. Pure.
 
-Pure: no sockets, no clock (``now`` is an argument), no logging set-up. The asyncio shell
-is :mod:`binary_shell`; the client is :mod:`rtoc.client`.
+No sockets, no clock (``now`` is an argument), no logging set-up. The frame codec is
+:mod:`rtoc.binframes`, the AES-GCM channel :mod:`rtoc.aead` (both shared with the client,
+:mod:`rtoc.client`); the fan-out of pushed data is :mod:`binary_fanout`, the asyncio shell
+:mod:`binary_shell`. docs/PROTOCOL.md describes the protocol for client authors.
 
 Negotiation. A client that offers the websocket subprotocol ``rtoc.bin.v1`` gets this
 protocol (:func:`select_subprotocol`); every other connection keeps the JSON protocol.
 
-Frames. Only BINARY websocket messages; byte 0 is the kind:
-
-* ``0x01`` control: a msgpack map follows. Client requests carry ``op`` and an optional
-  ``rid``; replies are ``{"re": rid, "op": op, "ok": true, ...}`` or
-  ``{"re": rid, "op": op, "ok": false, "error": {"code", "message"}}``. Server pushes carry
-  ``op`` and no ``re``: ``dropped`` ``{frames, samples}`` (totals this client missed),
-  ``ack`` ``{pushed, seq}`` (every :data:`ACK_EVERY` pushed frames), ``push`` with
-  ``ok: false`` (a refused push, with its ``sig`` and the client's ``seq``).
-* ``0x02`` data: ``len`` (4 bytes, little-endian) | msgpack header (``len`` bytes) |
-  ``n`` float64 LE ``t`` | ``n`` float64 LE ``y``. Header ``{v: 1, sig: "Device.Signal",
-  seq, n, lost, replace?}`` from the server (``seq``: ring sequence of the first sample, so a
-  client sees every gap; ``lost``: samples the ring lost before the engine read them);
-  ``{v: 1, sig, n, unit?, replace?, seq?, rate?}`` from a client (a push; ``seq`` is the
-  client's own counter, echoed in errors; ``rate``, samples/s, sizes the ring of a signal
-  the push creates). Encoders pad the header (a ``pad`` entry) so ``t`` starts
-  8-byte aligned; decoders accept any alignment (an unaligned body is copied).
-* ``0x03`` view data: same layout, header ``{v: 1, sig, n, width}`` (M4 points, server
-  to client only).
+Control messages. Client requests carry ``op`` and an optional ``rid``; replies are
+``{"re": rid, "op": op, "ok": true, ...}`` or ``{"re": rid, "op": op, "ok": false,
+"error": {"code", "message"}}``. Server pushes carry ``op`` and no ``re``: ``dropped``
+``{frames, samples}`` (totals this client missed), ``ack`` ``{pushed, frames, seq}``
+(every :data:`ACK_EVERY` pushed frames), ``push`` with ``ok: false`` (a refused push, with
+its ``sig`` and the client's ``seq``).
 
 Ops (role needed): ``hello {encrypt, user?}`` (none; first frame when encrypting),
 ``login {user, password}`` (none; unencrypted sessions), ``logout``, ``ping``,
@@ -35,7 +25,7 @@ acknowledged only by ``ack`` pushes and ``sync``, to keep the rate high), ``call
 push and needs ``write``. A malformed frame is answered with an error (code ``bad_frame``)
 and the connection lives on, except inside an encrypted session (below).
 
-Encryption (AES-GCM, :class:`crypto.Channel`). The server stores no passwords, only
+Encryption (:class:`rtoc.aead.Channel`). The server stores no passwords, only
 ``scrypt(rtoc_token(password), hash_salt, n, r, p)`` per user (:mod:`auth`); that digest is
 the shared secret:
 
@@ -45,9 +35,8 @@ the shared secret:
    made up (``hash_salt`` = HMAC of the name under a per-server secret, the first user's
    costs), so the reply does not tell which names exist;
 3. both: ``secret`` = the scrypt digest (the client computes it from the password),
-   ``key = HKDF-SHA256(secret, salt, info="rtoc.bin.v1 session key")`` (:func:`session_key`);
-   from now on every frame both ways is ``Channel.seal``-ed (byte 0 of the plaintext is the
-   kind above);
+   ``key = session_key(secret, salt)`` (HKDF-SHA256); from now on every frame both ways is
+   ``Channel.seal``-ed (byte 0 of the plaintext is the frame kind);
 4. client -> server, sealed: ``login {user}``. It opens iff the client knows the secret;
    the session is then logged in as that user (reply sealed, so the client also knows it
    talks to a server that holds the hash). A login frame that does not open counts as a
@@ -56,19 +45,15 @@ the shared secret:
 After the login, a frame that does not open (tampered, replayed, reordered, from another
 session) is answered with a sealed error and closes the connection (1008).
 
-Threat model. Against a network attacker who knows neither the password nor the stored
-hash, this gives confidentiality and integrity of every frame, mutual authentication and
-no replay (crypto.py's docstring lists what Channel refuses). The stored hash is a
-password equivalent for this channel: whoever reads the server's config can log in as that
-user over ``rtoc.bin.v1`` (never over the JSON protocol, which needs the password itself).
-A recorded session allows offline guessing of the password at one scrypt (the stored
-hash's cost) per guess. The handshake is in the clear: user names and hash parameters
-travel unencrypted. TLS (``wss://``, ``tls_cert``/``tls_key``) protects everything,
-including the JSON protocol, and is the better tool where certificates can be had.
-
-Why HKDF and not ``crypto.derive_key`` (scrypt) for the session key: the secret is
-already a 32-byte scrypt output, so a second scrypt adds no strength, but it would cost
-the server ~50 ms and 16 MiB per ``hello`` from anyone, before any authentication.
+Threat model (see also :mod:`rtoc.aead`). Against a network attacker who knows neither the
+password nor the stored hash: confidentiality and integrity of every frame, mutual
+authentication, no replay. The stored hash is a password equivalent for this channel:
+whoever reads the server's config can log in as that user over ``rtoc.bin.v1`` (never over
+the JSON protocol, which needs the password itself). A recorded session allows offline
+guessing of the password at one scrypt (the stored hash's cost) per guess. The handshake
+is in the clear: user names and hash parameters travel unencrypted. TLS (``wss://``,
+``tls_cert``/``tls_key``) protects everything, including the JSON protocol, and is the
+better tool where certificates can be had.
 """
 
 from __future__ import annotations
@@ -83,30 +68,27 @@ from typing import Any, Protocol
 
 import numpy as np
 from rtoc.frontends.websocket.auth import SCRYPT_N, SCRYPT_P, SCRYPT_R, Throttle, Users, parse_hash
-from rtoc.frontends.websocket.crypto import Channel, FrameRefused
 from rtoc.frontends.websocket.session import Session
 
-from rtoc import wire
+from rtoc.aead import Channel, FrameRefused, session_key
+from rtoc.binframes import (
+    MAX_NAME,
+    SUBPROTOCOL,
+    VERSION,
+    Control,
+    Data,
+    FrameError,
+    decode,
+    encode_control,
+)
 from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError, SignalOwned
 from rtoc.model import check_part, split_name
 
-SUBPROTOCOL = "rtoc.bin.v1"
-VERSION = 1
-CONTROL, DATA, VIEW = 0x01, 0x02, 0x03
-MAX_HEADER = 1 << 16        # bytes of a data frame's msgpack header at most
 MAX_NAMES = 10_000          # names in one subscribe
-MAX_NAME = 1024             # characters of a signal name
 ACK_EVERY = 64              # pushed frames between two ``ack`` pushes
 CLAIM_FRAMES = 64           # a pushed signal's ring holds this many first frames (<= 4 M samples)
 OWNER = "websocket"         # hub.OWNER: the pre-claim must be the hub's own claim
-KEY_INFO = b"rtoc.bin.v1 session key"
 CLOSE_POLICY = 1008         # websocket close code: policy violation
-
-
-class FrameError(RtocError, ValueError):
-    """A frame that is not ``rtoc.bin.v1``; the message says what is wrong with it."""
-
-    code = "bad_frame"
 
 
 class Forbidden(RtocError, PermissionError):
@@ -127,111 +109,6 @@ def select_subprotocol(conn: Any, offered: Any) -> str | None:
     (``serve(subprotocols=[...])`` would refuse every client that offers no subprotocol.)
     """
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
-# -- frames ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Control:
-    msg: dict
-
-
-@dataclass(frozen=True)
-class Data:
-    """A data (or view) frame: ``t``/``y`` float64[n] (read-only views of the frame)."""
-
-    name: str
-    header: dict
-    t: np.ndarray
-    y: np.ndarray
-    view: bool = False
-
-
-def encode_control(msg: dict) -> bytes:
-    """A control frame carrying ``msg`` (a map of msgpack-able values)."""
-    return bytes((CONTROL,)) + wire.pack(msg)
-
-
-def _f8(a: Any) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype="<f8").reshape(-1)
-
-
-def encode_data(header: dict, t: Any, y: Any, kind: int = DATA) -> bytes:
-    """A data (or view, ``kind=VIEW``) frame: ``header`` gets ``v`` and ``n``; ``t``/``y``
-    float64[n] (anything numpy turns into that). The header is padded so ``t`` is aligned."""
-    ts, ys = _f8(t), _f8(y)
-    if ts.shape != ys.shape:
-        raise ValueError(f"t and y differ in length ({ts.shape[0]} != {ys.shape[0]})")
-    head = {"v": VERSION, **header, "n": int(ts.shape[0])}
-    packed = wire.pack(head)
-    if (5 + len(packed)) % 8:
-        pad = (-(5 + len(packed) + 6)) % 8  # "pad" key (4 bytes) + bin8 prefix (2) + pad
-        for k in (pad, *range(8)):  # (a map past 15 entries grows by 2 bytes: then search)
-            packed = wire.pack({**head, "pad": bytes(k)})
-            if (5 + len(packed)) % 8 == 0:
-                break
-    return b"".join((bytes((kind,)), len(packed).to_bytes(4, "little"), packed,
-                     ts.tobytes(), ys.tobytes()))
-
-
-def encode_view(name: str, t: Any, y: Any, width: float) -> bytes:
-    return encode_data({"sig": name, "width": float(width)}, t, y, VIEW)
-
-
-def decode(frame: bytes | bytearray | memoryview) -> Control | Data:
-    """The frame's content; raises FrameError (never anything else) when it is malformed."""
-    size = len(frame)
-    if size == 0:
-        raise FrameError("empty frame")
-    kind = frame[0]
-    if kind == CONTROL:
-        msg = _unpack(frame[1:], "control frame")
-        return Control(msg)
-    if kind not in (DATA, VIEW):
-        raise FrameError(f"unknown frame kind 0x{kind:02x} (0x01 control, 0x02 data, 0x03 view)")
-    what = "data frame" if kind == DATA else "view frame"
-    if size < 5:
-        raise FrameError(f"truncated {what}: {size} bytes, the header length needs 5")
-    hlen = int.from_bytes(frame[1:5], "little")
-    if hlen > MAX_HEADER:
-        raise FrameError(f"{what} header of {hlen} bytes (at most {MAX_HEADER})")
-    if 5 + hlen > size:
-        raise FrameError(f"truncated {what}: header of {hlen} bytes, {size - 5} follow")
-    header = _unpack(frame[5:5 + hlen], f"{what} header")
-    v = header.get("v", VERSION)
-    if v != VERSION or isinstance(v, bool):
-        raise FrameError(f"{what} version {v!r} (this server speaks {VERSION})")
-    name = header.get("sig")
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME:
-        raise FrameError(f"{what} header needs 'sig', a signal name (text of 1-{MAX_NAME} characters)")
-    n = header.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise FrameError(f"{what} of {name}: header 'n' must be a sample count, got {n!r}")
-    body = size - 5 - hlen
-    if body != 16 * n:
-        raise FrameError(f"{what} of {name}: header says n={n} ({16 * n} bytes of t and y), "
-                         f"{body} bytes follow")
-    off = 5 + hlen
-    t = np.frombuffer(frame, "<f8", count=n, offset=off)
-    y = np.frombuffer(frame, "<f8", count=n, offset=off + 8 * n)
-    if n and not (t.flags.aligned and y.flags.aligned):
-        t, y = t.copy(), y.copy()
-    return Data(name, header, t, y, view=kind == VIEW)
-
-
-def _unpack(data: Any, what: str) -> dict:
-    try:
-        return wire.unpack(bytes(data))
-    except ValueError as exc:
-        raise FrameError(f"{what}: {exc}") from None
-
-
-def samples_in(frame: bytes) -> int:
-    """Samples a server data/view frame carries (0 for control frames or garbage)."""
-    try:
-        f = decode(frame)
-    except FrameError:
-        return 0
-    return len(f.t) if isinstance(f, Data) else 0
 
 
 def error_frame(rid: Any, op: Any, exc: BaseException, **extra: Any) -> bytes:
@@ -275,13 +152,6 @@ class BinWorld(Protocol):
     def ring(self, name: str) -> tuple[np.ndarray, np.ndarray] | None: ...
     async def login(self, user: str | None, secret: str, is_token: bool, address: str,
                     now: float) -> tuple[str, str] | None | float: ...
-
-
-def session_key(secret: bytes, salt: bytes) -> bytes:
-    """HKDF-SHA256 (RFC 5869, one block): the 32-byte AES key of a session from the user's
-    stored scrypt digest ``secret`` and the session's ``salt``."""
-    prk = hmac.new(bytes(salt), bytes(secret), hashlib.sha256).digest()
-    return hmac.new(prk, KEY_INFO + b"\x01", hashlib.sha256).digest()
 
 
 @dataclass
@@ -620,135 +490,3 @@ def _names(v: Any) -> list[str]:
 
 def _subscription(s: BinSession) -> dict:
     return {"signals": sorted(s.signals), "all": s.all_signals, "views": sorted(s.views)}
-
-
-# -- the fan-out ---------------------------------------------------------------------------------
-@dataclass
-class _Run:
-    """Consecutive samples of one signal waiting for the next push (chunks, in order)."""
-
-    seq: int
-    lost: int
-    replace: bool
-    t: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
-    n: int = 0
-
-
-@dataclass
-class _Views:
-    t: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
-    width: float = 0.0
-    n: int = 0
-
-
-class BinaryFanout:
-    """The waiting data frames of every binary session. Pure.
-
-    The server's bus loop feeds each batch in (``data``, ``view``); every ``push_interval``
-    ``take(session)`` gives that session's frames: per signal, the batches since the last
-    take, concatenated while consecutive (``seq`` continues, nothing lost or replaced in
-    between), cut into frames of at most ``max_frame`` samples. A session that lets more
-    than ``max_pending`` samples of one signal pile up loses the oldest (counted in
-    ``session.dropped``; the client sees the gap in ``seq``).
-    """
-
-    def __init__(self, max_pending: int = 1 << 22, max_frame: int = 1 << 19):
-        self.max_pending, self.max_frame = max_pending, max_frame
-        self.pending: dict[BinSession, dict[str, list[_Run]]] = {}
-        self.views: dict[BinSession, dict[str, _Views]] = {}
-
-    def add(self, session: BinSession) -> None:
-        self.pending[session] = {}
-        self.views[session] = {}
-
-    def remove(self, session: BinSession) -> None:
-        self.pending.pop(session, None)
-        self.views.pop(session, None)
-
-    def sessions(self) -> list[BinSession]:
-        return list(self.pending)
-
-    def data(self, name: str, seq: int, lost: int, t: np.ndarray, y: np.ndarray,
-             replace: bool = False) -> None:
-        """A bus batch (``t``/``y`` float64[n], kept: pass owned or read-only buffers)."""
-        n = len(t)
-        if not n and not replace:
-            return
-        for session, waiting in self.pending.items():
-            if not session.wants_signal(name):
-                continue
-            runs = waiting.setdefault(name, [])
-            last = runs[-1] if runs else None
-            if last is not None and not lost and not replace and last.seq + last.n == seq:
-                run = last
-            else:
-                run = _Run(seq, lost, replace)
-                runs.append(run)
-            run.t.append(t)
-            run.y.append(y)
-            run.n += n
-            self._trim(session, runs)
-
-    def _trim(self, session: BinSession, runs: list[_Run]) -> None:
-        total = sum(r.n for r in runs)
-        while total > self.max_pending and (len(runs) > 1 or len(runs[0].t) > 1):
-            run = runs[0]
-            k = len(run.t[0])
-            del run.t[0], run.y[0]
-            run.n -= k
-            run.seq += k
-            run.lost = 0
-            total -= k
-            session.dropped += k
-            if not run.t:
-                del runs[0]
-
-    def view(self, name: str, t: np.ndarray, y: np.ndarray, width: float) -> None:
-        for session, waiting in self.views.items():
-            if name in session.views and session.may("read"):
-                v = waiting.setdefault(name, _Views())
-                v.t.append(t)
-                v.y.append(y)
-                v.n += len(t)
-                v.width = width
-                while v.n > self.max_pending and len(v.t) > 1:
-                    v.n -= len(v.t[0])
-                    del v.t[0], v.y[0]
-
-    def take(self, session: BinSession) -> list[bytes]:
-        """The session's frames since the last call (plaintext), then nothing waits."""
-        out: list[bytes] = []
-        waiting = self.pending.get(session)
-        if waiting:
-            for name, runs in waiting.items():
-                for run in runs:
-                    t, y = _cat(run.t), _cat(run.y)
-                    for i in range(0, max(run.n, 1), self.max_frame):
-                        header = {"sig": name, "seq": run.seq + i, "lost": run.lost if i == 0 else 0}
-                        if run.replace and i == 0:
-                            header["replace"] = True
-                        out.append(encode_data(header, t[i:i + self.max_frame], y[i:i + self.max_frame]))
-            waiting.clear()
-        views = self.views.get(session)
-        if views:
-            for name, v in views.items():
-                out.append(encode_view(name, _cat(v.t), _cat(v.y), v.width))
-            views.clear()
-        return out
-
-
-def dropped_report(session: BinSession) -> bytes | None:
-    """The ``dropped`` push when the session missed more since the last report, else None."""
-    if (session.dropped, session.dropped_frames) == (session.reported_dropped, session.reported_frames):
-        return None
-    session.reported_dropped, session.reported_frames = session.dropped, session.dropped_frames
-    return encode_control({"op": "dropped", "frames": session.dropped_frames,
-                           "samples": session.dropped})
-
-
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    if not parts:
-        return np.empty(0, np.float64)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)

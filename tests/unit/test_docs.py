@@ -56,7 +56,7 @@ def test_drivers_md_examples(tmp_path: Path) -> None:
     assert "_update" not in plugin.function_table()  # private methods stay private
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/EVENTS.md", "docs/CONFIG.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/EVENTS.md", "docs/CONFIG.md", "docs/DRIVERS.md"])
 def test_toml_examples_load(doc: str) -> None:
     """Every rtoc.toml example in the docs is a valid config (rules compile, steps check)."""
     from rtoc import config
@@ -69,3 +69,16 @@ def test_toml_examples_load(doc: str) -> None:
             assert cfg.events and all(e.cond for e in cfg.events)
         if "[[actions]]" in block:
             assert cfg.actions
+
+
+def test_drivers_md_toml_parameters() -> None:
+    """The drivers of docs/DRIVERS.md's rtoc.toml examples exist and take those parameters."""
+    from rtoc import config, loader
+
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "docs/DRIVERS.md").read_text(), re.S)
+    for block in blocks:
+        for d in config.loads(block, "docs/DRIVERS.md").drivers:
+            specs = loader.resolve(d.driver).parameter_specs()
+            assert set(d.params) <= set(specs), sorted(set(d.params) - set(specs))
+            for name, value in d.params.items():
+                specs[name].validate(value)

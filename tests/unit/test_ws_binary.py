@@ -1,5 +1,6 @@
-"""Unit tests of the binary subprotocol's core (frontends/websocket/binary.py), its send
-queue (binary_shell.SendQueue) and the client's copies of the codec and channel."""
+"""Unit tests of the binary subprotocol: its frame codec (rtoc.binframes), the protocol core
+(frontends/websocket/binary.py) with the client's half of the encrypted handshake, the
+fan-out (binary_fanout.py) and the send queue (binary_shell.SendQueue)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rtoc.frontends.websocket import binary as b
-from rtoc.frontends.websocket.auth import Throttle, User, Users, hash_password, rtoc_token
+from rtoc.frontends.websocket.auth import Throttle, User, Users, hash_password
+from rtoc.frontends.websocket.binary_fanout import BinaryFanout, dropped_report
 from rtoc.frontends.websocket.binary_shell import SendQueue
-from rtoc.frontends.websocket.crypto import Channel, FrameRefused
 
-from rtoc import client as c
+from rtoc import binframes as bf
+from rtoc import wire
+from rtoc.aead import Channel, rtoc_token, session_key
 from rtoc.errors import ArchiveOff, SignalOwned
 
 PASSWORDS = {"reader": "r-pass", "writer": "w-pass"}
@@ -89,11 +92,11 @@ def run(coro):
 
 
 def ctl(op: str, **f) -> bytes:
-    return b.encode_control({"op": op, "rid": 1, **f})
+    return bf.encode_control({"op": op, "rid": 1, **f})
 
 
 def replies(out: b.Outcome) -> list[dict]:
-    return [b.decode(f).msg for f in out.frames]
+    return [bf.decode(f).msg for f in out.frames]
 
 
 def handle(proto: b.BinaryProtocol, s: b.BinSession, frame: bytes, now: float = 100.0) -> b.Outcome:
@@ -104,42 +107,43 @@ def handle(proto: b.BinaryProtocol, s: b.BinSession, frame: bytes, now: float = 
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])
 def test_data_frames_round_trip_aligned(n: int) -> None:
     t, y = np.arange(n) + 1e9, np.sin(np.arange(n))
-    frame = b.encode_data({"sig": "Dev.Sig.x", "seq": 5, "lost": 2, "replace": True}, t, y)
+    frame = bf.encode_data({"sig": "Dev.Sig.x", "seq": 5, "lost": 2, "replace": True}, t, y)
     hlen = int.from_bytes(frame[1:5], "little")
-    assert frame[0] == b.DATA and (5 + hlen) % 8 == 0  # t starts 8-byte aligned
-    f = b.decode(frame)
-    assert isinstance(f, b.Data) and not f.view and f.name == "Dev.Sig.x"
+    assert frame[0] == bf.DATA and (5 + hlen) % 8 == 0  # t starts 8-byte aligned
+    f = bf.decode(frame)
+    assert isinstance(f, bf.Data) and not f.view and f.name == "Dev.Sig.x"
     assert f.header["seq"] == 5 and f.header["lost"] == 2 and f.header["replace"] is True
     assert f.header["n"] == n and f.header["v"] == 1
     assert np.array_equal(f.t, t) and np.array_equal(f.y, y) and f.t.dtype == np.float64
-    v = b.decode(b.encode_view("A.B", t, y, 0.25))
+    v = bf.decode(bf.encode_view("A.B", t, y, 0.25))
     assert v.view and v.header["width"] == 0.25 and np.array_equal(v.y, y)
 
 
 def test_unaligned_bodies_are_accepted_and_copied() -> None:
-    head = c.pack({"v": 1, "sig": "A.B", "n": 2})
+    head = wire.pack({"v": 1, "sig": "A.B", "n": 2})
     if (5 + len(head)) % 8 == 0:
-        head = c.pack({"v": 1, "sig": "A.BC", "n": 2})
+        head = wire.pack({"v": 1, "sig": "A.BC", "n": 2})
     frame = bytes((2,)) + len(head).to_bytes(4, "little") + head + np.array([1.0, 2, 3, 4]).tobytes()
-    f = b.decode(frame)
+    f = bf.decode(frame)
     assert f.t.flags.aligned and list(f.t) == [1.0, 2.0] and list(f.y) == [3.0, 4.0]
 
 
 def test_control_frames_round_trip() -> None:
     msg = {"op": "subscribe", "rid": 7, "signals": ["A.B"], "blob": b"\x00\xff", "x": math.inf}
-    assert b.decode(b.encode_control(msg)).msg == msg
-    assert c.decode(c.encode_control(msg))[1] == msg
+    assert bf.decode(bf.encode_control(msg)).msg == msg
 
 
-def test_client_and_server_codecs_are_the_same() -> None:
+def test_the_client_speaks_the_servers_codec() -> None:
+    from rtoc import client as c
+
+    assert c.ProtocolError is bf.FrameError and c.SUBPROTOCOL == b.SUBPROTOCOL
     t, y = np.arange(5.0), np.arange(5.0) ** 2
     for header in ({"sig": "A.B"}, {"sig": "A.B", "seq": 3, "unit": "V", "replace": True},
                    {"sig": "Dev." + "x" * 300, "seq": 2**40}):
-        assert c.encode_data(header, t, y) == b.encode_data(header, t, y)
-    kind, head, ct, cy = c.decode(b.encode_view("A.B", t, y, 2.0))
-    assert kind == c.VIEW and head["width"] == 2.0 and np.array_equal(cy, y)
-    f = b.decode(c.encode_data({"sig": "A.B", "seq": 9}, t, y))
-    assert f.header["seq"] == 9 and np.array_equal(f.t, t)
+        frame = bf.encode_data(header, t, y)
+        assert (5 + int.from_bytes(frame[1:5], "little")) % 8 == 0
+        f = bf.decode(frame)
+        assert {k: f.header[k] for k in header} == header and np.array_equal(f.y, y)
 
 
 @pytest.mark.parametrize("frame, text", [
@@ -153,24 +157,22 @@ def test_client_and_server_codecs_are_the_same() -> None:
     (b"\x03\x01\x00\x00\x00\x80", "view frame header needs 'sig'"),
 ])
 def test_garbage_frames_raise_frame_error(frame: bytes, text: str) -> None:
-    with pytest.raises(b.FrameError, match=text):
-        b.decode(frame)
+    with pytest.raises(bf.FrameError, match=text):
+        bf.decode(frame)
 
 
 def test_frame_errors_name_the_mismatch() -> None:
-    good = b.encode_data({"sig": "A.B", "seq": 0}, np.arange(4.0), np.arange(4.0))
-    with pytest.raises(b.FrameError, match=r"A.B: header says n=4 \(64 bytes of t and y\), 56 bytes follow"):
-        b.decode(good[:-8])
-    with pytest.raises(b.FrameError, match="version 2"):
-        b.decode(c.encode_data({"sig": "A.B", "v": 2}, [1.0], [1.0]).replace(b"\xa1v\x01", b"\xa1v\x02"))
-    head = c.pack({"sig": "A.B", "n": -1})
-    with pytest.raises(b.FrameError, match="'n' must be a sample count, got -1"):
-        b.decode(b"\x02" + len(head).to_bytes(4, "little") + head)
+    good = bf.encode_data({"sig": "A.B", "seq": 0}, np.arange(4.0), np.arange(4.0))
+    with pytest.raises(bf.FrameError, match=r"A.B: header says n=4 \(64 bytes of t and y\), 56 bytes follow"):
+        bf.decode(good[:-8])
+    with pytest.raises(bf.FrameError, match="version 2"):
+        bf.decode(bf.encode_data({"sig": "A.B", "v": 2}, [1.0], [1.0]).replace(b"\xa1v\x01", b"\xa1v\x02"))
+    head = wire.pack({"sig": "A.B", "n": -1})
+    with pytest.raises(bf.FrameError, match="'n' must be a sample count, got -1"):
+        bf.decode(b"\x02" + len(head).to_bytes(4, "little") + head)
     for cut in range(len(good)):  # every truncation: a clear error, never another exception
-        with pytest.raises(b.FrameError):
-            b.decode(good[:cut])
-        with pytest.raises(c.ProtocolError):
-            c.decode(good[:cut])
+        with pytest.raises(bf.FrameError):
+            bf.decode(good[:cut])
 
 
 @settings(max_examples=400, deadline=None)
@@ -178,15 +180,11 @@ def test_frame_errors_name_the_mismatch() -> None:
 def test_any_bytes_decode_or_raise_frame_error(data: bytes, prefix: bytes) -> None:
     frame = prefix + data
     try:
-        f = b.decode(frame)
-    except b.FrameError:
+        f = bf.decode(frame)
+    except bf.FrameError:
         pass
     else:
-        assert isinstance(f, b.Control | b.Data)
-    try:
-        c.decode(frame)
-    except c.ProtocolError:
-        pass
+        assert isinstance(f, bf.Control | bf.Data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -196,7 +194,7 @@ def test_data_round_trip_any_values(values: list[float], seq: int, dev: str, sig
     name = f"{dev}.{sig}"
     t = np.arange(len(values), dtype=np.float64)
     y = np.array(values, dtype=np.float64)
-    f = b.decode(b.encode_data({"sig": name, "seq": seq}, t, y))
+    f = bf.decode(bf.encode_data({"sig": name, "seq": seq}, t, y))
     assert f.name == name and f.header["seq"] == seq
     assert f.y.tobytes() == y.tobytes() and f.t.tobytes() == t.tobytes()
 
@@ -210,31 +208,13 @@ def test_garbage_is_answered_and_the_connection_lives() -> None:
     assert replies(handle(proto, s, ctl("ping")))[0]["pong"] is True
 
 
-# -- the encrypted channel: the client's copy against crypto.Channel --------------------------
-def test_client_channel_speaks_crypto_channel() -> None:
-    key = b.session_key(b"s" * 32, b"t" * 16)
-    assert key == c.session_key(b"s" * 32, b"t" * 16) and len(key) == 32
-    assert key != b.session_key(b"s" * 32, b"u" * 16)
-    server, client = Channel(key, "server"), c._Channel(key)
-    for i in range(3):
-        assert server.open(client.seal(b"ping %d" % i)) == b"ping %d" % i
-        assert client.open(server.seal(b"pong %d" % i)) == b"pong %d" % i
-    frame = client.seal(b"once")
-    server.open(frame)
-    with pytest.raises(FrameRefused, match="replayed"):
-        server.open(frame)
-    with pytest.raises(c.ProtocolError, match="did not authenticate"):
-        client.open(client.seal(b"reflected"))
-    assert c.rtoc_token("w-pass") == rtoc_token("w-pass")
-
-
 # -- the protocol core --------------------------------------------------------------------------
 def test_roles_are_checked() -> None:
     proto, s = b.BinaryProtocol(World()), session("read")
     (msg,) = replies(handle(proto, s, ctl("call", driver="Generator", function="f")))
     assert msg == {"re": 1, "op": "call", "ok": False, "error": {
         "code": "forbidden", "message": "call needs the write role (you have read; log in first)"}}
-    (msg,) = replies(handle(proto, s, b.encode_data({"sig": "Lab.T", "seq": 3}, [1.0], [2.0])))
+    (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "Lab.T", "seq": 3}, [1.0], [2.0])))
     assert msg["op"] == "push" and msg["sig"] == "Lab.T" and msg["seq"] == 3
     assert msg["error"]["code"] == "forbidden" and s.refused == 1
     none = session("none")
@@ -242,7 +222,7 @@ def test_roles_are_checked() -> None:
     assert replies(handle(proto, none, ctl("ping")))[0]["ok"] is True
     (msg,) = replies(handle(proto, s, ctl("frobnicate")))
     assert msg["error"]["code"] == "bad_request" and "unknown op 'frobnicate'" in msg["error"]["message"]
-    (msg,) = replies(handle(proto, s, b.encode_control({"op": "ping", "rid": [1]})))
+    (msg,) = replies(handle(proto, s, bf.encode_control({"op": "ping", "rid": [1]})))
     assert msg["error"]["message"] == "rid must be an integer or short text"
 
 
@@ -253,7 +233,7 @@ def test_login_and_pushes() -> None:
     assert msg["error"]["code"] == "login_failed" and s.role == "read"
     (msg,) = replies(handle(proto, s, ctl("login", user="writer", password="w-pass")))
     assert msg == {"re": 1, "op": "login", "ok": True, "user": "writer", "role": "write"}
-    outs = [handle(proto, s, b.encode_data({"sig": "Lab.T", "seq": i, "unit": "K"},
+    outs = [handle(proto, s, bf.encode_data({"sig": "Lab.T", "seq": i, "unit": "K"},
                                            [float(i)], [i * 10.0])) for i in range(4)]
     assert [len(o.frames) for o in outs] == [0, 0, 1, 0]  # an ack every 3 frames
     assert replies(outs[2])[0] == {"op": "ack", "pushed": 3, "frames": 3, "seq": 2}
@@ -261,14 +241,14 @@ def test_login_and_pushes() -> None:
     claims = [f for op, f in world.requests if op == "create_signal"]
     assert claims == [{"device": "Lab", "signal": "T", "unit": "K", "owner": "websocket",
                        "rate": 6.4, "seconds": 10.0}]  # once, for 64 frames of this size
-    (msg,) = replies(handle(proto, s, b.encode_data({"sig": "Generator.Sine", "seq": 9}, [1.0], [1.0])))
+    (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "Generator.Sine", "seq": 9}, [1.0], [1.0])))
     assert msg["error"]["code"] == "signal_owned" and msg["sig"] == "Generator.Sine" and msg["seq"] == 9
     assert "a client can only push signals no driver writes" in msg["error"]["message"]
-    handle(proto, s, b.encode_data({"sig": "Lab.Fast", "rate": 5e6}, np.zeros(64), np.zeros(64)))
+    handle(proto, s, bf.encode_data({"sig": "Lab.Fast", "rate": 5e6}, np.zeros(64), np.zeros(64)))
     assert world.requests[-1][1]["rate"] == 5e6
-    (msg,) = replies(handle(proto, s, b.encode_data({"sig": "NoDot", "seq": 10}, [1.0], [1.0])))
+    (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "NoDot", "seq": 10}, [1.0], [1.0])))
     assert msg["error"]["code"] == "signal"
-    handle(proto, s, b.encode_data({"sig": "Lab.T", "replace": True}, [5.0], [50.0]))
+    handle(proto, s, bf.encode_data({"sig": "Lab.T", "replace": True}, [5.0], [50.0]))
     assert list(world.samples["Lab.T"][1]) == [50.0]
     (msg,) = replies(handle(proto, s, ctl("sync")))
     assert msg == {"re": 1, "op": "sync", "ok": True, "pushed": 69, "frames": 6, "refused": 2}
@@ -314,9 +294,9 @@ def test_reading_and_driver_ops() -> None:
 
 # -- the encrypted handshake, with the client's half ---------------------------------------------
 def _client_key(hello: dict, password: str) -> bytes:
-    secret = hashlib.scrypt(c.rtoc_token(password).encode(), salt=hello["hash_salt"], n=hello["n"],
+    secret = hashlib.scrypt(rtoc_token(password).encode(), salt=hello["hash_salt"], n=hello["n"],
                             r=hello["r"], p=hello["p"], dklen=hello["dklen"])
-    return c.session_key(secret, hello["salt"])
+    return session_key(secret, hello["salt"])
 
 
 def _hello(proto: b.BinaryProtocol, s: b.BinSession, user: str) -> dict:
@@ -332,14 +312,14 @@ def test_encrypted_session() -> None:
     proto, s = b.BinaryProtocol(world), session()
     hello = _hello(proto, s, "writer")
     assert (hello["n"], hello["r"], hello["p"], hello["dklen"]) == (16, 1, 1, 32)
-    ch = c._Channel(_client_key(hello, "w-pass"))
-    out = handle(proto, s, ch.seal(b.encode_control({"op": "login", "rid": 1, "user": "writer"})))
+    ch = Channel(_client_key(hello, "w-pass"), "client")
+    out = handle(proto, s, ch.seal(bf.encode_control({"op": "login", "rid": 1, "user": "writer"})))
     assert not out.clear and out.close is None
-    assert b.decode(ch.open(s.channel.seal(out.frames[0]))).msg["role"] == "write"
+    assert bf.decode(ch.open(s.channel.seal(out.frames[0]))).msg["role"] == "write"
     assert s.user == "writer" and s.may("write")
     (msg,) = replies(handle(proto, s, ch.seal(ctl("sync"))))
     assert msg["pushed"] == 0
-    frame = ch.seal(b.encode_data({"sig": "Lab.T"}, [1.0], [2.0]))
+    frame = ch.seal(bf.encode_data({"sig": "Lab.T"}, [1.0], [2.0]))
     assert handle(proto, s, frame).frames == []
     out = handle(proto, s, frame)  # replayed
     assert out.close == (1008, "replayed") and replies(out)[0]["error"]["code"] == "bad_frame"
@@ -349,14 +329,14 @@ def test_encrypted_session() -> None:
 def test_encrypted_login_with_a_wrong_password_fails_and_counts() -> None:
     world = World()
     proto, s = b.BinaryProtocol(world), session()
-    ch = c._Channel(_client_key(_hello(proto, s, "writer"), "wrong"))
-    out = handle(proto, s, ch.seal(b.encode_control({"op": "login", "rid": 1, "user": "writer"})))
+    ch = Channel(_client_key(_hello(proto, s, "writer"), "wrong"), "client")
+    out = handle(proto, s, ch.seal(bf.encode_control({"op": "login", "rid": 1, "user": "writer"})))
     assert out.clear and out.close == (1008, "login failed")
     assert replies(out)[0]["error"] == {"code": "login_failed", "message": "wrong user or password"}
     assert s.user is None and s.channel is None
     s2 = session()  # a second failure from this address: throttled (max_failures=2)
-    ch = c._Channel(_client_key(_hello(proto, s2, "writer"), "wrong"))
-    handle(proto, s2, ch.seal(b.encode_control({"op": "login", "user": "writer"})))
+    ch = Channel(_client_key(_hello(proto, s2, "writer"), "wrong"), "client")
+    handle(proto, s2, ch.seal(bf.encode_control({"op": "login", "user": "writer"})))
     out = handle(proto, session(), ctl("hello", user="writer", encrypt=True))
     assert out.close is not None and "too many failed logins" in replies(out)[0]["error"]["message"]
 
@@ -368,8 +348,8 @@ def test_unknown_users_get_a_plausible_hello() -> None:
     assert (fake1["n"], fake1["r"], fake1["p"]) == (real["n"], real["r"], real["p"])
     assert fake1["hash_salt"] == fake2["hash_salt"] and fake1["salt"] != fake2["salt"]
     s = session()
-    ch = c._Channel(_client_key(_hello(proto, s, "ghost"), "anything"))
-    out = handle(proto, s, ch.seal(b.encode_control({"op": "login", "user": "ghost"})))
+    ch = Channel(_client_key(_hello(proto, s, "ghost"), "anything"), "client")
+    out = handle(proto, s, ch.seal(bf.encode_control({"op": "login", "user": "ghost"})))
     assert out.close == (1008, "login failed")
 
 
@@ -385,18 +365,18 @@ def test_encrypting_hello_must_come_first() -> None:
 
 def test_the_first_sealed_frame_must_be_the_login() -> None:
     proto, s = b.BinaryProtocol(World()), session()
-    ch = c._Channel(_client_key(_hello(proto, s, "writer"), "w-pass"))
+    ch = Channel(_client_key(_hello(proto, s, "writer"), "w-pass"), "client")
     out = handle(proto, s, ch.seal(ctl("ping")))
     assert out.close == (1008, "bad login frame") and s.user is None
 
 
 # -- the fan-out --------------------------------------------------------------------------------
-def _frames(fan: b.BinaryFanout, s: b.BinSession) -> list[b.Data]:
-    return [b.decode(f) for f in fan.take(s)]
+def _frames(fan: BinaryFanout, s: b.BinSession) -> list[bf.Data]:
+    return [bf.decode(f) for f in fan.take(s)]
 
 
 def test_fanout_concatenates_consecutive_batches() -> None:
-    fan, s, other = b.BinaryFanout(), session(), session()
+    fan, s, other = BinaryFanout(), session(), session()
     s.signals.add("A.B")
     fan.add(s)
     fan.add(other)
@@ -414,7 +394,7 @@ def test_fanout_concatenates_consecutive_batches() -> None:
 
 
 def test_fanout_bounds_a_slow_session() -> None:
-    fan, s = b.BinaryFanout(max_pending=10, max_frame=4), session()
+    fan, s = BinaryFanout(max_pending=10, max_frame=4), session()
     s.all_signals = True
     fan.add(s)
     for i in range(5):
@@ -423,14 +403,14 @@ def test_fanout_bounds_a_slow_session() -> None:
     assert s.dropped == 12  # the three oldest batches
     assert [(f.header["seq"], f.header["n"]) for f in got] == [(12, 4), (16, 4)]
     s.dropped_frames = 1
-    assert b.decode(b.dropped_report(s)).msg == {"op": "dropped", "frames": 1, "samples": 12}
-    assert b.dropped_report(s) is None
-    assert b.samples_in(b.encode_data({"sig": "A.B"}, [1.0, 2.0], [1.0, 2.0])) == 2
-    assert b.samples_in(b"\x01\x80") == 0
+    assert bf.decode(dropped_report(s)).msg == {"op": "dropped", "frames": 1, "samples": 12}
+    assert dropped_report(s) is None
+    assert bf.samples_in(bf.encode_data({"sig": "A.B"}, [1.0, 2.0], [1.0, 2.0])) == 2
+    assert bf.samples_in(b"\x01\x80") == 0
 
 
 def test_fanout_views() -> None:
-    fan, s = b.BinaryFanout(), session()
+    fan, s = BinaryFanout(), session()
     s.views.add("A.B")
     fan.add(s)
     fan.view("A.B", np.arange(2.0), np.arange(2.0), 0.5)
@@ -446,7 +426,7 @@ def test_fanout_views() -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=20), st.integers(1, 64))
 def test_fanout_any_split_gives_the_stream(sizes: list[int], max_frame: int) -> None:
-    fan, s = b.BinaryFanout(max_frame=max_frame), session()
+    fan, s = BinaryFanout(max_frame=max_frame), session()
     s.signals.add("A.B")
     fan.add(s)
     seq = 100

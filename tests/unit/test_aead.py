@@ -1,20 +1,27 @@
-"""Unit tests of rtoc.frontends.websocket.crypto: AES-GCM frames of the binary subprotocol."""
+"""Unit tests of rtoc.aead: AES-GCM frames of the binary subprotocol and their keys."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
+from Cryptodome.Hash import SHA256
+from Cryptodome.Protocol.KDF import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtoc.frontends.websocket.crypto import (
+
+from rtoc.aead import (
+    KEY_INFO,
     OVERHEAD,
     Channel,
     FrameRefused,
     derive_key,
     new_salt,
+    rtoc_token,
+    scrypt_digest,
+    session_key,
 )
-
 from rtoc.errors import RtocError
 
 SALT = bytes(range(16))
@@ -158,3 +165,18 @@ def test_repr_shows_no_key() -> None:
     server, _ = _pair()
     assert KEY.hex() not in repr(server) and str(KEY) not in repr(server)
     assert repr(server) == "Channel(role='server', sent=0, received=0)"
+
+
+def test_session_key_is_hkdf_sha256_of_the_stored_digest() -> None:
+    secret, salt = bytes(range(32)), b"t" * 16
+    want = HKDF(secret, 32, salt, SHA256, context=KEY_INFO)  # pycryptodome's RFC 5869
+    assert session_key(secret, salt) == want and KEY_INFO == b"rtoc.bin.v1 session key"
+    assert session_key(secret, b"u" * 16) != want
+
+
+def test_the_secret_is_scrypt_of_the_rtoc_token() -> None:
+    token = rtoc_token("w-pass")
+    assert token == base64.b64encode(hashlib.sha256(b"w-pass").digest()).decode()
+    assert scrypt_digest(token, b"s" * 16, 16, 1, 1, 32) == hashlib.scrypt(
+        token.encode(), salt=b"s" * 16, n=16, r=1, p=1, dklen=32)
+    assert len(scrypt_digest("\ud800", b"s" * 16, 16, 1, 1, 16)) == 16  # lone surrogates hash

@@ -1,24 +1,31 @@
-"""Optional AES-GCM encryption of the binary websocket subprotocol's payloads.
+"""AES-GCM sealing of ``rtoc.bin.v1`` frames, and the keys it uses.
 
-Threat model. Against an attacker on the network who does not know the password, passive
-(reading) or active (changing, dropping, replaying, reordering, injecting or reflecting
-frames), a :class:`Channel` gives confidentiality and integrity of every payload, and
-refuses any frame that was not sealed by the other end of this very session, in order:
-replayed, reordered or dropped frames (a strictly increasing counter inside the
+The one implementation of both ends: the server (:mod:`rtoc.frontends.websocket.binary`,
+its password hashes in :mod:`rtoc.frontends.websocket.auth`) and the client
+(:mod:`rtoc.client`). Pure apart from ``os.urandom`` for nonces and salts.
+
+Keys. The server stores per user ``scrypt(rtoc_token(password), hash_salt, n, r, p)``
+(:func:`rtoc_token`, :func:`scrypt_digest`); that digest is the secret both ends share. A
+session's key is ``HKDF-SHA256(secret, salt, info="rtoc.bin.v1 session key")``
+(:func:`session_key`), ``salt`` being 16 fresh random bytes the server sends in the clear
+(a salt is no secret). HKDF and not a second scrypt: the secret already is a 32-byte scrypt
+output, so scrypt would add no strength but cost the server ~50 ms and 16 MiB per
+handshake from anyone, before any authentication. :func:`derive_key` (scrypt straight
+from a password) is for keys that have no stored hash behind them.
+
+Threat model. Against an attacker on the network who knows neither the password nor the
+stored hash, passive (reading) or active (changing, dropping, replaying, reordering,
+injecting or reflecting frames), a :class:`Channel` gives confidentiality and integrity of
+every payload, and refuses any frame that was not sealed by the other end of this very
+session: replayed, reordered or dropped frames (a strictly increasing counter inside the
 ciphertext), frames of another session (each session has its own key, from a fresh salt)
 and frames reflected back to their sender (the direction is authenticated data). It does
 NOT protect against a compromised server or client (they hold the key), against guessing
-a weak password offline from a recorded session (scrypt only slows each guess to ~50 ms),
-or against traffic analysis (frame sizes and timing show). It hides nothing of the
-handshake: the salt travels in the clear, which is fine, as a salt is no secret. TLS is
-the better tool where it can be had; this exists for RTOC's password-only set-ups.
+a weak password offline from a recorded session (one scrypt per guess), or against
+traffic analysis (frame sizes and timing show). A refused frame leaves the channel as it
+was, but the connection should be closed: the peer or the path is not to be trusted.
 
-Key. :func:`derive_key` is scrypt(password, salt, n=2**14, r=8, p=1, 32 bytes). The server
-picks a fresh 16-byte salt (:func:`new_salt`) per connection and sends it to the client in
-the clear; both derive the key. A refused frame leaves the channel as it was, but the
-connection should be closed: the peer or the path is not to be trusted.
-
-Frame (bytes)::
+Sealed frame (bytes)::
 
     version 1 (1) | nonce (12, random) | ciphertext of [counter (8, little-endian) | payload]
     | GCM tag (16)
@@ -30,7 +37,9 @@ over 2**32 frames per key, more than any session will send.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 from typing import Literal
 
@@ -38,13 +47,15 @@ from Cryptodome.Cipher import AES
 
 from rtoc.errors import RtocError
 
-__all__ = ["FrameRefused", "Channel", "derive_key", "new_salt", "VERSION", "OVERHEAD"]
+__all__ = ["FrameRefused", "Channel", "session_key", "derive_key", "new_salt", "rtoc_token",
+           "scrypt_digest", "VERSION", "OVERHEAD", "KEY_INFO"]
 
 VERSION = 1
 _NONCE, _COUNTER, _TAG = 12, 8, 16
 OVERHEAD = 1 + _NONCE + _COUNTER + _TAG
 """Bytes a sealed frame has beyond its payload (37)."""
 SALT_BYTES = 16
+KEY_INFO = b"rtoc.bin.v1 session key"
 _DIRECTION = {"server": b"S", "client": b"C"}
 _MAX_COUNTER = 2**64 - 1
 
@@ -62,20 +73,39 @@ class FrameRefused(RtocError, ValueError):
         super().__init__(message)
 
 
+# -- keys ---------------------------------------------------------------------------------------
+def rtoc_token(password: str) -> str:
+    """What an original RTOC client sends for ``password``: base64 of its SHA-256 (44 chars)."""
+    digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def scrypt_digest(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    """scrypt of ``secret`` (UTF-8; lone surrogates hash, they do not raise), with memory
+    enough for the cost ``n``, ``r``, ``p``. Check the costs before: they are the caller's."""
+    return hashlib.scrypt(secret.encode("utf-8", "surrogatepass"), salt=bytes(salt), n=n, r=r,
+                          p=p, dklen=dklen, maxmem=128 * r * (n + p + 2) + (1 << 20))
+
+
+def session_key(secret: bytes, salt: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869, one block): the 32-byte AES key of a session from the user's
+    stored scrypt digest ``secret`` and the session's ``salt``."""
+    prk = hmac.new(bytes(salt), bytes(secret), hashlib.sha256).digest()
+    return hmac.new(prk, KEY_INFO + b"\x01", hashlib.sha256).digest()
+
+
 def new_salt() -> bytes:
     """A fresh random salt for one session (16 bytes)."""
     return os.urandom(SALT_BYTES)
 
 
 def derive_key(password: str, salt: bytes) -> bytes:
-    """The 32-byte AES key of a session: scrypt(password UTF-8, salt, n=2**14, r=8, p=1).
-
-    ``salt`` must be at least 16 bytes. Takes about 50 ms and 16 MiB, on purpose.
+    """A 32-byte AES key straight from a password: scrypt(password UTF-8, salt, n=2**14,
+    r=8, p=1). ``salt`` must be at least 16 bytes. Takes about 50 ms and 16 MiB, on purpose.
     """
     if not isinstance(salt, bytes | bytearray) or len(salt) < SALT_BYTES:
         raise ValueError(f"salt must be at least {SALT_BYTES} bytes, got {_describe(salt)}")
-    return hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=bytes(salt),
-                          n=2**14, r=8, p=1, dklen=32)
+    return scrypt_digest(password, salt, 2**14, 8, 1, 32)
 
 
 def _describe(value: object) -> str:
@@ -84,10 +114,11 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
+# -- the channel --------------------------------------------------------------------------------
 class Channel:
     """One end of an encrypted session: seals what it sends, opens what it receives.
 
-    ``key`` is the 32-byte :func:`derive_key` result; ``role`` is "server" or "client". Not
+    ``key`` is 32 bytes (:func:`session_key`); ``role`` is "server" or "client". Not
     thread-safe; one instance per connection.
     """
 
