@@ -64,16 +64,21 @@ class Fanout:
     def view(self, name: str, t: np.ndarray, y: np.ndarray) -> None:
         _append(self.view_waiting, name, t, y)
 
-    def take(self) -> list[tuple[str, str, str]]:
-        """``(kind, signal, JSON text)`` of every push since the last call (kind: "signal"
-        or "view"); then nothing waits. ``wants`` tells which client gets which."""
+    def take(self, sessions: list[Session]) -> list[tuple[str, str, str]]:
+        """``(kind, signal, JSON text)`` of every push since the last call that one of
+        ``sessions`` wants (kind: "signal" or "view"; the rest, e.g. what only binary
+        clients subscribed, is never serialized); then nothing waits."""
         out = []
         for name, p in self.data_waiting.items():
+            if not any(s.wants_signal(name) for s in sessions):
+                continue
             device, _, signal = name.partition(".")
             out.append(("signal", name, dumps({"signal": {
                 "x": _cat(p.t).tolist(), "y": _cat(p.y).tolist(), "unit": self.units.get(name, ""),
                 "dname": device, "sname": signal, "id": self.ids.get(name)}})))
         for name, p in self.view_waiting.items():
+            if not any(self.wants(s, "view", name) for s in sessions):
+                continue
             out.append(("view", name, dumps({"view": {"name": name, "x": _cat(p.t).tolist(),
                                                       "y": _cat(p.y).tolist(),
                                                       "unit": self.units.get(name, "")}})))

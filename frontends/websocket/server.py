@@ -219,7 +219,7 @@ class Server:
             await self.waiting.wait()
             self.waiting.clear()
             self.binary.flush()
-            pushes = self.fanout.take()
+            pushes = self.fanout.take(list(self.clients))
             for client in list(self.clients.values()):
                 for kind, name, text in pushes:
                     if Fanout.wants(client.session, kind, name):
