@@ -35,6 +35,9 @@ bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part 
 	$(BIN)/python bench/run_e2e.py
 	$(BIN)/python bench/run_warm_start.py
 	$(BIN)/python bench/run_archive.py
+	$(BIN)/python bench/run_websocket.py
+	$(BIN)/python bench/run_ws_binary.py
+	$(BIN)/python bench/run_dashboard.py
 
 soak: $(VENV)/.test             ## long stress runs
 	$(BIN)/python -m pytest -m soak $(ARGS)
