@@ -370,6 +370,11 @@ class EngineProcess:
         elif op == "signal_added":
             self._add(msg["signal"], from_start=True)
             self.pub.meta("signal_created", _public(msg["signal"]))
+        elif op == "signal_removed":
+            sig = msg["signal"]["id"]
+            self.core.remove(sig)
+            self.resamplers.pop(sig, None)
+            self.pub.meta("signal_removed", _public(msg["signal"]))
         elif op == "meta":
             self.pub.meta(str(msg.get("kind", "info")), dict(msg.get("fields") or {}))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rtoc.pipeline.ring import Ring, RingReader, capacity_for
 
-from rtoc.errors import InstanceError, InstanceRunning, SignalOwned
+from rtoc.errors import InstanceError, InstanceRunning, SignalNotFound, SignalOwned
 from rtoc.model import check_part, signal_name
 from rtoc.paths import instance_dir
 
@@ -122,6 +122,19 @@ class SignalRegistry:
         self.by_name[name] = entry
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
         return entry, True
+
+    def remove(self, name: str) -> SignalEntry:
+        """Forget ``name`` and delete its ring file (readers that still map it keep their
+        mapping until they close it). SignalNotFound when there is no such signal."""
+        entry = self.by_name.pop(name, None)
+        if entry is None:
+            raise SignalNotFound(f"no signal {name!r}", name)
+        path = entry.ring.path
+        entry.reader = None  # type: ignore[assignment]
+        entry.ring.close()
+        path.unlink(missing_ok=True)
+        log.info("signal %s removed (id %d)", name, entry.id)
+        return entry
 
     def close(self) -> None:
         for entry in self.by_name.values():

@@ -30,6 +30,8 @@ from rtoc.errors import (
     EngineUnavailable,
     ParameterError,
     RtocError,
+    SignalNotFound,
+    SignalOwned,
     error_reply,
 )
 from rtoc.frontends.archive import process as archive_process
@@ -528,6 +530,22 @@ class Supervisor:
     def _op_set(self, identity: bytes, msg: dict) -> dict | None:
         return self._forward(identity, msg, str(msg.get("driver", "")), "set",
                              param=msg.get("param"), value=msg.get("value"))
+
+    def _op_remove_signal(self, identity: bytes, msg: dict) -> dict:
+        """Remove a signal a client wrote (``name`` or ``id``): its ring goes, the archive
+        keeps its history. A driver's or the engine's signal is refused."""
+        name = msg.get("name")
+        if name is None and isinstance(msg.get("id"), int):
+            name = next((n for n, e in self.registry.by_name.items() if e.id == msg["id"]), None)
+        entry = self.registry.by_name.get(str(name))
+        if entry is None:
+            raise SignalNotFound(f"no signal {name if name is not None else msg.get('id')!r}", str(name))
+        if not (entry.owner.startswith("client:") or entry.owner == "websocket"):
+            raise SignalOwned(f"{entry.name} is written by {entry.owner!r}: only signals that "
+                              "clients pushed can be removed", entry.name)
+        self.registry.remove(entry.name)
+        self._send(b"engine", {"op": "signal_removed", "signal": {"id": entry.id, "name": entry.name}})
+        return {"ok": True, "id": entry.id, "name": entry.name}
 
     def _op_create_signal(self, identity: bytes, msg: dict) -> dict:
         # a client's owner name is always "client:...", so no client can claim (and then

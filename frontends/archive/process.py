@@ -171,6 +171,10 @@ class Archiver:
         elif isinstance(msg, Meta):
             if msg.kind == "signal_created":
                 self._follow(msg.fields, now)
+            elif msg.kind == "signal_removed":  # its archived history stays
+                ring = self.rings.pop(int(msg.fields.get("id", -1)), None)
+                if ring is not None:
+                    ring.close()
             elif msg.kind == "heartbeat":
                 for name, seq in (msg.fields.get("seq") or {}).items():
                     sig = self.sig_of.get(name)

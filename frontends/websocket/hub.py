@@ -104,6 +104,14 @@ class Hub:
             writer = self.writers[name] = RingWriter(Ring.open(reply["path"]))
             return writer
 
+    async def remove_signal(self, name: str) -> dict:
+        """Remove a signal clients pushed: this process lets go of its ring first."""
+        for table in (self.writers, self.readers):
+            held = table.pop(name, None)
+            if held is not None:
+                (held.ring if isinstance(held, RingWriter) else held).close()
+        return await self.request("remove_signal", name=name)
+
     def emit_event(self, event: dict) -> None:
         try:
             self.inbox.send(wire.pack({"kind": "event", "event": event}), zmq.NOBLOCK)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rtoc.frontends.websocket.commands import BadCommand, Command, _need
+from rtoc.frontends.websocket.commands import Command, _need
 
 if TYPE_CHECKING:
     from rtoc.frontends.websocket.protocol import JsonProtocol
@@ -113,9 +113,30 @@ async def logger(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
                       for proc in status.get("processes", [])]}}
 
 
-async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    raise BadCommand("remove is not available: a signal keeps its ring while its writer runs "
-                     "and the archive keeps history (see [archive] retention_days)")
+async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> list[int]:
+    """RTOC's ``[[sigIDs], [evIDs]]`` (IDs as ``getSignal`` gives them; names "D.S" are
+    taken too): removes signals that clients pushed (drivers' signals are refused before
+    anything is removed); the archive keeps their history. Events are a log here and are
+    not removed (``[evIDs]`` must be empty). Returns ``[signals removed, 0]``."""
+    _need(isinstance(value, list) and len(value) in (1, 2) and all(isinstance(v, list) for v in value),
+          "remove must be [[signal IDs], [event IDs]]")
+    sigs, events = value[0], value[1] if len(value) == 2 else []
+    _need(not events, "events are not removed: the event list is a log (the archive keeps "
+          "events); remove [[signal IDs], []]")
+    _need(all((isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, str) for x in sigs),
+          "signal IDs must be integers (or \"Device.Signal\" names)")
+    known = {sig["id"]: sig for sig in (await p.world.request("signals"))["signals"]}
+    by_name = {sig["name"]: sig for sig in known.values()}
+    targets = []
+    for x in sigs:
+        sig = by_name.get(x) if isinstance(x, str) else known.get(x)
+        _need(sig is not None, f"no signal {x!r}")
+        _need(sig.get("owner") == "websocket" or str(sig.get("owner", "")).startswith("client:"),
+              f"{sig['name']} is written by {sig.get('owner')!r}: only pushed signals can be removed")
+        targets.append(sig["name"])
+    for name in dict.fromkeys(targets):
+        await p.world.remove_signal(name)
+    return [len(set(targets)), 0]
 
 
 async def user_action(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:

@@ -35,6 +35,9 @@ class World(Protocol):
                    replace: bool) -> None:
         """Write samples (float64[n] each) into the signal's ring; ``replace``: a plot."""
 
+    async def remove_signal(self, name: str) -> dict:
+        """Remove a signal that clients pushed (its ring; the archive keeps its history)."""
+
     def emit_event(self, event: dict) -> None:
         """Hand an event (``Event.to_dict()`` shape) to the engine."""
 

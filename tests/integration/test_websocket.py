@@ -12,6 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import websockets
@@ -263,3 +264,26 @@ def test_http_dashboard_metrics_and_signal_api_with_basic_auth() -> None:
         assert status == 200 and all(t_now - 1 <= t <= t_now for t in data["t"]) and data["t"]
         assert get("/api/signals/No.Such", "ann")[0] == 404
         assert get("/nothing")[0] == 404
+
+
+def test_remove_deletes_a_pushed_signal_and_its_ring_but_never_a_drivers() -> None:
+    with Instance.start(GENERATOR, ("Generator.Sine",)) as inst:
+        url = ws_url(inst)
+
+        async def go() -> None:
+            async with websockets.connect(url) as ws:
+                await ask(ws, {"y": [1.0], "sname": ["Gone"], "dname": "Lab"})
+                info = (await ask(ws, {"getSignalInfo": True}))["signalInfo"]
+                sig_id = info["Lab.Gone"]["id"]
+                path = {s["name"]: s["path"] for s in inst.client.request("signals")["signals"]}["Lab.Gone"]
+                r = await ask(ws, {"remove": [[sig_id], []]})
+                assert r == {"error": False, "remove": [1, 0]}
+                assert "Lab.Gone" not in {s["name"] for s in inst.client.request("signals")["signals"]}
+                assert not Path(path).exists()
+                r = await ask(ws, {"remove": [[info["Generator.Sine"]["id"]], []]})
+                assert r["error"] and "only pushed signals" in r["errors"]["remove"]
+                assert (await ask(ws, {"y": [5.0], "sname": ["Gone"], "dname": "Lab"}))["sent"]
+                r = await ask(ws, {"getLatest": ["Lab.Gone"]})
+                assert r["latest"]["Lab.Gone"][1] == 5.0  # pushed again: a new signal
+
+        asyncio.run(go())

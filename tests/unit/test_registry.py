@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rtoc.pipeline.registry import Instance, SignalRegistry
 
-from rtoc.errors import InstanceError, InstanceRunning, SignalOwned
+from rtoc.errors import InstanceError, InstanceRunning, SignalNotFound, SignalOwned
 
 
 def test_lock_leftovers_and_release(tmp_path: Path) -> None:
@@ -54,3 +54,15 @@ def test_registry_owners(tmp_path: Path) -> None:
             reg.claim("D", "S", "V", owner="client:x")
     finally:
         reg.close()
+
+
+def test_remove_deletes_the_ring_and_a_new_claim_makes_a_new_signal(tmp_path: Path) -> None:
+    reg = SignalRegistry(tmp_path)
+    entry, _ = reg.claim("Lab", "T", "C", "websocket")
+    path = entry.ring.path
+    assert reg.remove("Lab.T") is entry and not path.exists() and "Lab.T" not in reg.by_name
+    with pytest.raises(SignalNotFound):
+        reg.remove("Lab.T")
+    again, created = reg.claim("Lab", "T", "C", "websocket")
+    assert created and again.id != entry.id
+    reg.close()

@@ -213,3 +213,16 @@ def test_unknown_keys_and_bad_json_are_named_and_nothing_else_breaks() -> None:
     assert r["error"] and "UTF-8" in r["message"]
     (r,) = ask(proto, s, '{"y": [' + "9" * 5000 + '], "sname": ["a"], "dname": "D"}')
     assert r["error"] and "number" in r["message"]
+
+
+def test_remove_takes_pushed_signals_only_and_no_events() -> None:
+    proto, world = protocol(anonymous="write")
+    s = session("write")
+    ask(proto, s, {"y": [1.0, 2.0], "sname": ["a", "b"], "dname": "Dev"})
+    ids = {n: i for n, i in (ask(proto, s, {"getSignalInfo": True})[0]["signalInfo"].items())}
+    (r,) = ask(proto, s, {"remove": [[ids["Dev.a"]["id"], "Dev.b"], []]})
+    assert r == {"error": False, "remove": [2, 0]} and set(world.samples) == {"Generator.Sine"}
+    (r,) = ask(proto, s, {"remove": [["Generator.Sine"], []]})
+    assert r["error"] and "only pushed signals" in r["errors"]["remove"]
+    (r,) = ask(proto, s, {"remove": [[], [3]]})
+    assert r["error"] and "events are not removed" in r["errors"]["remove"]

@@ -104,6 +104,11 @@ class MemoryWorld:
         else:
             self.samples[name] = (np.concatenate([old_t, t]), np.concatenate([old_y, y]))
 
+    async def remove_signal(self, name: str) -> dict:
+        self.samples.pop(name)
+        self.owners.pop(name, None)
+        return {"ok": True, "name": name}
+
     def emit_event(self, event: dict) -> None:
         if event["priority"] not in (0, 1, 2):
             raise EventError("bad priority")
