@@ -32,7 +32,7 @@ class Backfill:
 @dataclass
 class _Track:
     key: SignalKey
-    next_seq: int | None = None         # first sample not taken yet
+    next_seq: int = 0                   # first sample not taken yet
     t_last: float = math.nan            # time of the last sample taken
     waiting: Backfill | None = None     # a backfill asked for, not answered yet
     held: list[tuple[int, np.ndarray, np.ndarray, int]] = field(default_factory=list)
@@ -63,7 +63,8 @@ class Batcher:
         self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch)), 0))
 
     def start_at(self, sig: int) -> int | None:
-        """Where following ``sig`` should start: its resume point, if the archive has one."""
+        """Where following ``sig`` goes on: its resume point (0 when the archive has none),
+        or None for a signal not followed."""
         tr = self.tracks.get(sig)
         return None if tr is None else tr.next_seq
 
@@ -94,7 +95,7 @@ class Batcher:
         if keep:
             self._take(tr, first_seq, t[:keep], y[:keep], now)
             self.stats["backfilled"] += keep
-        tr.next_seq = max(tr.next_seq or 0, end)
+        tr.next_seq = max(tr.next_seq, end)
         out: list[Backfill] = []
         held, tr.held = tr.held, []
         for i, (seq, ht, hy, hlost) in enumerate(held):
@@ -114,20 +115,10 @@ class Batcher:
         """A heartbeat says ring ``sig`` has samples up to ``seq``: a hole at the end of a
         stream (nothing more came on the bus) is backfilled too."""
         tr = self.tracks.get(sig)
-        if tr is None or tr.waiting is not None or tr.next_seq is None or seq <= tr.next_seq:
+        if tr is None or tr.waiting is not None or seq <= tr.next_seq:
             return None
         tr.waiting = Backfill(sig, tr.next_seq, seq - tr.next_seq)
         return tr.waiting
-
-    def expect_from(self, sig: int, start: int, end: int) -> Backfill | None:
-        """Start following ``sig`` at ``start`` (unless already following) and read its ring
-        up to ``end``: what a ring holds beyond the archive when the archiver starts."""
-        tr = self.tracks.get(sig)
-        if tr is None:
-            return None
-        if tr.next_seq is None:
-            tr.next_seq = start
-        return self.expect(sig, end, 0.0)
 
     # -- output --------------------------------------------------------------------------
     def due(self, now: float) -> bool:
@@ -150,8 +141,6 @@ class Batcher:
     # -- internals -----------------------------------------------------------------------
     def _accept(self, sig, tr: _Track, seq, t, y, lost, now) -> Backfill | None:
         n = len(t)
-        if tr.next_seq is None:
-            tr.next_seq = seq
         if seq < tr.next_seq:  # overlaps what was taken: trim
             cut = min(n, tr.next_seq - seq)
             self.stats["trimmed"] += cut

@@ -103,10 +103,9 @@ class Archiver:
             self._backfill(self.deferred.pop(sig), now)
         if known or not self.paths[sig]:
             return
-        start = self.batcher.start_at(sig) or 0
-        ring = self._ring(sig)
-        if ring is not None and ring.committed > start:
-            self._backfill(self.batcher.expect_from(sig, start, ring.committed), now)
+        ring = self._ring(sig)  # what it holds beyond the archive's end (its resume point)
+        if ring is not None:
+            self._backfill(self.batcher.expect(sig, ring.committed, now), now)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop) -> int:

@@ -14,7 +14,6 @@ dictionaries: the core itself reads no clock (``now`` is an argument) and opens 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -122,7 +121,3 @@ def _message(exc: BaseException) -> str:
 def _short(key: str, n: int = 60) -> str:
     return key if len(key) <= n else key[:n] + "..."
 
-
-def finite_or_nan(v: float) -> float | None:
-    """JSON has no NaN/Infinity in strict parsers (browsers): those go out as null."""
-    return v if math.isfinite(v) else None

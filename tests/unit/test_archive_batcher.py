@@ -125,7 +125,7 @@ def test_every_sample_once_in_order_whatever_the_bus_does(steps, ring_keeps) -> 
     """Batches delivered, dropped (then backfilled from a ring holding the newest
     ``ring_keeps`` of them) or repeated: every sample is archived once or counted lost."""
     b = batcher()
-    assert b.expect_from(1, 0, 0) is None  # following from the ring's start
+    assert b.expect(1, 0, 0.0) is None  # following from the ring's start
     seq, written = 0, 0
     for n, what in steps:
         if what == "drop":
