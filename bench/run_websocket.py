@@ -40,39 +40,32 @@ async def _reply(ws) -> dict:
             return m
 
 
-async def ingest(url: str, n: int, window: int, per: int = 1, name: str = "S") -> dict:
-    """``n`` messages of ``per`` samples each (``per`` > 1: one signal, ``plot: false``)."""
+def ingest(url: str, n: int, window: int, per: int = 1, name: str = "S") -> dict:
+    """``n`` messages of ``per`` samples each (``per`` > 1: one signal, ``plot: false``),
+    sent by :mod:`ws_blaster` (frames encoded before the clock starts)."""
+    from ws_blaster import blast
+
+    base = time.time()
+    if per == 1:
+        msgs = [f'{{"y": [{float(i)!r}], "x": [{base + i * 1e-6!r}], "sname": ["{name}"], '
+                f'"dname": "Bench"}}'.encode() for i in range(n)]
+    else:
+        msgs = [json.dumps({"y": [float(k) for k in range(per)],
+                            "x": [base + (i * per + k) * 1e-7 for k in range(per)],
+                            "sname": [name] * per, "dname": "Bench"}).encode() for i in range(n)]
+    r = blast(url, msgs, window=window, block=max(1, min(500, window // 4)))
+    stored = asyncio.run(_stored(url, name, base - 1, base + n))
+    return {**r, "samples_per_message": per, "samples_per_s": r["acknowledged"] * per / r["seconds"],
+            "stored_and_readable": stored}
+
+
+async def _stored(url: str, name: str, xmin: float, xmax: float) -> int:
+    await asyncio.sleep(2.0)  # the archiver's next flush
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        sem = asyncio.Semaphore(window)
-        ok = 0
-
-        async def reader() -> None:
-            nonlocal ok
-            for _ in range(n):
-                r = json.loads(await ws.recv())
-                ok += r.get("sent") is True
-                sem.release()
-
-        task = asyncio.create_task(reader())
-        t0 = time.perf_counter()
-        base = time.time()
-        for i in range(n):
-            await sem.acquire()
-            if per == 1:
-                await ws.send(f'{{"y": [{float(i)!r}], "x": [{base + i * 1e-6!r}], "sname": ["{name}"], "dname": "Bench"}}')
-            else:
-                xs = [base + (i * per + k) * 1e-7 for k in range(per)]
-                await ws.send(json.dumps({"y": [float(k) for k in range(per)], "x": xs,
-                                          "sname": [name] * per, "dname": "Bench"}))
-        await task
-        dt = time.perf_counter() - t0
-        await asyncio.sleep(2.0)  # the archiver's next flush
         await ws.send(json.dumps({"getSignal": {"dname": "Bench", "sname": name, "maxN": 2_000_000,
-                                                "xmin": base - 1, "xmax": base + n}}))
+                                                "xmin": xmin, "xmax": xmax}}))
         got = await _reply(ws)
-        stored = len(got["signals"][f"Bench.{name}"][0])
-    return {"messages": n, "samples_per_message": per, "acknowledged": ok, "seconds": dt,
-            "samples_per_s": ok * per / dt, "stored_and_readable": stored}
+    return len(got["signals"][f"Bench.{name}"][0])
 
 
 async def _watch(url: str, clients: int, seconds: float, name: str) -> tuple[list[float], int]:
@@ -126,7 +119,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", choices=("ingest", "fanout"))
     ap.add_argument("--messages", type=int, default=200_000)
-    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--window", type=int, default=20_000)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--client-processes", type=int, default=4)
@@ -146,11 +139,11 @@ max_clients = 512
     with Instance.start(cfg, ("Generator.Sine",), env=ENV) as inst:
         url = inst.ws_url().replace("http://", "ws://")
         if "ingest" in todo:
-            r = out["ingest"] = asyncio.run(ingest(url, args.messages, args.window))
+            r = out["ingest"] = ingest(url, args.messages, args.window)
             print(f"JSON ingest, one client, single-sample messages: {r['samples_per_s'] / 1e3:.1f} k samples/s "
                   f"({r['acknowledged']} acknowledged in {r['seconds']:.2f} s; {r['stored_and_readable']} "
                   "read back with getSignal) -- target >= 200 k/s", flush=True)
-            r = out["ingest_1000"] = asyncio.run(ingest(url, 1000, 16, per=1000, name="B"))
+            r = out["ingest_1000"] = ingest(url, 1000, 16, per=1000, name="B")
             print(f"JSON ingest, one client, 1000 samples per message: {r['samples_per_s'] / 1e3:.1f} k samples/s "
                   f"({r['stored_and_readable']} read back)", flush=True)
         if "fanout" in todo:

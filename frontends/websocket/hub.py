@@ -89,6 +89,9 @@ class Hub:
             writer.write(ts, ys)
         self.pushed += len(ts)
 
+    def writes(self, name: str) -> bool:
+        return name in self.writers
+
     async def _claim(self, device: str, signal: str, unit: str) -> RingWriter:
         name = f"{device}.{signal}"
         lock = self._claiming.setdefault(name, asyncio.Lock())

@@ -36,7 +36,7 @@ import numpy as np
 
 from rtoc.errors import RtocError
 
-__all__ = ["Limits", "MessageRejected", "loads"]
+__all__ = ["Limits", "MessageRejected", "loads", "number_run_over"]
 
 
 class MessageRejected(RtocError, ValueError):
@@ -93,6 +93,12 @@ _ALL = bytes(range(256))
 _NOT_STRUCTURE = bytes(c for c in _ALL if c not in b'"[]{}')
 _NUMBERS_AS_ZERO = bytes(0x30 if c in _NUMBER_CHARS else 0x20 for c in _ALL)
 _QUOTES_ONLY = bytes(0x22 if c == 0x22 else 0x78 for c in _ALL)
+
+
+def number_run_over(raw: bytes, limit: int) -> bool:
+    """False when no run of number characters in ``raw`` is longer than ``limit`` (an upper
+    bound: characters inside strings count too). C-speed, for whole batches."""
+    return raw.translate(_NUMBERS_AS_ZERO).find(b"0" * (limit + 1)) >= 0
 
 
 def loads(data: str | bytes, limits: Limits) -> Any:

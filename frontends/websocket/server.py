@@ -1,7 +1,8 @@
 """The websocket process: asyncio shell around the protocol core, the fan-out and HTTP.
 
-Read, feed, drain, write: a websocket message goes to :class:`JsonProtocol` and its
-replies to the client's send queue; the bus reader feeds :class:`Fanout`, whose messages
+Read, feed, drain, write: the websocket messages a JSON client sent since the last turn
+(``BatchConnection.next_batch``) go to :meth:`JsonProtocol.handle_batch` and their replies,
+encoded as one block of frames, to the client's send queue; the bus reader feeds :class:`Fanout`, whose messages
 a timer moves to the send queues every ``push_interval``. Each client has one sender task
 and a bounded queue: replies wait for room (a client that does not read slows only
 itself), pushes that find the queue full are dropped and counted.
@@ -25,8 +26,11 @@ import zmq.asyncio
 from rtoc.frontends.websocket import binary_shell
 from rtoc.frontends.websocket import http as routes
 from rtoc.frontends.websocket.auth import Throttle, User, Users, origin_allowed
+from rtoc.frontends.websocket.batch_conn import BatchConnection
 from rtoc.frontends.websocket.binary import SUBPROTOCOL, select_subprotocol
 from rtoc.frontends.websocket.fanout import Fanout, dumps
+from rtoc.frontends.websocket.fastpush import SENT
+from rtoc.frontends.websocket.framing import encode
 from rtoc.frontends.websocket.hub import Hub
 from rtoc.frontends.websocket.jsonguard import Limits
 from rtoc.frontends.websocket.protocol import JsonProtocol
@@ -40,6 +44,7 @@ from websockets.http11 import Request, Response
 from rtoc import wire
 
 log = logging.getLogger(__name__)
+SENT_FRAME = encode(dumps(SENT).encode())
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
 
 
@@ -59,7 +64,7 @@ def anonymous_role(spec: dict) -> str:
 
 @dataclass(eq=False)
 class Client:
-    conn: ServerConnection
+    conn: BatchConnection
     session: Session
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue())
     sender: asyncio.Task | None = None
@@ -122,36 +127,46 @@ class Server:
                 session.log_in(*found)
         return session
 
-    async def handler(self, conn: ServerConnection) -> None:
+    async def handler(self, conn: BatchConnection) -> None:
         session = Session(_address(conn), self.anonymous, self.anonymous,
                           event_level=self.spec["event_level"])
         if conn.subprotocol == SUBPROTOCOL:
+            conn.use_websockets()
             self.counters["connections"] += 1
             await binary_shell.serve(self, conn, session)
             return
+        conn.use_batches(self.spec["max_message"])
         client = Client(conn, session, asyncio.Queue(self.spec["send_queue"]))
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
         self.counters["connections"] += 1
         try:
-            async for message in conn:
-                self.counters["messages_in"] += 1
-                replies = await self.proto.handle(session, message, time.time())
-                for r in replies:
-                    await client.queue.put(dumps(r))  # replies wait for room; never dropped
+            while (batch := await conn.next_batch()) is not None:
+                self.counters["messages_in"] += len(batch)
+                replies = await self.proto.handle_batch(session, batch, time.time())
+                self.counters["messages_out"] += len(replies)
+                # replies wait for room, never dropped; one queue item per batch
+                await client.queue.put(b"".join(SENT_FRAME if r is SENT else encode(dumps(r).encode())
+                                                for r in replies))
                 self._resubscribe()
-        except ConnectionClosed:
-            pass
         finally:
             self.clients.pop(session, None)
             client.sender.cancel()
             self._resubscribe()
 
     async def _send_loop(self, client: Client) -> None:
+        """Everything queued goes out in one write: replies come as encoded frames (bytes),
+        pushes as text."""
+        queue = client.queue
         try:
             while True:
-                await client.conn.send(await client.queue.get())
-                self.counters["messages_out"] += 1
+                items = [await queue.get()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                pushes = sum(type(i) is str for i in items)
+                self.counters["messages_out"] += pushes
+                await client.conn.send_frames(b"".join(
+                    encode(i.encode()) if type(i) is str else i for i in items))
         except ConnectionClosed:
             pass
 
@@ -283,7 +298,8 @@ class Server:
                          process_request=self.process_request, max_size=self.spec["max_message"],
                          select_subprotocol=select_subprotocol,
                          ping_interval=self.spec["ping_interval"], ping_timeout=self.spec["ping_timeout"],
-                         compression=None, ssl=tls, server_header="rtoc") as server:
+                         compression=None, ssl=tls, server_header="rtoc",
+                         create_connection=BatchConnection) as server:
             port = server.sockets[0].getsockname()[1] if server.sockets else self.spec["port"]
             url = f"{'https' if tls else 'http'}://{_host(self.spec['host'])}:{port}/"
             log.info("websocket server on %s", url)

@@ -104,6 +104,9 @@ class MemoryWorld:
         else:
             self.samples[name] = (np.concatenate([old_t, t]), np.concatenate([old_y, y]))
 
+    def writes(self, name: str) -> bool:
+        return self.owners.get(name) == "websocket"
+
     async def remove_signal(self, name: str) -> dict:
         self.samples.pop(name)
         self.owners.pop(name, None)

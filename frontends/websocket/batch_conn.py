@@ -1,0 +1,129 @@
+"""A ``websockets`` server connection that hands a JSON client's messages over in batches.
+
+``websockets`` does the handshake, keepalive pings, pongs and the closing handshake; for
+a JSON connection the data frames take a faster road (see ``framing.py`` for why):
+
+* Until the handshake request is complete, only the request's bytes reach ``websockets``;
+  whatever the client sent after it waits until the handler chooses a road:
+  :meth:`use_batches` (JSON) or :meth:`use_websockets` (the binary subprotocol, which keeps
+  the library's per-message ``recv``).
+* On the batch road each TCP read goes through one :class:`FrameReader`; the messages it
+  completes wait in an inbox that :meth:`next_batch` empties at once, and control frames
+  go to ``websockets`` as received. When the inbox holds more than ``HIGH`` messages the
+  socket stops being read (TCP pushes back on the client; nothing is dropped) until the
+  handler has taken them (it takes all at once).
+* Out, :meth:`send_frames` writes frames the caller encoded (a whole batch of replies in
+  one write) and waits while the transport's buffer is over its limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from rtoc.frontends.websocket.framing import CONTROL, FrameReader
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosedError
+from websockets.protocol import State
+
+HEAD_LIMIT = 1 << 16   # bytes of a handshake request (websockets refuses far less)
+HIGH = 20_000          # messages waiting for the handler before reading pauses
+
+
+class BatchConnection(ServerConnection):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._road = "handshake"            # -> "waiting" -> "batches" | "websockets"
+        self._head = bytearray()
+        self._early = bytearray()           # sent after the request, before a road is chosen
+        self.frames: FrameReader | None = None
+        self._inbox: deque[bytes] = deque()
+        self._ended = False
+        self._wake: asyncio.Future | None = None
+        self._reading_paused = False
+
+    # -- choosing the road -------------------------------------------------------------------
+    def use_batches(self, max_size: int | None) -> None:
+        self.frames = FrameReader(max_size)
+        self._road = "batches"
+        early, self._early = bytes(self._early), bytearray()
+        if early:
+            self._read_frames(early)
+
+    def use_websockets(self) -> None:
+        self._road = "websockets"
+        early, self._early = bytes(self._early), bytearray()
+        if early:
+            super().data_received(early)
+
+    # -- bytes in ----------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        road = self._road
+        if road == "batches":
+            self._read_frames(data)
+        elif road == "websockets":
+            super().data_received(data)
+        elif road == "waiting":
+            self._early += data
+        else:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0 and len(self._head) <= HEAD_LIMIT:
+                return
+            cut = end + 4 if end >= 0 else len(self._head)
+            request, self._early = bytes(self._head[:cut]), bytearray(self._head[cut:])
+            self._head = bytearray()
+            self._road = "waiting"
+            super().data_received(request)
+
+    def _read_frames(self, data: bytes) -> None:
+        for opcode, payload in self.frames.feed(data):
+            if opcode >= CONTROL:  # ping -> pong, pong -> keepalive, close -> closing
+                super().data_received(payload)
+            else:
+                self._inbox.append(payload)
+        fault = self.frames.fault
+        if fault is not None and self.protocol.state is State.OPEN:
+            self.protocol.fail(*fault)
+            super().data_received(b"")  # sends the close frame, arms the close timeout
+        if self.frames.closed or fault is not None:
+            self._end()
+        elif len(self._inbox) > HIGH and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wakeup()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+        super().connection_lost(exc)
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def next_batch(self) -> list[bytes] | None:
+        """Every message received so far, in order; None once the client closed or the
+        connection was lost (and nothing is left)."""
+        while not self._inbox:
+            if self._ended:
+                return None
+            self._wake = self.loop.create_future()
+            await self._wake
+        batch = list(self._inbox)
+        self._inbox.clear()
+        if self._reading_paused and not self._ended:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return batch
+
+    # -- bytes out ---------------------------------------------------------------------------
+    async def send_frames(self, frames: bytes) -> None:
+        """Write encoded server frames; ConnectionClosed once the connection is closing."""
+        if self.protocol.state is not State.OPEN:
+            raise ConnectionClosedError(None, None)
+        self.transport.write(frames)
+        await self.drain()
