@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["CONTROL", "FrameReader", "encode", "encode_masked"]
+__all__ = ["CONTROL", "FrameReader", "encode", "encode_masked", "warm_up"]
 
 CONTROL = 8           # opcodes >= 8 are control frames: close 8, ping 9, pong 10
 TEXT, BINARY = 1, 2
@@ -193,6 +193,11 @@ class FrameReader:
     def _fail(self, code: int, reason: str) -> None:
         self.fault = (code, reason)
         self._parts, self._size = None, 0
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel now, not in the first client's read."""
+    FrameReader().feed(encode_masked(b"{}", b"rtoc"))
 
 
 def _header(first: int, n: int, mask_bit: int) -> bytes:

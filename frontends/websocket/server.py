@@ -30,7 +30,7 @@ from rtoc.frontends.websocket.batch_conn import BatchConnection
 from rtoc.frontends.websocket.binary import SUBPROTOCOL, select_subprotocol
 from rtoc.frontends.websocket.fanout import Fanout, dumps
 from rtoc.frontends.websocket.fastpush import SENT
-from rtoc.frontends.websocket.framing import encode
+from rtoc.frontends.websocket.framing import encode, warm_up
 from rtoc.frontends.websocket.hub import Hub
 from rtoc.frontends.websocket.jsonguard import Limits
 from rtoc.frontends.websocket.protocol import JsonProtocol
@@ -331,6 +331,7 @@ def _address(conn: ServerConnection) -> str:
 def main(spec: dict) -> None:
     """Entry point of the websocket process (spawned by the supervisor)."""
     stop = start_child("websocket", spec.get("log_level", "INFO"), spec["parent_pid"])
+    warm_up()
     ctx = zmq.asyncio.Context()
     server = Server(spec, ctx)
     code = 1
