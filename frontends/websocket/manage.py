@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rtoc.frontends.websocket.commands import Command, _need
+
+from rtoc.model import split_name
 
 if TYPE_CHECKING:
     from rtoc.frontends.websocket.protocol import JsonProtocol
@@ -96,21 +99,68 @@ async def automation(p: JsonProtocol, s: Session, value: Any, msg: dict, now: fl
 
 
 async def logger(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    """``{"info": true}``: counts and processes (no secrets). RTOC's other sub-keys changed
-    settings that live in rtoc.toml here, and are refused with that hint."""
+    """``{"info": true}``: counts and processes (no secrets); ``{"clear": "all" | ["D.S"]}``
+    (write role): empties signals that clients pushed (RTOC's ``clearData``; the archive
+    keeps their history). RTOC's other sub-keys changed settings that live in rtoc.toml
+    here, and are refused with that hint."""
     _need(isinstance(value, dict), "logger must be a map, e.g. {\"info\": true}")
-    refused = sorted(set(value) - {"info"})
+    refused = sorted(set(value) - {"info", "clear"})
     _need(not refused, f"logger: {', '.join(refused)} not available over the network "
           "(set it in rtoc.toml; signals age out of their rings, the archive keeps history)")
-    status = await p.world.request("status")
-    events = await p.world.request("events", limit=1)
-    return {"info": {
-        "version": status.get("version"), "instance": status.get("instance"),
-        "uptime": status.get("uptime"), "signals": len(status.get("signals", [])),
-        "samples": sum(sig.get("written", 0) for sig in status.get("signals", [])),
-        "events": events.get("total", 0),
-        "processes": [{k: proc.get(k) for k in ("name", "kind", "state", "restarts")}
-                      for proc in status.get("processes", [])]}}
+    out: dict[str, Any] = {}
+    if "clear" in value:
+        _need(s.may("write"), f"logger.clear needs the write role (you have {s.role})")
+        out["clear"] = await _clear(p, value["clear"])
+    if value.get("info"):
+        status = await p.world.request("status")
+        events = await p.world.request("events", limit=1)
+        out["info"] = {
+            "version": status.get("version"), "instance": status.get("instance"),
+            "uptime": status.get("uptime"), "signals": len(status.get("signals", [])),
+            "samples": sum(sig.get("written", 0) for sig in status.get("signals", [])),
+            "events": events.get("total", 0),
+            "processes": [{k: proc.get(k) for k in ("name", "kind", "state", "restarts")}
+                          for proc in status.get("processes", [])]}
+    return out
+
+
+async def _pushed(p: JsonProtocol, wanted: list) -> list[str]:
+    """The names of these signals (IDs or "D.S"), or of all pushed ones for ``None``;
+    refuses (before anything changes) unknown signals and signals a driver writes."""
+    known = {sig["id"]: sig for sig in (await p.world.request("signals"))["signals"]}
+    if wanted is None:
+        return [sig["name"] for sig in known.values() if _client_pushed(sig)]
+    by_name = {sig["name"]: sig for sig in known.values()}
+    names = []
+    for x in wanted:
+        sig = by_name.get(x) if isinstance(x, str) else known.get(x)
+        _need(sig is not None, f"no signal {x!r}")
+        _need(_client_pushed(sig), f"{sig['name']} is written by {sig.get('owner')!r}: "
+              "only pushed signals can be removed or cleared")
+        names.append(sig["name"])
+    return list(dict.fromkeys(names))
+
+
+def _client_pushed(sig: dict) -> bool:
+    return sig.get("owner") == "websocket" or str(sig.get("owner", "")).startswith("client:")
+
+
+def _signal_ids(value: Any, what: str) -> list:
+    _need(isinstance(value, list)
+          and all((isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, str) for x in value),
+          f"{what} must be a list of signal IDs (integers) or \"Device.Signal\" names")
+    return value
+
+
+async def _clear(p: JsonProtocol, value: Any) -> list[str]:
+    _need(value != "events", "events are not cleared: the event list is a log (the archive "
+          "keeps events)")
+    names = await _pushed(p, None if value == "all" else _signal_ids(value, "logger.clear"))
+    empty = np.empty(0, np.float64)
+    for name in names:
+        device, signal = split_name(name)
+        await p.world.push(device, signal, "", empty, empty, True)
+    return names
 
 
 async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> list[int]:
@@ -123,20 +173,10 @@ async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
     sigs, events = value[0], value[1] if len(value) == 2 else []
     _need(not events, "events are not removed: the event list is a log (the archive keeps "
           "events); remove [[signal IDs], []]")
-    _need(all((isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, str) for x in sigs),
-          "signal IDs must be integers (or \"Device.Signal\" names)")
-    known = {sig["id"]: sig for sig in (await p.world.request("signals"))["signals"]}
-    by_name = {sig["name"]: sig for sig in known.values()}
-    targets = []
-    for x in sigs:
-        sig = by_name.get(x) if isinstance(x, str) else known.get(x)
-        _need(sig is not None, f"no signal {x!r}")
-        _need(sig.get("owner") == "websocket" or str(sig.get("owner", "")).startswith("client:"),
-              f"{sig['name']} is written by {sig.get('owner')!r}: only pushed signals can be removed")
-        targets.append(sig["name"])
-    for name in dict.fromkeys(targets):
+    targets = await _pushed(p, _signal_ids(sigs, "remove"))
+    for name in targets:
         await p.world.remove_signal(name)
-    return [len(set(targets)), 0]
+    return [len(targets), 0]
 
 
 async def user_action(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:

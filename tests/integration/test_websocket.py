@@ -266,7 +266,7 @@ def test_http_dashboard_metrics_and_signal_api_with_basic_auth() -> None:
         assert get("/nothing")[0] == 404
 
 
-def test_remove_deletes_a_pushed_signal_and_its_ring_but_never_a_drivers() -> None:
+def test_remove_and_clear_pushed_signals_but_never_a_drivers() -> None:
     with Instance.start(GENERATOR, ("Generator.Sine",)) as inst:
         url = ws_url(inst)
 
@@ -285,5 +285,13 @@ def test_remove_deletes_a_pushed_signal_and_its_ring_but_never_a_drivers() -> No
                 assert (await ask(ws, {"y": [5.0], "sname": ["Gone"], "dname": "Lab"}))["sent"]
                 r = await ask(ws, {"getLatest": ["Lab.Gone"]})
                 assert r["latest"]["Lab.Gone"][1] == 5.0  # pushed again: a new signal
+                await ask(ws, {"y": [6.0], "sname": ["Gone"], "dname": "Lab"})
+                r = await ask(ws, {"logger": {"clear": ["Lab.Gone"]}})  # RTOC's clearData
+                assert r == {"error": False, "logger": {"clear": ["Lab.Gone"]}}
+                r = await ask(ws, {"getSignal": ["Lab.Gone"]})
+                assert r["signals"]["Lab.Gone"][:2] == [[], []]
+                await ask(ws, {"y": [7.0], "sname": ["Gone"], "dname": "Lab"})
+                r = await ask(ws, {"getSignal": ["Lab.Gone"]})
+                assert r["signals"]["Lab.Gone"][1] == [7.0]
 
         asyncio.run(go())

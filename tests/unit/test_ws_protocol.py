@@ -226,3 +226,23 @@ def test_remove_takes_pushed_signals_only_and_no_events() -> None:
     assert r["error"] and "only pushed signals" in r["errors"]["remove"]
     (r,) = ask(proto, s, {"remove": [[], [3]]})
     assert r["error"] and "events are not removed" in r["errors"]["remove"]
+
+
+def test_logger_clear_empties_pushed_signals_only_and_needs_write() -> None:
+    proto, world = protocol()
+    s = session("write")
+    ask(proto, s, {"y": [1.0, 2.0], "sname": ["a", "b"], "dname": "Dev"})
+    (r,) = ask(proto, s, {"logger": {"clear": ["Dev.a"]}})
+    assert r == {"error": False, "logger": {"clear": ["Dev.a"]}}
+    assert len(world.samples["Dev.a"][0]) == 0 and len(world.samples["Dev.b"][0]) == 1
+    (r,) = ask(proto, s, {"logger": {"clear": "all", "info": True}})
+    assert r["logger"]["clear"] == ["Dev.a", "Dev.b"] and r["logger"]["info"]["signals"] == 3
+    assert len(world.samples["Generator.Sine"][0]) == 1000  # a driver's signal stays
+    (r,) = ask(proto, s, {"logger": {"clear": ["Generator.Sine"]}})
+    assert r["error"] and "only pushed signals" in r["errors"]["logger"]
+    (r,) = ask(proto, s, {"logger": {"clear": "events"}})
+    assert r["error"] and "event list is a log" in r["errors"]["logger"]
+    (r,) = ask(proto, session("read"), {"logger": {"clear": "all"}})
+    assert r["error"] and "needs the write role" in r["errors"]["logger"]
+    (r,) = ask(proto, s, {"logger": {"resize": 10}})
+    assert r["error"] and "rtoc.toml" in r["errors"]["logger"]
