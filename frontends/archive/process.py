@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # s: back-off while the database is away
 RETENTION_EVERY = 3600.0            # s between retention runs at most (a quarter of the age)
 SIGNALS_RID = "archiver-signals"
+CONTROL_WAIT = 0.05  # s; while both batches wait for the writer, control ops are answered this often
 
 
 class Archiver:
@@ -126,9 +127,8 @@ class Archiver:
                             break
                         self._bus(msg, time.monotonic())
                     else:
-                        if not self.ctrl.poll(0):
-                            break
-                        self._control(wire.unpack(self.ctrl.recv()), time.monotonic())
+                        self._answer_controls()
+                        break
             now = time.monotonic()
             if self.batcher.due(now):
                 self._write(self.batcher.take(), now)
@@ -229,7 +229,12 @@ class Archiver:
         if not batch:
             return
         if self.up and not self.spool.size:
-            self.queue.put(batch)
+            while True:
+                try:
+                    self.queue.put(batch, timeout=CONTROL_WAIT)
+                    break
+                except queue.Full:  # the writer is busy: queries still get their answers
+                    self._answer_controls()
         else:
             self.spool.put(batch)
             self.spooled += batch.samples
@@ -320,6 +325,12 @@ class Archiver:
                 return None
 
     # -- control -------------------------------------------------------------------------
+    def _answer_controls(self, limit: int = 1000) -> None:
+        for _ in range(limit):
+            if not self.ctrl.poll(0):
+                return
+            self._control(wire.unpack(self.ctrl.recv()), time.monotonic())
+
     def _control(self, msg: dict, now: float) -> None:
         if "op" not in msg:  # a reply to one of ours
             if msg.get("re") == SIGNALS_RID and msg.get("ok"):
