@@ -9,7 +9,8 @@ a JSON connection the data frames take a faster road (see ``framing.py`` for why
   the library's per-message ``recv``).
 * On the batch road each TCP read goes through one :class:`FrameReader`; the messages it
   completes wait in an inbox that :meth:`next_batch` empties at once, and control frames
-  go to ``websockets`` as received. When the inbox holds more than ``HIGH`` messages the
+  go to ``websockets`` as received. A frame that breaks RFC 6455 ends the inbox; the
+  handler answers the messages before it and then calls :meth:`fail`. When the inbox holds more than ``HIGH`` messages the
   socket stops being read (TCP pushes back on the client; nothing is dropped) until the
   handler has taken them (it takes all at once).
 * Out, :meth:`send_frames` writes frames the caller encoded (a whole batch of replies in
@@ -82,16 +83,23 @@ class BatchConnection(ServerConnection):
                 super().data_received(payload)
             else:
                 self._inbox.append(payload)
-        fault = self.frames.fault
-        if fault is not None and self.protocol.state is State.OPEN:
-            self.protocol.fail(*fault)
-            super().data_received(b"")  # sends the close frame, arms the close timeout
-        if self.frames.closed or fault is not None:
-            self._end()
+        if self.frames.closed or self.frames.fault is not None:
+            self._end()  # a broken frame: the handler answers what came before, then fail()
         elif len(self._inbox) > HIGH and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wakeup()
+
+    @property
+    def fault(self) -> tuple[int, str] | None:
+        """(close code, reason) of a frame that broke RFC 6455, else None."""
+        return None if self.frames is None else self.frames.fault
+
+    def fail(self) -> None:
+        """Fail the connection for :attr:`fault` (the close frame with its code)."""
+        if self.fault is not None and self.protocol.state is State.OPEN:
+            self.protocol.fail(*self.fault)
+            super().data_received(b"")  # sends the close frame, arms the close timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end()

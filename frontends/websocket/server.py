@@ -45,6 +45,7 @@ from rtoc import wire
 
 log = logging.getLogger(__name__)
 SENT_FRAME = encode(dumps(SENT).encode())
+FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for earlier replies
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
 
 
@@ -149,6 +150,9 @@ class Server:
                 await client.queue.put(b"".join(SENT_FRAME if r is SENT else encode(dumps(r).encode())
                                                 for r in replies))
                 self._resubscribe()
+            if conn.fault is not None:  # a broken frame: first the replies to what came before
+                await self._sent(client, FAULT_FLUSH)
+                conn.fail()
         finally:
             self.clients.pop(session, None)
             client.sender.cancel()
@@ -169,6 +173,15 @@ class Server:
                     encode(i.encode()) if type(i) is str else i for i in items))
         except ConnectionClosed:
             pass
+
+    @staticmethod
+    async def _sent(client: Client, timeout: float) -> None:
+        """Until the client's queue is written out (or ``timeout`` s, for one that does not
+        read)."""
+        end = time.monotonic() + timeout
+        while not client.queue.empty() and not client.sender.done() and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)  # the sender writes what it took before it awaits
 
     def _offer(self, client: Client, text: str) -> None:
         """A push: queued when there is room, else dropped and counted."""
