@@ -29,6 +29,7 @@ from websockets.protocol import State
 
 HEAD_LIMIT = 1 << 16   # bytes of a handshake request (websockets refuses far less)
 HIGH = 20_000          # messages waiting for the handler before reading pauses
+EARLY_LIMIT = 1 << 20  # bytes sent after the handshake request before the handler starts
 
 
 class BatchConnection(ServerConnection):
@@ -47,15 +48,22 @@ class BatchConnection(ServerConnection):
     def use_batches(self, max_size: int | None) -> None:
         self.frames = FrameReader(max_size)
         self._road = "batches"
-        early, self._early = bytes(self._early), bytearray()
+        early = self._take_early()
         if early:
             self._read_frames(early)
 
     def use_websockets(self) -> None:
         self._road = "websockets"
-        early, self._early = bytes(self._early), bytearray()
+        early = self._take_early()
         if early:
             super().data_received(early)
+
+    def _take_early(self) -> bytes:
+        early, self._early = bytes(self._early), bytearray()
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return early
 
     # -- bytes in ----------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -66,9 +74,13 @@ class BatchConnection(ServerConnection):
             super().data_received(data)
         elif road == "waiting":
             self._early += data
+            if len(self._early) > EARLY_LIMIT and not self._reading_paused:
+                self._reading_paused = True  # resumed once the handler chose a road
+                self.transport.pause_reading()
         else:
+            seen = len(self._head)
             self._head += data
-            end = self._head.find(b"\r\n\r\n")
+            end = self._head.find(b"\r\n\r\n", max(0, seen - 3))
             if end < 0 and len(self._head) <= HEAD_LIMIT:
                 return
             cut = end + 4 if end >= 0 else len(self._head)
