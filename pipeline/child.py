@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rtoc import log
 
@@ -47,6 +49,28 @@ def start_child(name: str, level: str, parent_pid: int) -> threading.Event:
             watchdog.daemon = True
             watchdog.start()
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already, if sigint_ignored_by_children spawned us
     signal.signal(signal.SIGTERM, on_term)
     return stop
+
+
+@contextmanager
+def sigint_ignored_by_children(on_sigint: Callable[[int, object], None]) -> Iterator[None]:
+    """Spawn children inside this block so that they ignore SIGINT from their first line.
+
+    An ignored signal stays ignored across fork and exec, and CPython then installs no
+    KeyboardInterrupt handler: a Ctrl-C while a child still imports cannot end it with a
+    traceback. (A blocked signal mask is not inherited through multiprocessing's spawn.)
+    The caller's own SIGINT is blocked meanwhile, so it waits and arrives afterwards; one
+    already pending goes to ``on_sigint`` at once, since setting SIG_IGN discards it.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        if signal.SIGINT in signal.sigpending():
+            on_sigint(signal.SIGINT, None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -39,6 +39,7 @@ from rtoc.frontends.automation import host as automation_host
 from rtoc.frontends.websocket import server as websocket_server
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
+from rtoc.pipeline.child import sigint_ignored_by_children
 from rtoc.pipeline.conditions import warm_up as conditions_warm_up
 from rtoc.pipeline.registry import Instance, SignalRegistry
 from rtoc.pipeline.resampler import warm_up as resampler_warm_up
@@ -225,7 +226,8 @@ class Supervisor:
     def _start(self, child: Child, now: float) -> None:
         child.process = self.mp.Process(target=child.target, args=(child.spec,),
                                         name=f"rtoc-{child.kind}-{child.name}")
-        child.process.start()
+        with sigint_ignored_by_children(self._on_signal):
+            child.process.start()
         # a frontend has no hello: it runs once started (a driver or the engine says so)
         state = "running" if child.kind == "frontend" else "starting"
         child.state, child.started_at, child.next_start = state, now, None

@@ -316,7 +316,9 @@ class Server:
             port = server.sockets[0].getsockname()[1] if server.sockets else self.spec["port"]
             url = f"{'https' if tls else 'http'}://{_host(self.spec['host'])}:{port}/"
             log.info("websocket server on %s", url)
-            await self.hub.request("hello", role="websocket", url=url)
+            # not awaited here: a stop ordered while the supervisor is busy stopping (and
+            # not answering) must not wait for the hello's time-out
+            tasks.append(asyncio.create_task(self.hub.request("hello", role="websocket", url=url)))
             while not stop():
                 await asyncio.sleep(0.1)
                 for t in tasks:

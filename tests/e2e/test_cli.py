@@ -102,3 +102,46 @@ def test_bad_config_stops_start_up_with_status_2(home: dict, tmp_path: Path, tex
     r = rtoc("--config", str(cfg), "run", env=home)
     assert r.returncode == 2, r.stderr
     assert f"{cfg}:{line + 1}: {key}" in r.stderr
+
+
+def _ctrl_c_run(home: dict, tmp_path: Path, when) -> tuple[int, str, str]:
+    """Start ``rtoc run``, send Ctrl-C (SIGINT to the whole process group, as a terminal
+    does) once ``when(log_so_far)`` is true; return the status, the output and the name."""
+    name = f"c{uuid.uuid4().hex[:8]}"
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "rtoc", "--instance", name, "run"],
+                                stdout=log_file, stderr=subprocess.STDOUT, env=home,
+                                start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while not when(time.monotonic() - t0, log_path.read_text()):
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() - t0 < 60, log_path.read_text()
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=20)
+        return proc.returncode, log_path.read_text(), name
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.parametrize("moment", ["0.2 s", "0.5 s", "1 s", "children importing"])
+def test_an_early_ctrl_c_stops_quietly(home: dict, tmp_path: Path, moment: str) -> None:
+    """Ctrl-C while the command or its children still import: no traceback from any process,
+    no child killed for being slow to stop, and nothing left in /dev/shm."""
+    if moment == "children importing":  # the last child has just been spawned
+        def when(_elapsed: float, out: str) -> bool:
+            return "frontend websocket started" in out
+    else:
+        delay = float(moment.split()[0])
+
+        def when(elapsed: float, _out: str) -> bool:
+            return elapsed >= delay
+    code, out, name = _ctrl_c_run(home, tmp_path, when)
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "did not stop within" not in out, out
+    assert code in (0, 130), out
+    assert not instance_dir(name).exists()

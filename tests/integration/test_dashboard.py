@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -122,6 +123,17 @@ def _param(inst: Instance, driver: str, param: str):
     return next(p["value"] for p in _driver(inst, driver)["parameters"] if p["name"] == param)
 
 
+def _wait_written(inst: Instance, name: str, n: int, timeout: float = 30.0) -> None:
+    """Poll until ``n`` samples of ``name`` have been written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sig = next(s for s in inst.client.request("signals")["signals"] if s["name"] == name)
+        if sig["written"] >= n:
+            return
+        assert time.monotonic() < deadline, f"{name}: {sig['written']} of {n} samples written"
+        time.sleep(0.1)
+
+
 def test_dashboard_in_chromium(inst: Instance) -> None:
     sync_playwright = _playwright()
     url = inst.ws_url()
@@ -154,12 +166,18 @@ def test_dashboard_in_chromium(inst: Instance) -> None:
             page.fill("#filter", "")
             assert page.locator("#signals .sig-row").count() == 2
 
-            # a click on a row plots the signal
+            # a click on a row plots the signal, and the plot opens with the last window's
+            # history (at least 3 s of samples exist by then), not only what comes after
+            _wait_written(inst, "Generator.Sine", 3 * 200)
+            clicked = page.evaluate("Date.now() / 1000")
             page.click('.sig-row[data-name="Generator.Sine"]')
             canvas = '.plot[data-name="Generator.Sine"] canvas'
             page.wait_for_function(
                 f"""() => {{ const c = document.querySelector('{canvas}');
                             return c && Number(c.dataset.points) > 20; }}""")
+            page.wait_for_function(
+                f"""t => Number(document.querySelector('{canvas}').dataset.oldest) < t - 2""",
+                arg=clicked, timeout=5_000)
             inked = page.eval_on_selector(canvas, """c => {
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                 let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")

@@ -14,6 +14,7 @@
   const MAX_PLOTS = 4;
   const MAX_EVENTS = 500;
   const PLOT_CAPACITY = 1 << 18;  // points kept per plot: 2 min at the engine's 2000 points/s
+  const HISTORY_POINTS = 4000;    // points a plot asks of history: min/max pairs for 2000 px
   const RANK = { none: 0, read: 1, write: 2, admin: 3 };
   const PRIORITY = ["info", "warning", "error"];
 
@@ -227,6 +228,7 @@
     fill(row, s, now) {
       const value = s.latest ? s.latest[1] : null;
       const age = s.latest ? Math.max(0, now - s.latest[0]) : Infinity;
+      row.latestT = s.latest ? s.latest[0] : null;
       row.key = { device: s.device, signal: s.signal, unit: s.unit, value, rate: s.rate, age, lost: s.lost };
       const text = { device: s.device, signal: s.signal, value: fmtValue(value), unit: s.unit,
                      rate: fmtRate(s.rate), age: fmtAge(age), lost: String(s.lost) };
@@ -345,6 +347,26 @@
       const i = (this.head - 1 + this.t.length) % this.t.length;
       return this.n ? [this.t[i], this.y[i]] : null;
     }
+    /** Put the points of ``xs`` (time order) older than the oldest held before the held
+     *  ones: history arrives after the first live views. The newest points win the room. */
+    prepend(xs, ys) {
+      const cap = this.t.length;
+      const oldest = this.n ? this.at(0) : Infinity;
+      let k = 0;
+      while (k < xs.length && xs[k] < oldest) k++;
+      if (!k) return;
+      const t = new Float64Array(cap), y = new Float64Array(cap);
+      let j = 0;
+      for (let i = Math.max(0, k - (cap - this.n)); i < k; i++, j++) {
+        t[j] = xs[i];
+        y[j] = ys[i] == null ? NaN : ys[i];
+      }
+      this.forEach((tt, yy) => { t[j] = tt; y[j] = yy; j++; });
+      this.t = t;
+      this.y = y;
+      this.n = j;
+      this.head = j % cap;
+    }
   }
 
   const plots = {
@@ -378,6 +400,35 @@
       $("plots").append(box);
       plots.resizeObserver.observe(canvas);
       plots.changed();
+      plots.fill(plot);
+    },
+
+    /** Fill the window from history (the ring, then the archive) before the oldest point
+     *  held: a plot opens with the last window's points, not empty, and a widened window
+     *  gets its older part. Live views go on arriving meanwhile; prepend keeps them. */
+    async fill(plot) {
+      const row = table.rows.get(plot.name);
+      const end = (row && row.latestT) || Date.now() / 1000;  // the server's clock if known
+      const xmin = end - Number($("window").value);
+      const oldest = plot.series.n ? plot.series.at(0) : Infinity;
+      if (xmin >= oldest || !conn.up || !may("read")) return;
+      const dot = plot.name.indexOf(".");
+      const want = { dname: plot.name.slice(0, dot), sname: plot.name.slice(dot + 1), xmin,
+                     maxN: HISTORY_POINTS };
+      if (oldest !== Infinity) want.xmax = oldest;
+      try {
+        const got = (await call({ getSignal: want }, "signals"))[plot.name];
+        if (!got || !plots.list.includes(plot)) return;
+        plot.series.prepend(got[0], got[1]);
+        if (got[2] && !plot.unit) {
+          plot.unit = got[2];
+          plot.title.textContent = `${plot.name} [${got[2]}]`;
+        }
+        plot.dirty = true;
+        plots.request();
+      } catch (err) {
+        console.warn(`no history for ${plot.name}: ${err.message}`);
+      }
     },
 
     remove(plot) {
@@ -670,7 +721,10 @@
       table.filter = e.target.value;
       table.arrange();
     });
-    $("window").onchange = () => plots.redrawAll();
+    $("window").onchange = () => {
+      plots.redrawAll();
+      for (const p of plots.list) plots.fill(p);  // a wider window: its older part
+    };
     $("event-level").onchange = (e) => events.setLevel(Number(e.target.value));
     $("login").addEventListener("submit", submitLogin);
     $("login-toggle").onclick = () => { $("login").hidden = !$("login").hidden; };

@@ -69,6 +69,7 @@ window.RtocPlot = (() => {
     ctx.fillStyle = colors.line;
     ctx.fillText(`latest ${last}${p.unit ? " " + p.unit : ""}`, w - AXIS.right, AXIS.top - 3);
     canvas.dataset.points = String(count);  // (read by the tests and the benchmark)
+    if (from < p.series.n) canvas.dataset.oldest = String(p.series.at(from));  // (unix s)
   }
 
   /** The line through the points, per device-pixel column: the column's points become one
