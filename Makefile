@@ -51,7 +51,7 @@ lint: $(VENV)/.test             ## ruff + import-linter layer contracts
 layers: $(VENV)/.test
 	rm -rf build/lint
 	$(BIN)/python -m pip install -q --no-deps --no-compile --target build/lint . 2>/dev/null
-	cd build/lint && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
+	cd build/lint && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml
 
 clean:                          ## remove the venv, caches and build output
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .benchmarks .hypothesis .import_linter_cache

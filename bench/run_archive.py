@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 BENCH = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH", "")) if p)}
@@ -38,8 +38,8 @@ def raw_rate(backend: str, samples: int = 5_000_000, chunk: int = 1_000_000) -> 
     y = np.sin(np.arange(chunk) / 100.0)
     if backend == "duckdb":
         import duckdb
+        from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, SignalKey
         from rtoc.frontends.archive.duck import DuckBackend, raw_insert
-        from rtoc.frontends.archive.model import ArchiveBatch, Chunk, SignalKey
 
         with tempfile.TemporaryDirectory() as tmp:
             b = DuckBackend(Path(tmp) / "raw.duckdb")

@@ -27,7 +27,7 @@ import platform
 import time
 from pathlib import Path
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""End-to-end benchmarks with real ``rtoc run`` instances (through ``rtoc.harness``).
+"""End-to-end benchmarks with real ``rtoc run`` instances (through ``rtoc.app.harness``).
 
 Stages (``--only`` picks some; all run by default):
 
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 import psutil
+from rtoc.pipeline.bus import DataBatch, Subscriber
 
-from rtoc.bus import DataBatch, Subscriber
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 from rtoc.paths import SHM_ROOT, instance_dir
 
 BENCH = Path(__file__).resolve().parent

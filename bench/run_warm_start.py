@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH.parent / "pipeline" / "__pycache__"

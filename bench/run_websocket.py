@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 BENCH = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH", "")) if p)}

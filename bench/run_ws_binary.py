@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from rtoc.frontends.websocket.auth import hash_password
 
+from rtoc.app.harness import Instance
 from rtoc.client import Client
-from rtoc.harness import Instance
 
 BENCH = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH", "")) if p)}

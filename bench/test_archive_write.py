@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, SignalKey
 from rtoc.frontends.archive.duck import CONFIG, DuckBackend, create_tables, raw_insert
-from rtoc.frontends.archive.model import ArchiveBatch, Chunk, SignalKey
 
 GROUP = "6 DuckDB archive write, 1 M samples in 16 chunks"
 CHUNK, CHUNKS = 65_536, 16

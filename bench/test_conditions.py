@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rtoc.pipeline.conditions import Conditions, RuleState, warm_up
+from rtoc.pipeline.evaluator import Conditions, RuleState, warm_up
 
-from rtoc.rules import EventRule
+from rtoc.events.rules import EventRule
 
 N = 10_000_000
 GROUP = "3 conditions"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from rtoc.frontends.websocket.jsonguard import Limits
-from rtoc.frontends.websocket.protocol import JsonProtocol
+from rtoc.frontends.websocket.json_protocol.guard import Limits
+from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
 from rtoc.frontends.websocket.session import Session
 
 GROUP = "7 websocket JSON push, 10,000 single-sample messages"

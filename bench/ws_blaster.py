@@ -18,7 +18,7 @@ import time
 from urllib.parse import urlsplit
 
 import orjson
-from rtoc.frontends.websocket.framing import FrameReader
+from rtoc.frontends.websocket.json_protocol.framing import FrameReader
 from websockets.speedups import apply_mask
 
 SENT = b'{"error":false,"sent":true}'

@@ -1,7 +1,7 @@
 """numba kernels of conditions and triggers, each beside its plain-Python reference.
 
-* :func:`eval_program` runs a compiled :class:`rtoc.condition.Program` over columns of
-  values, a block of samples at a time (its reference is :func:`rtoc.condition.evaluate`);
+* :func:`eval_program` runs a compiled :class:`rtoc.events.language.Program` over columns of
+  values, a block of samples at a time (its reference is :func:`rtoc.events.language.evaluate`);
   :func:`compare_const` is the fused form of ``signal <op> constant``.
 * :func:`merge_hold` merges several signals' pending samples in time order into columns of
   zero-order-held values (reference :func:`merge_hold_reference`).
@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from rtoc.condition import (
+from rtoc.events.language import (
     ABS,
     ADD,
     AND,

@@ -31,8 +31,8 @@ from rtoc.pipeline.ring_kernels import SEQLOCK, SNAPSHOT
 from rtoc import wire
 from rtoc.config import EngineConfig
 from rtoc.errors import RtocError, error_reply
+from rtoc.events.rules import ActionRule, Effect, EventRule
 from rtoc.model import Event, Notification
-from rtoc.rules import ActionRule, Effect, EventRule
 
 log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc malloc.h)
@@ -417,7 +417,7 @@ def main(spec: dict) -> None:
     """Entry point of the engine process (spawned by the supervisor)."""
     stop = start_child("engine", spec.get("log_level", "INFO"), spec["parent_pid"])
     keep_large_blocks()
-    from rtoc.pipeline.conditions import warm_up as conditions_warm_up
+    from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
     from rtoc.pipeline.resampler import warm_up as resampler_warm_up
     from rtoc.pipeline.ring import warm_up
 

@@ -2,7 +2,7 @@
 
 :class:`Reactions` owns the rule store, the compiled conditions and the bounded event
 list. Batches go in (``feed``), driver events go in (``receive``); out come the events to
-publish and the :class:`rtoc.rules.Effect` s the engine shell then carries out (control
+publish and the :class:`rtoc.events.rules.Effect` s the engine shell then carries out (control
 requests, ring writes, notifications). ``handle(op, msg)`` answers the control-plane ops
 for events and rules. No sockets, no clock reads: ``now`` is an argument.
 """
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rtoc.pipeline.conditions import Conditions
+from rtoc.pipeline.evaluator import Conditions
 
 from rtoc.errors import RuleError
-from rtoc.event_log import EventLog, query_fields
+from rtoc.events.event_log import EventLog, query_fields
+from rtoc.events.rules import ActionRule, Effect, EventRule, plan
+from rtoc.events.store import RuleStore
 from rtoc.model import Event
-from rtoc.rule_store import RuleStore
-from rtoc.rules import ActionRule, Effect, EventRule, plan
 
 OPS = ("events", "rules", "rule_put", "rule_enable", "rule_remove")
 

@@ -11,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        from rtoc.cli import main as cli_main
+        from rtoc.app.cli import main as cli_main
 
         return cli_main(argv)
     except KeyboardInterrupt:

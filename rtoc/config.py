@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rtoc.errors import ConfigError, RuleError
+from rtoc.events.rules import ActionRule, EventRule
 from rtoc.paths import config_dir, default_data_dir
-from rtoc.rules import ActionRule, EventRule
 
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from rtoc.frontends.archive.model import ArchiveBatch, Chunk, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey
 
 
 @dataclass(frozen=True)

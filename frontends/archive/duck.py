@@ -34,8 +34,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-from rtoc.frontends.archive.duck_query import check_statement, plain
-from rtoc.frontends.archive.model import (
+from rtoc.frontends.archive.backend import (
     ArchiveBatch,
     ArchiveError,
     ArchiveUnavailable,
@@ -46,6 +45,7 @@ from rtoc.frontends.archive.model import (
     event_row,
     unarchived,
 )
+from rtoc.frontends.archive.duck_query import check_statement, plain
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-from rtoc.frontends.archive.model import ArchiveError
+from rtoc.frontends.archive.backend import ArchiveError
 
 
 class QueryRefused(ArchiveError, PermissionError):

@@ -50,7 +50,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from rtoc.frontends.archive.model import (
+from rtoc.frontends.archive.backend import (
     ArchiveBatch,
     ArchiveError,
     ArchiveUnavailable,

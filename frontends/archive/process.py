@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import zmq
+from rtoc.frontends.archive.backend import ArchiveBatch, ArchiveError, ArchiveUnavailable, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
-from rtoc.frontends.archive.model import ArchiveBatch, ArchiveError, ArchiveUnavailable, Backend
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.spool import Spool
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber

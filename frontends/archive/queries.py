@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rtoc.frontends.archive.model import (
+from rtoc.frontends.archive.backend import (
     ArchiveBatch,
     ArchiveError,
     ArchiveUnavailable,

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from rtoc.frontends.archive.model import ArchiveBatch, Chunk, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey
 
 from rtoc import wire
 from rtoc.files import write_atomic_bytes

@@ -2,5 +2,5 @@
 
 ``host.main(spec)`` is the entry point the supervisor spawns; ``python -m
 rtoc.frontends.automation --instance NAME --folder PATH`` runs the same loop by hand. The
-API the files use, and the pure core, are in :mod:`rtoc.automation`.
+API the files use, and the pure core, are in :mod:`rtoc.events.automation`.
 """

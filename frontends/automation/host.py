@@ -25,16 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from rtoc.pipeline.bus import DataBatch, Subscriber
 from rtoc.pipeline.child import start_child
+from rtoc.pipeline.control import ControlClient
 
 from rtoc import config as config_mod
 from rtoc import log as log_mod
 from rtoc import wire
-from rtoc.automation import AutomationCore, automation_files, load_folder
-from rtoc.bus import ControlClient, DataBatch, Subscriber, instance_endpoints
 from rtoc.errors import ConfigError
+from rtoc.events.automation import AutomationCore, automation_files, load_folder
 from rtoc.model import Event
 from rtoc.paths import default_config_file
+from rtoc.paths import endpoints as instance_endpoints
 
 log = logging.getLogger(__name__)
 IDLE_WAIT = 0.1         # s: longest poll, so a stop request is seen soon

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from rtoc.aead import rtoc_token, scrypt_digest
+from rtoc.client.aead import rtoc_token, scrypt_digest
 from rtoc.errors import ConfigError, RtocError
 
 __all__ = [

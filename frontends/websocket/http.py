@@ -16,13 +16,13 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from rtoc.frontends.websocket import commands
-from rtoc.frontends.websocket.fanout import dumps
+from rtoc.frontends.websocket.json_protocol import commands
+from rtoc.frontends.websocket.json_protocol.fanout import dumps
 
 from rtoc.errors import RtocError
 
 if TYPE_CHECKING:
-    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
     from rtoc.frontends.websocket.session import Session
 
 STATIC = resources.files("rtoc.frontends.websocket") / "static"

@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 
 import zmq
 import zmq.asyncio
-from rtoc.frontends.websocket import binary_shell
 from rtoc.frontends.websocket import http as routes
 from rtoc.frontends.websocket.auth import Throttle, User, Users, origin_allowed
-from rtoc.frontends.websocket.batch_conn import BatchConnection
-from rtoc.frontends.websocket.binary import SUBPROTOCOL, select_subprotocol
-from rtoc.frontends.websocket.fanout import Fanout, dumps
-from rtoc.frontends.websocket.fastpush import SENT
-from rtoc.frontends.websocket.framing import encode, warm_up
+from rtoc.frontends.websocket.binary_protocol import shell as binary_shell
+from rtoc.frontends.websocket.binary_protocol.protocol import SUBPROTOCOL, select_subprotocol
 from rtoc.frontends.websocket.hub import Hub
-from rtoc.frontends.websocket.jsonguard import Limits
-from rtoc.frontends.websocket.protocol import JsonProtocol
+from rtoc.frontends.websocket.json_protocol.batch_conn import BatchConnection
+from rtoc.frontends.websocket.json_protocol.fanout import Fanout, dumps
+from rtoc.frontends.websocket.json_protocol.fastpush import SENT
+from rtoc.frontends.websocket.json_protocol.framing import encode, warm_up
+from rtoc.frontends.websocket.json_protocol.guard import Limits
+from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
 from rtoc.frontends.websocket.session import Session
 from rtoc.pipeline.child import start_child
 from websockets.asyncio.server import ServerConnection, serve

@@ -15,8 +15,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from rtoc.app.harness import Instance
 from rtoc.errors import RtocError
-from rtoc.harness import Instance
 from rtoc.model import Event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -23,7 +23,7 @@ import psutil
 import psycopg
 import pytest
 from psycopg import sql
-from rtoc.frontends.archive.model import (
+from rtoc.frontends.archive.backend import (
     ArchiveBatch,
     ArchiveError,
     ArchiveUnavailable,

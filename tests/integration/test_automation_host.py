@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rtoc.pipeline.bus import Subscriber
 
-from rtoc.bus import Subscriber
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 from rtoc.model import Event
 
 BEACON = '''
@@ -47,7 +47,7 @@ driver = "beacon_driver:Beacon"
 '''
 
 AUTOMATION = '''
-from rtoc.automation import every, on_event
+from rtoc.events.automation import every, on_event
 
 ticks = 0
 
@@ -156,7 +156,7 @@ def test_run_by_hand_with_the_config_folder_and_ctrl_c(inst: Instance) -> None:
     folder = inst.folder / "automations"  # beside the instance's rtoc.toml: the default
     folder.mkdir()
     (folder / "alive.py").write_text(
-        "from rtoc.automation import every\n\n\n"
+        "from rtoc.events.automation import every\n\n\n"
         "@every(0.1, immediately=True)\n"
         "def alive(rtoc):\n"
         "    rtoc.event('alive', id='cli_alive')\n")

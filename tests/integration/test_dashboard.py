@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from rtoc.frontends.websocket.auth import hash_password
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rtoc.app.harness import Instance
 from rtoc.errors import EventError, RuleError, RuleNotFound
-from rtoc.harness import Instance
 from rtoc.model import Event, Notification
 
 HERE = Path(__file__).parent
@@ -169,7 +169,7 @@ def test_rtoc_events_cli_lists_and_follows(inst: Instance) -> None:
 
 
 AUTOMATION = '''
-from rtoc.automation import Edge, every, on_event
+from rtoc.events.automation import Edge, every, on_event
 
 high = Edge()
 

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
+from rtoc.pipeline.bus import DataBatch
 
-from rtoc.bus import DataBatch
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 FAST = '''
 [[drivers]]

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
+from rtoc.app.harness import Instance
 from rtoc.client import Client
-from rtoc.harness import Instance
 
 A = '''
 [[drivers]]

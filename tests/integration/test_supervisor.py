@@ -1,4 +1,4 @@
-"""The supervisor with real processes, rings and sockets (through rtoc.harness)."""
+"""The supervisor with real processes, rings and sockets (through rtoc.app.harness)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from rtoc import wire
+from rtoc.app.harness import Instance
 from rtoc.errors import (
     ControlError,
     DriverNotFound,
@@ -21,7 +22,6 @@ from rtoc.errors import (
     SampleError,
     SignalOwned,
 )
-from rtoc.harness import Instance
 from rtoc.paths import instance_dir
 
 HERE = Path(__file__).parent

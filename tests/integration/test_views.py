@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from rtoc.pipeline.bus import AggBatch, DataBatch, ViewBatch
 
-from rtoc.bus import AggBatch, DataBatch, ViewBatch
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 CONFIG = '''
 [engine]

@@ -1,6 +1,6 @@
 """The websocket server of a real instance: RTOC clients, permissions, limits, HTTP.
 
-Each test starts ``rtoc run`` (rtoc.harness) with the websocket server on a port of its own
+Each test starts ``rtoc run`` (rtoc.app.harness) with the websocket server on a port of its own
 and talks to it over loopback with the ``websockets`` client, as an RTOC client would.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import websockets
 from rtoc.frontends.websocket.auth import hash_password, rtoc_token
-from rtoc.frontends.websocket.protocol import TABLE
+from rtoc.frontends.websocket.json_protocol.protocol import TABLE
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 PASSWORDS = {"ann": "ann-pw", "wes": "wes-pw", "ada": "ada-pw"}
 ROLE_OF = {"ann": "read", "wes": "write", "ada": "admin"}

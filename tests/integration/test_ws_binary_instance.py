@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from rtoc.frontends.websocket.auth import hash_password
 
+from rtoc.app.harness import Instance
 from rtoc.client import AsyncClient, Client, LoginFailed, encode_control
 from rtoc.errors import ControlError
-from rtoc.harness import Instance
 
 GENERATOR = '''
 [[drivers]]

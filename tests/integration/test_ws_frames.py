@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from rtoc.frontends.websocket.framing import CONTROL, FrameReader, encode_masked
+from rtoc.frontends.websocket.json_protocol.framing import CONTROL, FrameReader, encode_masked
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 QUICK_PINGS = """
 [websocket]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from rtoc.harness import Instance
+from rtoc.app.harness import Instance
 
 DEVICES, PARAMS, WATCHERS, SECONDS = 300, 3, 5, 10.0
 CONFIG = '''

@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.aead: AES-GCM frames of the binary subprotocol and their keys."""
+"""Unit tests of rtoc.client.aead: AES-GCM frames of the binary subprotocol and their keys."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from Cryptodome.Protocol.KDF import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtoc.aead import (
+from rtoc.client.aead import (
     KEY_INFO,
     OVERHEAD,
     Channel,

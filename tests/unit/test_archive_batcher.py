@@ -7,8 +7,8 @@ import math
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rtoc.frontends.archive.backend import SignalKey
 from rtoc.frontends.archive.batcher import Backfill, Batcher
-from rtoc.frontends.archive.model import SignalKey
 
 KEY = SignalKey("G.S", 7, "V")
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import zmq
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, SignalKey
 from rtoc.frontends.archive.duck import DuckBackend
-from rtoc.frontends.archive.model import ArchiveBatch, Chunk, SignalKey
 from rtoc.frontends.archive.process import Archiver
 from rtoc.frontends.archive.spool import Spool
 

@@ -17,15 +17,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from rtoc.frontends.archive.duck import (
-    COLUMNS,
-    DuckBackend,
-    create_tables,
-    raw_insert,
-    samples_table,
-)
-from rtoc.frontends.archive.duck_query import QueryRefused
-from rtoc.frontends.archive.model import (
+from rtoc.frontends.archive.backend import (
     ArchiveBatch,
     ArchiveError,
     ArchiveUnavailable,
@@ -34,6 +26,14 @@ from rtoc.frontends.archive.model import (
     SignalKey,
     event_key,
 )
+from rtoc.frontends.archive.duck import (
+    COLUMNS,
+    DuckBackend,
+    create_tables,
+    raw_insert,
+    samples_table,
+)
+from rtoc.frontends.archive.duck_query import QueryRefused
 
 NOW = 1_700_000_000.0
 

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from rtoc.frontends.archive.model import ArchiveBatch, Chunk, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey
 from rtoc.frontends.archive.spool import Spool
 
 

@@ -1,4 +1,4 @@
-"""rtoc.automation: decorators, Edge, the Api and the pure core, with a fake clock."""
+"""rtoc.events.automation: decorators, Edge, the Api and the pure core, with a fake clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from rtoc.automation import (
+from rtoc.errors import DriverNotFound, EventError, FunctionNotFound, ParameterError
+from rtoc.events.automation import (
     SOURCE_PREFIX,
     Api,
     AutomationCore,
@@ -22,7 +23,6 @@ from rtoc.automation import (
     load_folder,
     on_event,
 )
-from rtoc.errors import DriverNotFound, EventError, FunctionNotFound, ParameterError
 from rtoc.model import Event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +210,7 @@ def test_handlers_with_the_wrong_signature_are_refused_at_load(caplog) -> None:
     def flexible(*args, **kwargs):
         pass
 
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         core, _ = core_of(module(no_args=no_args, one_arg=one_arg, flexible=flexible))
     assert [h.name for h in core.handlers] == ["flexible"]
     assert "a.py: no_args() must take (rtoc): skipped" in caplog.text
@@ -327,7 +327,7 @@ def test_a_failing_handler_is_logged_with_its_name_and_the_others_run(caplog) ->
     rec = Recorder({"call": FunctionNotFound("G has no function 'nope'", "G")})
     core, _ = core_of(module(broken=broken, fine=fine, refused=refused, after=after,
                              file="alarm.py"), rec=rec)
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         core.on_timer(1.0)
         core.on_event(Event(time=0.0, id="x"))
     assert ran == ["fine", "after"]
@@ -344,7 +344,7 @@ def test_repeated_failures_are_not_logged_every_time(caplog) -> None:
         raise RuntimeError("again")
 
     core, _ = core_of(module(broken=broken))
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         for k in range(1, 201):
             core.on_timer(float(k))
     assert len(caplog.records) == 3 + 2  # three tracebacks, then at 100 and 200 in a row
@@ -358,7 +358,7 @@ def test_sys_exit_in_a_handler_does_not_end_the_process(caplog) -> None:
         sys.exit(3)
 
     core, _ = core_of(module(quits=quits))
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         core.on_timer(1.0)
     assert "quits() failed: SystemExit" in caplog.text
 
@@ -367,16 +367,16 @@ def test_sys_exit_in_a_handler_does_not_end_the_process(caplog) -> None:
 
 def test_load_folder_loads_sorted_skips_private_and_broken_files(tmp_path: Path, caplog) -> None:
     (tmp_path / "b_second.py").write_text(
-        "from rtoc.automation import every\nimport dataclasses\n"
+        "from rtoc.events.automation import every\nimport dataclasses\n"
         "@dataclasses.dataclass\nclass P:\n    x: int = 1\n"
         "@every(1)\ndef tick(rtoc):\n    rtoc.log.info('tick %s', P().x)\n")
     (tmp_path / "a_first.py").write_text(
-        "from rtoc.automation import on_event\n@on_event('x')\ndef h(event, rtoc):\n    pass\n")
+        "from rtoc.events.automation import on_event\n@on_event('x')\ndef h(event, rtoc):\n    pass\n")
     (tmp_path / "c_broken.py").write_text("def oops(:\n")
     (tmp_path / "d_raises.py").write_text("raise RuntimeError('at import')\n")
     (tmp_path / "_helper.py").write_text("raise RuntimeError('must not be loaded')\n")
     (tmp_path / "notes.txt").write_text("not python")
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         mods = load_folder(tmp_path)
     assert [Path(m.__file__).name for m in mods] == ["a_first.py", "b_second.py"]
     assert "c_broken.py failed to load, skipped: SyntaxError" in caplog.text
@@ -392,7 +392,7 @@ def test_load_folder_refuses_world_writable_files(tmp_path: Path, caplog) -> Non
     f = tmp_path / "open.py"
     f.write_text("X = 1\n")
     f.chmod(0o666)
-    with caplog.at_level(logging.ERROR, logger="rtoc.automation"):
+    with caplog.at_level(logging.ERROR, logger="rtoc.events.automation"):
         assert load_folder(tmp_path) == []
     assert "writable by anyone" in caplog.text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtoc.cli_archive import read_csv
+from rtoc.app.cli_archive import read_csv
 from rtoc.errors import ImportFileError
 
 

@@ -6,7 +6,8 @@ import io
 
 from rtoc.frontends.websocket.auth import verify_password
 
-from rtoc import cli, config
+from rtoc import config
+from rtoc.app import cli
 
 
 def test_passwd_prints_an_entry_the_config_loads_and_the_hash_verifies(monkeypatch, capsys) -> None:

@@ -1,4 +1,4 @@
-"""The condition language (rtoc.condition): what compiles, what it means, what is refused.
+"""The condition language (rtoc.events.language): what compiles, what it means, what is refused.
 
 Spot values are worked out by hand (never by handing the text to Python's ``eval``);
 hypothesis fuzzes arbitrary text, arbitrary Python expression trees and texts that would
@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, reject, settings
 from hypothesis import strategies as st
 
-from rtoc.condition import (
+from rtoc.errors import ConditionError, RtocError
+from rtoc.events.language import (
     ABS,
     ADD,
     AND,
@@ -51,7 +52,6 @@ from rtoc.condition import (
     compile_condition,
     evaluate,
 )
-from rtoc.errors import ConditionError, RtocError
 
 BINARY = (ADD, SUB, MUL, DIV, MOD, POW, LT, LE, GT, GE, EQ, NE, AND, OR, MIN2, MAX2)
 NAN, INF = math.nan, math.inf
@@ -974,8 +974,8 @@ _DANGEROUS_CALLS = {"eval", "exec", "compile", "__import__", "execfile", "global
 _ALLOWED_ATTR_CALLS = {("re", "compile")}  # a regular expression, not Python code
 
 
-@pytest.mark.parametrize("rel", ["rtoc/condition.py", "pipeline/condition_kernels.py",
-                                 "pipeline/conditions.py"])
+@pytest.mark.parametrize("rel", ["rtoc/events/language.py", "pipeline/condition_kernels.py",
+                                 "pipeline/evaluator.py"])
 def test_no_code_execution_in_source(rel):
     """A cheap guard: none of the condition modules calls eval/exec/compile (or imports a
     way around them)."""

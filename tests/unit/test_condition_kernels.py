@@ -37,9 +37,9 @@ from rtoc.pipeline.condition_kernels import (
 )
 from rtoc.pipeline.condition_kernels import FALSE as FALSE_MODE
 
-import rtoc.condition as C
-from rtoc.condition import Program, apply_binary, compile_condition, evaluate
+import rtoc.events.language as C
 from rtoc.errors import ConditionError
+from rtoc.events.language import Program, apply_binary, compile_condition, evaluate
 
 NAN, INF = math.nan, math.inf
 BINARY_OPS = [C.ADD, C.SUB, C.MUL, C.DIV, C.MOD, C.POW, C.LT, C.LE, C.GT, C.GE, C.EQ, C.NE,

@@ -1,9 +1,9 @@
-"""Unit tests of rtoc.pipeline.conditions: event rules over batches, against a plain reference.
+"""Unit tests of rtoc.pipeline.evaluator: event rules over batches, against a plain reference.
 
 The central invariant: however each signal's stream is cut into batches and however the
 signals' batches interleave, the events fired are those of :func:`reference`, a plain-Python
 evaluator written here from the documented semantics (time-ordered merge with zero-order
-hold, truth per :func:`rtoc.condition.evaluate`, the trigger rules of the docstring of
+hold, truth per :func:`rtoc.events.language.evaluate`, the trigger rules of the docstring of
 :func:`rtoc.pipeline.condition_kernels.trigger`).
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtoc.pipeline.conditions import Conditions
+from rtoc.pipeline.evaluator import Conditions
 
-from rtoc.condition import compile_condition, evaluate
+from rtoc.events.language import compile_condition, evaluate
+from rtoc.events.rules import TRIGGERS, EventRule
 from rtoc.model import Event
-from rtoc.rules import TRIGGERS, EventRule
 
 NAN = math.nan
 INF = math.inf

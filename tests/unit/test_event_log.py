@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.event_log: the bounded list of recent events and its query filters."""
+"""Unit tests of rtoc.events.event_log: the bounded list of recent events and its query filters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtoc.errors import EventError
-from rtoc.event_log import MAX_RESULTS, EventLog, query_fields
+from rtoc.events.event_log import MAX_RESULTS, EventLog, query_fields
 from rtoc.model import Event
 
 EVENTS = [

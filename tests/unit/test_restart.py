@@ -1,12 +1,12 @@
-"""Unit tests of rtoc.restart.RestartPolicy: back-off, forgiveness, the start budget."""
+"""Unit tests of rtoc.app.restart.RestartPolicy: back-off, forgiveness, the start budget."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rtoc.app.restart import RestartPolicy
 from rtoc.config import SupervisorConfig
-from rtoc.restart import RestartPolicy
 
 CFG = SupervisorConfig(restart_delay=0.5, restart_max_delay=4.0, burst_starts=100,
                        burst_seconds=10.0)

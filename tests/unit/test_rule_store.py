@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.rule_store: runtime rule changes over rtoc.toml's, persisted."""
+"""Unit tests of rtoc.events.store: runtime rule changes over rtoc.toml's, persisted."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rtoc.errors import RuleError, RuleNotFound
-from rtoc.rule_store import RuleStore
-from rtoc.rules import ActionRule, EventRule
+from rtoc.events.rules import ActionRule, EventRule
+from rtoc.events.store import RuleStore
 
 
 def ev(name: str, cond: str = "A.x > 1", **kw: object) -> EventRule:

@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.rules: rule validation, what an action plans, how texts render."""
+"""Unit tests of rtoc.events.rules: rule validation, what an action plans, how texts render."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from rtoc.errors import RtocError, RuleError
+from rtoc.events.rules import MAX_ARGS, ActionRule, ActionStep, Effect, EventRule, plan, render
 from rtoc.model import Event
-from rtoc.rules import MAX_ARGS, ActionRule, ActionStep, Effect, EventRule, plan, render
 
 BASE_EVENT = {"name": "hot", "cond": "Thermo.T > 30"}
 CALL = {"call": "Pump.stop", "args": [1, "{value}"], "kwargs": {"why": "{value}", "n": 2}}

@@ -1,5 +1,5 @@
-"""Unit tests of the binary subprotocol: its frame codec (rtoc.binframes), the protocol core
-(frontends/websocket/binary.py) with the client's half of the encrypted handshake, the
+"""Unit tests of the binary subprotocol: its frame codec (rtoc.client.frames), the protocol core
+(frontends/websocket/binary_protocol/protocol.py) with the client's half of the encrypted handshake, the
 fan-out (binary_fanout.py) and the send queue (binary_shell.SendQueue)."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtoc.frontends.websocket import binary as b
 from rtoc.frontends.websocket.auth import Throttle, User, Users, hash_password
-from rtoc.frontends.websocket.binary_fanout import BinaryFanout, dropped_report
-from rtoc.frontends.websocket.binary_shell import SendQueue
+from rtoc.frontends.websocket.binary_protocol import protocol as b
+from rtoc.frontends.websocket.binary_protocol.fanout import BinaryFanout, dropped_report
+from rtoc.frontends.websocket.binary_protocol.shell import SendQueue
 
-from rtoc import binframes as bf
 from rtoc import wire
-from rtoc.aead import Channel, rtoc_token, session_key
+from rtoc.client import frames as bf
+from rtoc.client.aead import Channel, rtoc_token, session_key
 from rtoc.errors import ArchiveOff, SignalOwned
 
 PASSWORDS = {"reader": "r-pass", "writer": "w-pass"}

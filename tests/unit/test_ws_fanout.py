@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from rtoc.frontends.websocket.fanout import Fanout, dumps
+from rtoc.frontends.websocket.json_protocol.fanout import Fanout, dumps
 from rtoc.frontends.websocket.session import Session
 
 

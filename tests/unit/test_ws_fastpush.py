@@ -8,8 +8,8 @@ import json
 import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from rtoc.frontends.websocket.fastpush import SENT, PushGather
-from rtoc.frontends.websocket.jsonguard import Limits
+from rtoc.frontends.websocket.json_protocol.fastpush import SENT, PushGather
+from rtoc.frontends.websocket.json_protocol.guard import Limits
 from ws_world import protocol, session
 
 NOW = 5000.0

@@ -7,7 +7,7 @@ import os
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtoc.frontends.websocket.framing import (
+from rtoc.frontends.websocket.json_protocol.framing import (
     BINARY,
     CONTROL,
     MESSAGE_TOO_BIG,

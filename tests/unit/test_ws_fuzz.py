@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from rtoc.frontends.websocket.auth import rtoc_token
-from rtoc.frontends.websocket.fanout import dumps
-from rtoc.frontends.websocket.protocol import PUSH_KEYS, TABLE
+from rtoc.frontends.websocket.json_protocol.fanout import dumps
+from rtoc.frontends.websocket.json_protocol.protocol import PUSH_KEYS, TABLE
 from ws_world import PASSWORDS, ROLES, protocol, session
 
 KEYS = sorted(TABLE) + list(PUSH_KEYS)

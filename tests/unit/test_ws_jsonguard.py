@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.frontends.websocket.jsonguard: limits checked before json.loads."""
+"""Unit tests of rtoc.frontends.websocket.json_protocol.guard: limits checked before json.loads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtoc.frontends.websocket.jsonguard import Limits, MessageRejected, loads
+from rtoc.frontends.websocket.json_protocol.guard import Limits, MessageRejected, loads
 
 from rtoc.errors import RtocError
 

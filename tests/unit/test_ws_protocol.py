@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from rtoc.frontends.websocket.auth import rtoc_token
-from rtoc.frontends.websocket.protocol import TABLE
+from rtoc.frontends.websocket.json_protocol.protocol import TABLE
 from ws_world import PASSWORDS, protocol, session
 
 

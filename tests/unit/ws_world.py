@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 from rtoc.frontends.websocket.auth import Throttle, User, Users, hash_password
-from rtoc.frontends.websocket.jsonguard import Limits
-from rtoc.frontends.websocket.protocol import JsonProtocol
+from rtoc.frontends.websocket.json_protocol.guard import Limits
+from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
 from rtoc.frontends.websocket.session import Session
 
 from rtoc.errors import DriverNotFound, EventError, RuleNotFound, SignalOwned

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rtoc.errors import RuleError, RuleNotFound
+from rtoc.events.rules import ActionRule, EventRule
 from rtoc.files import write_atomic
-from rtoc.rules import ActionRule, EventRule
 
 log = logging.getLogger(__name__)
 KINDS = {"event": EventRule, "action": ActionRule}

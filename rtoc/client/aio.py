@@ -1,6 +1,6 @@
 """The asyncio client of ``rtoc.bin.v1`` (:class:`AsyncClient`); see :mod:`rtoc.client`.
 
-Frames are :mod:`rtoc.binframes`, encryption :mod:`rtoc.aead`: the same modules the server
+Frames are :mod:`rtoc.client.frames`, encryption :mod:`rtoc.client.aead`: the same modules the server
 uses, so the two ends cannot drift apart.
 """
 
@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from rtoc.aead import Channel, FrameRefused, rtoc_token, scrypt_digest, session_key
-from rtoc.binframes import (
+from rtoc.client.aead import Channel, FrameRefused, rtoc_token, scrypt_digest, session_key
+from rtoc.client.frames import (
     SUBPROTOCOL,
     Control,
     Data,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rtoc.client_async import AsyncClient, Batch, NotConnected
+from rtoc.client.aio import AsyncClient, Batch, NotConnected
 
 __all__ = ["Client"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from rtoc.frontends.websocket.framing import CONTROL, FrameReader
+from rtoc.frontends.websocket.json_protocol.framing import CONTROL, FrameReader
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError
 from websockets.protocol import State

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtoc.condition import compile_condition
 from rtoc.errors import ConditionError, RuleError
+from rtoc.events.language import compile_condition
 from rtoc.model import PRIORITIES, Event, split_name
 
 TRIGGERS = ("rising", "falling", "both", "true", "false")

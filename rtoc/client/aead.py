@@ -1,6 +1,6 @@
 """AES-GCM sealing of ``rtoc.bin.v1`` frames, and the keys it uses.
 
-The one implementation of both ends: the server (:mod:`rtoc.frontends.websocket.binary`,
+The one implementation of both ends: the server (:mod:`rtoc.frontends.websocket.binary_protocol.protocol`,
 its password hashes in :mod:`rtoc.frontends.websocket.auth`) and the client
 (:mod:`rtoc.client`). Pure apart from ``os.urandom`` for nonces and salts.
 

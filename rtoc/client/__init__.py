@@ -12,10 +12,10 @@
         batch = c.recv(timeout=1.0)
 
 The protocol (frames, ops, the encrypted handshake and its threat model) is described in
-docs/PROTOCOL.md. The frames are :mod:`rtoc.binframes` and the encryption :mod:`rtoc.aead`,
+docs/PROTOCOL.md. The frames are :mod:`rtoc.client.frames` and the encryption :mod:`rtoc.client.aead`,
 base modules the server uses too; the client depends on no server code. This module is the
-public face: :class:`AsyncClient` lives in :mod:`rtoc.client_async`, :class:`Client` (a
-thread running an AsyncClient) in :mod:`rtoc.client_sync`.
+public face: :class:`AsyncClient` lives in :mod:`rtoc.client.aio`, :class:`Client` (a
+thread running an AsyncClient) in :mod:`rtoc.client.sync`.
 
 Reconnecting: after the connection drops, the client connects again every ``reconnect``
 seconds, logs in again and restores its subscriptions; batches received before are kept.
@@ -27,8 +27,7 @@ happens on a reconnect). ``gap`` counts samples of a signal that the consumer di
 
 from __future__ import annotations
 
-from rtoc.binframes import SUBPROTOCOL, encode_control
-from rtoc.client_async import (
+from rtoc.client.aio import (
     AsyncClient,
     Batch,
     LoginFailed,
@@ -36,7 +35,8 @@ from rtoc.client_async import (
     ProtocolError,
     PushRefused,
 )
-from rtoc.client_sync import Client
+from rtoc.client.frames import SUBPROTOCOL, encode_control
+from rtoc.client.sync import Client
 
 __all__ = ["AsyncClient", "Client", "Batch", "ProtocolError", "NotConnected", "LoginFailed",
            "PushRefused", "SUBPROTOCOL", "encode_control"]

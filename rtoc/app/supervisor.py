@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 
 from rtoc import __version__, loader, wire
-from rtoc.automation import has_automations
+from rtoc.app.restart import RestartPolicy
 from rtoc.config import Config, error_at
 from rtoc.errors import (
     ArchiveOff,
@@ -34,17 +34,17 @@ from rtoc.errors import (
     SignalOwned,
     error_reply,
 )
+from rtoc.events.automation import has_automations
 from rtoc.frontends.archive import process as archive_process
 from rtoc.frontends.automation import host as automation_host
 from rtoc.frontends.websocket import server as websocket_server
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.child import sigint_ignored_by_children
-from rtoc.pipeline.conditions import warm_up as conditions_warm_up
+from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
 from rtoc.pipeline.registry import Instance, SignalRegistry
 from rtoc.pipeline.resampler import warm_up as resampler_warm_up
 from rtoc.pipeline.ring import warm_up
-from rtoc.restart import RestartPolicy
 
 log = logging.getLogger(__name__)
 POLL_MS = 50

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rtoc.frontends.websocket.commands import Command, _need
+from rtoc.frontends.websocket.json_protocol.commands import Command, _need
 
 from rtoc.model import split_name
 
 if TYPE_CHECKING:
-    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
     from rtoc.frontends.websocket.session import Session
 
 # RTOC's setEvent keys -> the rule's (retur was RTOC's "fire again while true")

@@ -2,7 +2,7 @@
 
 An automation file is ordinary Python, written by the machine's owner::
 
-    from rtoc.automation import Edge, every, on_event
+    from rtoc.events.automation import Edge, every, on_event
 
     hot = Edge()
 
@@ -151,14 +151,14 @@ class Transport(Protocol):
 class Api:
     """What every handler gets as ``rtoc``: latest values, control, events, a logger.
 
-    One per automation file (its logger is ``rtoc.automation.<file>``); all share the
+    One per automation file (its logger is ``rtoc.events.automation.<file>``); all share the
     latest values the core keeps and the transport.
     """
 
     def __init__(self, name: str, transport: Transport, clock: Callable[[], float],
                  values: dict[str, tuple[float, float]]):
         self.name = name
-        self.log = logging.getLogger(f"rtoc.automation.{_identifier(name)}")
+        self.log = logging.getLogger(f"rtoc.events.automation.{_identifier(name)}")
         self._transport, self._clock, self._values = transport, clock, values
 
     # values
@@ -429,7 +429,7 @@ def _accepts(fn: Callable[..., Any], n: int) -> bool:
 
 def _user_traceback(exc: BaseException) -> str:
     """The traceback as far as it concerns an automation file's author: from the handler
-    (or the file's top level) down to the ``rtoc.automation`` call it made, without the
+    (or the file's top level) down to the ``rtoc.events.automation`` call it made, without the
     core's own frame, importlib's, or the control plane's inside the API."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0]: the core calling in
     shown = []

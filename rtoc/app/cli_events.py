@@ -45,7 +45,7 @@ def _matches(ev: Event, f: dict) -> bool:
 def cmd_events(args, client, endpoints: dict) -> int:
     """Recent events from the engine's list, then (unless --no-follow) new ones as they
     happen, until --count/--duration or Ctrl-C."""
-    from rtoc.bus import Subscriber
+    from rtoc.pipeline.bus import Subscriber
 
     f = _filters(args)
     show = (lambda ev: print(json.dumps(ev.to_dict()), flush=True)) if args.json else \

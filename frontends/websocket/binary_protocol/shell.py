@@ -19,14 +19,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from rtoc.frontends.websocket.binary import BinaryProtocol, BinSession, Outcome, error_frame
-from rtoc.frontends.websocket.binary_fanout import BinaryFanout, dropped_report
+from rtoc.frontends.websocket.binary_protocol.fanout import BinaryFanout, dropped_report
+from rtoc.frontends.websocket.binary_protocol.protocol import (
+    BinaryProtocol,
+    BinSession,
+    Outcome,
+    error_frame,
+)
 from rtoc.frontends.websocket.session import Session
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from rtoc.aead import Channel
-from rtoc.binframes import FrameError, samples_in
+from rtoc.client.aead import Channel
+from rtoc.client.frames import FrameError, samples_in
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 32 << 20       # bytes of one frame from a client at most (a 2 M-sample push)

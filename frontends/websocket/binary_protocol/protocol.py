@@ -1,7 +1,7 @@
 """The binary websocket subprotocol ``rtoc.bin.v1``: the protocol core. Pure.
 
 No sockets, no clock (``now`` is an argument), no logging set-up. The frame codec is
-:mod:`rtoc.binframes`, the AES-GCM channel :mod:`rtoc.aead` (both shared with the client,
+:mod:`rtoc.client.frames`, the AES-GCM channel :mod:`rtoc.client.aead` (both shared with the client,
 :mod:`rtoc.client`); the fan-out of pushed data is :mod:`binary_fanout`, the asyncio shell
 :mod:`binary_shell`. docs/PROTOCOL.md describes the protocol for client authors.
 
@@ -25,7 +25,7 @@ acknowledged only by ``ack`` pushes and ``sync``, to keep the rate high), ``call
 push and needs ``write``. A malformed frame is answered with an error (code ``bad_frame``)
 and the connection lives on, except inside an encrypted session (below).
 
-Encryption (:class:`rtoc.aead.Channel`). The server stores no passwords, only
+Encryption (:class:`rtoc.client.aead.Channel`). The server stores no passwords, only
 ``scrypt(rtoc_token(password), hash_salt, n, r, p)`` per user (:mod:`auth`); that digest is
 the shared secret:
 
@@ -45,7 +45,7 @@ the shared secret:
 After the login, a frame that does not open (tampered, replayed, reordered, from another
 session) is answered with a sealed error and closes the connection (1008).
 
-Threat model (see also :mod:`rtoc.aead`). Against a network attacker who knows neither the
+Threat model (see also :mod:`rtoc.client.aead`). Against a network attacker who knows neither the
 password nor the stored hash: confidentiality and integrity of every frame, mutual
 authentication, no replay. The stored hash is a password equivalent for this channel:
 whoever reads the server's config can log in as that user over ``rtoc.bin.v1`` (never over
@@ -70,8 +70,8 @@ import numpy as np
 from rtoc.frontends.websocket.auth import SCRYPT_N, SCRYPT_P, SCRYPT_R, Throttle, Users, parse_hash
 from rtoc.frontends.websocket.session import Session
 
-from rtoc.aead import Channel, FrameRefused, session_key
-from rtoc.binframes import (
+from rtoc.client.aead import Channel, FrameRefused, session_key
+from rtoc.client.frames import (
     MAX_NAME,
     SUBPROTOCOL,
     VERSION,

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from rtoc import cli_archive, cli_events
 from rtoc import config as config_mod
 from rtoc import log as log_mod
+from rtoc.app import cli_archive, cli_events
 from rtoc.errors import ConfigError, ControlError, InstanceError, RtocError
 from rtoc.paths import default_config_file, endpoints
 
@@ -35,7 +35,7 @@ def _endpoints(args) -> dict:
 
 
 def _client(args):
-    from rtoc.bus import ControlClient
+    from rtoc.pipeline.control import ControlClient
 
     return ControlClient(_endpoints(args)["control"], timeout=args.timeout)
 
@@ -71,7 +71,7 @@ def _table(rows: list[list], header: list[str]) -> str:
 
 # -- commands ----------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from rtoc.supervisor import Supervisor
+    from rtoc.app.supervisor import Supervisor
 
     cfg = _config(args)
     if args.instance:
@@ -122,7 +122,7 @@ def cmd_drivers(args) -> int:
 
 
 def cmd_tail(args) -> int:
-    from rtoc.bus import DataBatch, Subscriber
+    from rtoc.pipeline.bus import DataBatch, Subscriber
 
     ep = _endpoints(args)
     lines = 0

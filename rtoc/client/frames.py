@@ -1,6 +1,6 @@
 """The frames of the binary websocket subprotocol ``rtoc.bin.v1``: encode and decode.
 
-The one codec of both ends: the server (:mod:`rtoc.frontends.websocket.binary`) and the
+The one codec of both ends: the server (:mod:`rtoc.frontends.websocket.binary_protocol.protocol`) and the
 client (:mod:`rtoc.client`). Pure: no sockets, no clock.
 
 Only BINARY websocket messages; byte 0 is the kind:
@@ -18,7 +18,7 @@ Only BINARY websocket messages; byte 0 is the kind:
 * ``0x03`` view data: same layout, header ``{v: 1, sig, n, width}`` (M4 points of buckets
   ``width`` s, server to client only).
 
-Encrypted sessions seal whole frames (kind byte included) with :class:`rtoc.aead.Channel`.
+Encrypted sessions seal whole frames (kind byte included) with :class:`rtoc.client.aead.Channel`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from rtoc.frontends.websocket import commands, manage
-from rtoc.frontends.websocket.fastpush import SENT, PushGather
-from rtoc.frontends.websocket.jsonguard import Limits, MessageRejected, loads
+from rtoc.frontends.websocket.json_protocol import commands, manage
+from rtoc.frontends.websocket.json_protocol.fastpush import SENT, PushGather
+from rtoc.frontends.websocket.json_protocol.guard import Limits, MessageRejected, loads
 from rtoc.frontends.websocket.session import Session
 
 from rtoc.errors import RtocError

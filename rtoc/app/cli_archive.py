@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtoc.cli_events import since_arg
+from rtoc.app.cli_events import since_arg
 from rtoc.errors import ImportFileError, RtocError
 
 WINDOW = 3600.0  # s of data per export request (shrunk automatically when too dense)

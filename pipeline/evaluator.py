@@ -25,9 +25,9 @@ from rtoc.pipeline.condition_kernels import (
     trigger,
 )
 
-from rtoc.condition import Program, compile_condition
+from rtoc.events.language import Program, compile_condition
+from rtoc.events.rules import EventRule, render
 from rtoc.model import Event, split_name
-from rtoc.rules import EventRule, render
 
 EMPTY = np.empty(0, np.float64)
 

@@ -19,9 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
-from rtoc.bus import ControlClient, Subscriber
 from rtoc.errors import ControlTimeout
 from rtoc.paths import endpoints, instance_dir
+from rtoc.pipeline.bus import Subscriber
+from rtoc.pipeline.control import ControlClient
 
 
 class Instance:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from rtoc.frontends.websocket.binary import BinSession
+from rtoc.frontends.websocket.binary_protocol.protocol import BinSession
 
-from rtoc.binframes import encode_control, encode_data, encode_view
+from rtoc.client.frames import encode_control, encode_data, encode_view
 
 
 @dataclass

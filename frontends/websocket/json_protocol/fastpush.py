@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 import orjson
-from rtoc.frontends.websocket.jsonguard import Limits, number_run_over
+from rtoc.frontends.websocket.json_protocol.guard import Limits, number_run_over
 
 __all__ = ["SENT", "PushGather"]
 

@@ -20,7 +20,7 @@ from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError
 from rtoc.model import check_part, split_name
 
 if TYPE_CHECKING:
-    from rtoc.frontends.websocket.protocol import JsonProtocol
+    from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
     from rtoc.frontends.websocket.session import Session
 
 MAX_POINTS = 200_000       # samples per signal in a getSignal reply unless maxN says otherwise
