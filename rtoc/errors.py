@@ -25,6 +25,7 @@
     ├── EngineUnavailable(RtocError)               the engine (or archiver) is (re)starting
     ├── ArchiveOff(RtocError)                      the archive is disabled in rtoc.toml
     ├── ImportFileError(RtocError, ValueError)     a file to import is malformed (names the line)
+    ├── BadRequest(RtocError, ValueError)          a peer's request of the wrong shape
     └── ControlError(RtocError)                    an error reply from the control plane
         └── ControlTimeout(ControlError, TimeoutError)
 
@@ -158,6 +159,13 @@ class ArchiveOff(RtocError):
 
 class ImportFileError(RtocError, ValueError):
     code = "bad_import"
+
+
+class BadRequest(RtocError, ValueError):
+    """A request (control plane, websocket) of the wrong shape: the peer's mistake, answered
+    with this error; the connection lives on. Not for our own bugs (those are "internal")."""
+
+    code = "bad_request"
 
 
 class ControlError(RtocError):
