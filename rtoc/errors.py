@@ -207,6 +207,7 @@ def raise_for_reply(reply: dict) -> dict:
     err = reply.get("error") or {}
     code, message = str(err.get("code", "error")), str(err.get("message", "unknown error"))
     cls = _BY_CODE.get(code)
-    if cls is None or cls is ControlTimeout or issubclass(cls, (ConfigError, ControlError)):
+    # a bad_request reply is about the request this side sent: a ControlError with its code
+    if cls is None or cls is ControlTimeout or issubclass(cls, (ConfigError, ControlError, BadRequest)):
         raise ControlError(message, code)
     raise cls(message)  # every class but ConfigError/ControlError takes just a message
