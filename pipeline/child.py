@@ -1,16 +1,34 @@
-"""What every child process does first: die with its parent, ignore Ctrl-C, log."""
+"""One way to be a child process: :func:`run_child` is every process type's ``main``.
+
+The supervisor spawns ``run_child(ChildSpec(...), body)``-shaped targets; the runner does
+what every child does (die with the parent, ignore Ctrl-C, stop on SIGTERM with a
+watchdog, configure logging, own the ZeroMQ context, log a crash with its traceback, exit
+with the body's status), and the body is only the process's own work::
+
+    def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int: ...
+    def main(spec: ChildSpec) -> None:
+        run_child(spec, _serve)
+"""
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import zmq
 
 from rtoc import log
+from rtoc.config import Config, DriverConfig
+
+logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 
@@ -74,3 +92,40 @@ def sigint_ignored_by_children(on_sigint: Callable[[int, object], None]) -> Iter
     finally:
         signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """What the supervisor hands a child: who it is, where its instance is, and the frozen,
+    typed config it reads its own section of (``config.engine``, ``config.websocket`` ...;
+    a driver's is :attr:`driver`). Pickled once at spawn."""
+
+    role: str                   # the log name: "engine", "driver:Generator", "archiver", ...
+    parent_pid: int
+    endpoints: dict[str, str] = field(hash=False)
+    config: Config = field(default_factory=Config)
+    driver: DriverConfig | None = None  # a driver process's own section
+
+
+Body = Callable[[ChildSpec, threading.Event, zmq.Context], int]
+
+
+def run_child(spec: ChildSpec, body: Body, context: type[zmq.Context] = zmq.Context) -> NoReturn:
+    """Run ``body(spec, stop, ctx)`` as this process's life and exit with its status.
+
+    ``stop`` is set on SIGTERM; ``ctx`` (a ``context`` instance: ``zmq.asyncio.Context`` for
+    an asyncio body) is terminated after the body returned, which waits for each closed
+    socket's linger (a driver's last events still leave). The body closes what it opened.
+    An exception out of the body is logged with its traceback, and the exit status is then
+    1: the supervisor restarts the child.
+    """
+    stop = start_child(spec.role, spec.config.log_level, spec.parent_pid)
+    ctx = context()
+    code = 1
+    try:
+        code = body(spec, stop, ctx)
+    except Exception:
+        logger.exception("%s crashed", spec.role)
+    finally:
+        ctx.term()
+    sys.exit(code)

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
 import zmq
-from rtoc.pipeline.child import start_child
+from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.ring import Ring, RingWriter
 
 from rtoc import loader, wire
@@ -41,7 +39,7 @@ class RingSink:
 
     def claim(self, device: str, signal: str, unit: str, rate: float) -> RingWriter:
         reply = self.host.request("create_signal", device=device, signal=signal, unit=unit,
-                                  rate=float(rate), seconds=self.host.spec["ring_seconds"])
+                                  rate=float(rate), seconds=self.host.cfg.ring_seconds)
         return RingWriter(Ring.open(reply["path"]))
 
     def event(self, event: Event) -> None:
@@ -49,17 +47,18 @@ class RingSink:
 
 
 class DriverHost:
-    def __init__(self, spec: dict, ctx: zmq.Context):
-        self.spec = spec
-        self.name = spec["name"]
+    def __init__(self, spec: ChildSpec, ctx: zmq.Context):
+        assert spec.driver is not None, "a driver process needs its [[drivers]] section"
+        self.spec, self.cfg = spec, spec.driver
+        self.name = self.cfg.name
         self.ctrl = ctx.socket(zmq.DEALER)
         self.ctrl.setsockopt(zmq.IDENTITY, f"driver:{self.name}".encode())
         self.ctrl.setsockopt(zmq.LINGER, 500)
-        self.ctrl.connect(spec["endpoints"]["control"])
+        self.ctrl.connect(spec.endpoints["control"])
         self.inbox = ctx.socket(zmq.PUSH)
         self.inbox.setsockopt(zmq.SNDHWM, 10000)
         self.inbox.setsockopt(zmq.LINGER, 1000)
-        self.inbox.connect(spec["endpoints"]["inbox"])
+        self.inbox.connect(spec.endpoints["inbox"])
         self.queued: deque[dict] = deque()
         self.events_dropped = 0
         self._rid = 0
@@ -132,19 +131,17 @@ class DriverHost:
 
     # -- the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> int:
-        spec = self.spec
-        cls = loader.resolve(spec["driver"])
-        store = ParamStore(Path(spec["data_dir"]) / "params" / f"{self.name}.json")
-        ctx = DriverContext(name=self.name, sink=RingSink(self), options=spec.get("params") or {},
+        cls = loader.resolve(self.cfg.driver)
+        store = ParamStore(self.spec.config.data_path / "params" / f"{self.name}.json")
+        ctx = DriverContext(name=self.name, sink=RingSink(self), options=dict(self.cfg.params),
                             clock=time.time, store=store,
                             logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
         self.request("hello", role="driver", name=self.name)
         self.driver = driver = construct(cls, ctx)
         driver.setup()
-        if spec.get("autostart", True):
-            driver.start()
+        driver.start()  # a driver with autostart = false is not spawned until `rtoc start`
         self.send(self.describe())
-        log.info("driver %s (%s) running", self.name, spec["driver"])
+        log.info("driver %s (%s) running", self.name, self.cfg.driver)
         while not stop.is_set():
             now = time.time()
             deadline = driver.next_deadline()
@@ -173,17 +170,15 @@ class DriverHost:
         self.inbox.close()
 
 
-def main(spec: dict) -> None:
-    """Entry point of a driver process (spawned by the supervisor)."""
-    stop = start_child(f"driver:{spec['name']}", spec.get("log_level", "INFO"), spec["parent_pid"])
-    ctx = zmq.Context()
+def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
+    """A driver process's life (see :func:`run_child`)."""
     host = DriverHost(spec, ctx)
-    code = 1
     try:
-        code = host.run(stop)
-    except Exception:
-        log.exception("driver %s crashed", spec["name"])
+        return host.run(stop)
     finally:
         host.close()
-        ctx.term()
-    sys.exit(code)
+
+
+def main(spec: ChildSpec) -> None:
+    """Entry point of a driver process (spawned by the supervisor)."""
+    run_child(spec, _serve)

@@ -13,7 +13,7 @@ import ctypes
 import logging
 import math
 import os
-import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 from rtoc.pipeline.bus import DataBatch, Publisher
-from rtoc.pipeline.child import start_child
+from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.reactions import OPS as REACTION_OPS
 from rtoc.pipeline.reactions import Reactions
 from rtoc.pipeline.resampler import Resampler, view_width_for
@@ -146,15 +146,13 @@ class EngineCore:
 
 
 class EngineProcess:
-    def __init__(self, cfg: EngineConfig, endpoints: dict, ctx: zmq.Context, rules: dict | None = None):
+    def __init__(self, cfg: EngineConfig, endpoints: dict, ctx: zmq.Context,
+                 rules_path: Path | None = None, events: tuple[EventRule, ...] = (),
+                 actions: tuple[ActionRule, ...] = ()):
         self.cfg = cfg
         self.core = EngineCore(cfg)
-        rules = rules or {}
-        self.reactions = Reactions(
-            Path(rules["path"]) if rules.get("path") else None,
-            tuple(EventRule.from_dict(r) for r in rules.get("events", ())),
-            tuple(ActionRule.from_dict(r) for r in rules.get("actions", ())),
-            cfg.event_history, cfg.sync_timeout, cfg.max_event_rate)
+        self.reactions = Reactions(rules_path, events, actions, cfg.event_history,
+                                   cfg.sync_timeout, cfg.max_event_rate)
         self.writers: dict[str, RingWriter] = {}            # signals actions write to
         self.unwritten: dict[str, list[tuple[float, float]]] = {}  # ... waiting for their ring
         self.requests: dict[str, tuple[Effect, float, str]] = {}  # rid -> (effect, sent, event id)
@@ -413,9 +411,8 @@ def keep_large_blocks() -> None:
         pass  # not glibc: nothing to tune
 
 
-def main(spec: dict) -> None:
-    """Entry point of the engine process (spawned by the supervisor)."""
-    stop = start_child("engine", spec.get("log_level", "INFO"), spec["parent_pid"])
+def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
+    """The engine process's life (see :func:`run_child`)."""
     keep_large_blocks()
     from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
     from rtoc.pipeline.resampler import warm_up as resampler_warm_up
@@ -424,14 +421,14 @@ def main(spec: dict) -> None:
     warm_up()
     conditions_warm_up()
     resampler_warm_up()
-    ctx = zmq.Context()
-    engine = EngineProcess(EngineConfig(**spec["engine"]), spec["endpoints"], ctx, spec.get("rules"))
-    code = 1
+    cfg = spec.config
+    engine = EngineProcess(cfg.engine, spec.endpoints, ctx, cfg.rules_path, cfg.events, cfg.actions)
     try:
-        code = engine.run(stop)
-    except Exception:
-        log.exception("engine crashed")
+        return engine.run(stop)
     finally:
         engine.close()
-        ctx.term()
-    sys.exit(code)
+
+
+def main(spec: ChildSpec) -> None:
+    """Entry point of the engine process (spawned by the supervisor)."""
+    run_child(spec, _serve)

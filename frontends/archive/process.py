@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import queue
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,10 +27,11 @@ from rtoc.frontends.archive.batcher import Backfill, Batcher
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.spool import Spool
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
-from rtoc.pipeline.child import start_child
+from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.ring import Ring, RingReader
 
 from rtoc import wire
+from rtoc.config import Config
 from rtoc.errors import RtocError, error_reply
 from rtoc.model import Event
 
@@ -369,28 +369,29 @@ class Archiver:
             pass
 
 
-def make_backend(spec: dict) -> Backend:
-    if spec["backend"] == "postgres":
+def make_backend(cfg: Config) -> Backend:
+    """The backend ``[archive]`` names: PostgreSQL at its ``dsn``, or the DuckDB file."""
+    if cfg.archive.backend == "postgres":
         from rtoc.frontends.archive.postgres import PostgresBackend
 
-        return PostgresBackend(spec["dsn"], spec.get("schema", "rtoc"))
+        return PostgresBackend(cfg.archive.dsn, cfg.archive.schema)
     from rtoc.frontends.archive.duck import DuckBackend
 
-    return DuckBackend(Path(spec["path"]))
+    return DuckBackend(cfg.archive_path)
 
 
-def main(spec: dict) -> None:
-    """Entry point of the archiver process (spawned by the supervisor)."""
-    stop = start_child("archiver", spec.get("log_level", "INFO"), spec["parent_pid"])
-    ctx = zmq.Context()
-    archiver = Archiver(make_backend(spec), Spool(Path(spec["spool"])), spec["endpoints"], ctx,
-                        spec["flush_interval"], spec["max_batch"], spec["retention_days"])
-    code = 1
+def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
+    """The archiver process's life (see :func:`run_child`)."""
+    cfg = spec.config
+    a = cfg.archive
+    archiver = Archiver(make_backend(cfg), Spool(cfg.spool_path), spec.endpoints, ctx,
+                        a.flush_interval, a.max_batch, a.retention_days)
     try:
-        code = archiver.run(stop)
-    except Exception:
-        log.exception("archiver crashed")
+        return archiver.run(stop)
     finally:
         archiver.close()
-        ctx.term()
-    sys.exit(code)
+
+
+def main(spec: ChildSpec) -> None:
+    """Entry point of the archiver process (spawned by the supervisor)."""
+    run_child(spec, _serve)

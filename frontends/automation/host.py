@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 from rtoc.pipeline.bus import DataBatch, Subscriber
-from rtoc.pipeline.child import start_child
+from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.control import ControlClient
 
 from rtoc import config as config_mod
@@ -123,31 +123,24 @@ class AutomationHost:
         self.transport.close()
 
 
-def serve(folder: str | Path, endpoints: dict, stop: threading.Event) -> int:
-    """Run the automation of ``folder`` against ``endpoints`` until ``stop`` is set.
-
-    Returns 0 when stopped, 1 when the host itself failed (a handler's failure is only
-    logged).
-    """
-    ctx = zmq.Context()
-    host = None
-    code = 1
+def serve(folder: str | Path, endpoints: dict, stop: threading.Event, ctx: zmq.Context) -> int:
+    """Run the automation of ``folder`` against ``endpoints`` until ``stop`` is set;
+    0 when stopped (a handler's failure is only logged)."""
+    host = AutomationHost(folder, endpoints, ctx)
     try:
-        host = AutomationHost(folder, endpoints, ctx)
-        code = host.run(stop)
-    except Exception:
-        log.exception("automation crashed")
+        return host.run(stop)
     finally:
-        if host is not None:
-            host.close()
-        ctx.term()
-    return code
+        host.close()
 
 
-def main(spec: dict) -> None:
+def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
+    """The automation process's life (see :func:`run_child`)."""
+    return serve(spec.config.automation_path, spec.endpoints, stop, ctx)
+
+
+def main(spec: ChildSpec) -> None:
     """Entry point of the automation process (spawned by the supervisor)."""
-    stop = start_child("automation", spec.get("log_level", "INFO"), spec["parent_pid"])
-    sys.exit(serve(spec["folder"], spec["endpoints"], stop))
+    run_child(spec, _serve)
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -180,10 +173,16 @@ def cli(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    ctx = zmq.Context()
     try:
-        return serve(folder, endpoints, stop)
+        return serve(folder, endpoints, stop, ctx)
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        log.exception("automation crashed")
+        return 1
+    finally:
+        ctx.term()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import http
 import ipaddress
 import logging
 import ssl
-import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +35,14 @@ from rtoc.frontends.websocket.json_protocol.framing import encode, warm_up
 from rtoc.frontends.websocket.json_protocol.guard import Limits
 from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
 from rtoc.frontends.websocket.session import Session
-from rtoc.pipeline.child import start_child
+from rtoc.pipeline.child import ChildSpec, run_child
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rtoc import wire
+from rtoc.config import WebsocketConfig
 
 log = logging.getLogger(__name__)
 SENT_FRAME = encode(dumps(SENT).encode())
@@ -49,17 +50,17 @@ FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for 
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
 
 
-def anonymous_role(spec: dict) -> str:
+def anonymous_role(cfg: WebsocketConfig) -> str:
     """The configured role, else admin for a password-less server on loopback (RTOC's
     behaviour without a password), else read."""
-    if spec["anonymous"]:
-        return spec["anonymous"]
-    if spec["users"]:
+    if cfg.anonymous:
+        return cfg.anonymous
+    if cfg.users:
         return "read"
     try:
-        loopback = ipaddress.ip_address(spec["host"]).is_loopback
+        loopback = ipaddress.ip_address(cfg.host).is_loopback
     except ValueError:
-        loopback = spec["host"] == "localhost"
+        loopback = cfg.host == "localhost"
     return "admin" if loopback else "read"
 
 
@@ -72,21 +73,21 @@ class Client:
 
 
 class Server:
-    def __init__(self, spec: dict, ctx: zmq.asyncio.Context):
-        self.spec = spec
-        self.anonymous = anonymous_role(spec)
-        users = Users([User(u["name"], u["role"], u["password_hash"]) for u in spec["users"]],
+    def __init__(self, cfg: WebsocketConfig, endpoints: dict[str, str], ctx: zmq.asyncio.Context):
+        self.cfg = cfg
+        self.anonymous = anonymous_role(cfg)
+        users = Users([User(u.name, u.role, u.password_hash) for u in cfg.users],
                       self.anonymous, section="websocket")
-        self.hub = Hub(spec["endpoints"], ctx, users, Throttle())
-        self.proto = JsonProtocol(self.hub, Limits(max_bytes=spec["max_message"],
-                                                   max_depth=spec["max_depth"]))
+        self.hub = Hub(endpoints, ctx, users, Throttle())
+        self.proto = JsonProtocol(self.hub, Limits(max_bytes=cfg.max_message,
+                                                   max_depth=cfg.max_depth))
         self.fanout = Fanout()
-        self.binary = binary_shell.Binary(self.hub, spec)
+        self.binary = binary_shell.Binary(self.hub, cfg.max_message)
         self.clients: dict[Session, Client] = {}
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)
         self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.connect(spec["endpoints"]["data"])
+        self.sub.connect(endpoints["data"])
         self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
         self.topics: set[bytes] = set()
         self.waiting = asyncio.Event()  # data waits for the push loop
@@ -99,11 +100,11 @@ class Server:
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
         if not origin_allowed(headers.get("Origin"), headers.get("Host"),
-                              tuple(self.spec["allowed_origins"])):
+                              self.cfg.allowed_origins):
             self.counters["refused"] += 1
             return conn.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         if headers.get("Upgrade", "").lower() == "websocket":
-            if len(self.clients) + len(self.binary.clients) >= self.spec["max_clients"]:
+            if len(self.clients) + len(self.binary.clients) >= self.cfg.max_clients:
                 self.counters["refused"] += 1
                 return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
             return None
@@ -130,14 +131,14 @@ class Server:
 
     async def handler(self, conn: BatchConnection) -> None:
         session = Session(_address(conn), self.anonymous, self.anonymous,
-                          event_level=self.spec["event_level"])
+                          event_level=self.cfg.event_level)
         if conn.subprotocol == SUBPROTOCOL:
             conn.use_websockets()
             self.counters["connections"] += 1
             await binary_shell.serve(self, conn, session)
             return
-        conn.use_batches(self.spec["max_message"])
-        client = Client(conn, session, asyncio.Queue(self.spec["send_queue"]))
+        conn.use_batches(self.cfg.max_message)
+        client = Client(conn, session, asyncio.Queue(self.cfg.send_queue))
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
         self.counters["connections"] += 1
@@ -256,7 +257,7 @@ class Server:
                 if s.dropped != s.reported_dropped and client.queue.qsize() < client.queue.maxsize // 2:
                     s.reported_dropped = s.dropped
                     self._offer(client, dumps({"dropped": s.dropped}))
-            await asyncio.sleep(self.spec["push_interval"])
+            await asyncio.sleep(self.cfg.push_interval)
 
     async def refresh_loop(self) -> None:
         while True:
@@ -302,19 +303,19 @@ class Server:
     # -- running ---------------------------------------------------------------------------
     async def run(self, stop: Callable[[], bool]) -> None:
         tls = None
-        if self.spec["tls_cert"]:
+        if self.cfg.tls_cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            tls.load_cert_chain(self.spec["tls_cert"], self.spec["tls_key"])
+            tls.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
         tasks = [asyncio.create_task(c()) for c in (self.hub.replies, self.bus_loop,
                                                      self.push_loop, self.refresh_loop)]
-        async with serve(self.handler, self.spec["host"], self.spec["port"],
-                         process_request=self.process_request, max_size=self.spec["max_message"],
+        async with serve(self.handler, self.cfg.host, self.cfg.port,
+                         process_request=self.process_request, max_size=self.cfg.max_message,
                          select_subprotocol=select_subprotocol,
-                         ping_interval=self.spec["ping_interval"], ping_timeout=self.spec["ping_timeout"],
+                         ping_interval=self.cfg.ping_interval, ping_timeout=self.cfg.ping_timeout,
                          compression=None, ssl=tls, server_header="rtoc",
                          create_connection=BatchConnection) as server:
-            port = server.sockets[0].getsockname()[1] if server.sockets else self.spec["port"]
-            url = f"{'https' if tls else 'http'}://{_host(self.spec['host'])}:{port}/"
+            port = server.sockets[0].getsockname()[1] if server.sockets else self.cfg.port
+            url = f"{'https' if tls else 'http'}://{_host(self.cfg.host)}:{port}/"
             log.info("websocket server on %s", url)
             # not awaited here: a stop ordered while the supervisor is busy stopping (and
             # not answering) must not wait for the hello's time-out
@@ -343,22 +344,21 @@ def _address(conn: ServerConnection) -> str:
     return str(addr[0]) if isinstance(addr, tuple) and addr else "unknown"
 
 
-def main(spec: dict) -> None:
-    """Entry point of the websocket process (spawned by the supervisor)."""
-    stop = start_child("websocket", spec.get("log_level", "INFO"), spec["parent_pid"])
+def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.asyncio.Context) -> int:
+    """The websocket process's life (see :func:`run_child`)."""
+    cfg = spec.config.websocket
     warm_up()
-    ctx = zmq.asyncio.Context()
-    server = Server(spec, ctx)
-    code = 1
+    server = Server(cfg, spec.endpoints, ctx)
     try:
         asyncio.run(server.run(stop.is_set))
-        code = 0
+        return 0
     except OSError as exc:
-        log.error("websocket server cannot listen on %s:%s: %s", spec["host"], spec["port"], exc)
-    except Exception:
-        log.exception("websocket server crashed")
+        log.error("websocket server cannot listen on %s:%s: %s", cfg.host, cfg.port, exc)
+        return 1
     finally:
         server.close()
-        ctx.term()
-    sys.exit(code)
 
+
+def main(spec: ChildSpec) -> None:
+    """Entry point of the websocket process (spawned by the supervisor)."""
+    run_child(spec, _serve, zmq.asyncio.Context)

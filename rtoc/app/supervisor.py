@@ -9,22 +9,24 @@ engine (which drains the rings), then it removes the folder.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
 from rtoc import __version__, loader, wire
+from rtoc.app.children import Child, ChildTable
 from rtoc.app.restart import RestartPolicy
 from rtoc.config import Config, error_at
 from rtoc.errors import (
     ArchiveOff,
+    BadRequest,
     DriverNotFound,
     DriverNotRunning,
     EngineUnavailable,
@@ -40,7 +42,7 @@ from rtoc.frontends.automation import host as automation_host
 from rtoc.frontends.websocket import server as websocket_server
 from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
-from rtoc.pipeline.child import sigint_ignored_by_children
+from rtoc.pipeline.child import ChildSpec, sigint_ignored_by_children
 from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
 from rtoc.pipeline.registry import Instance, SignalRegistry
 from rtoc.pipeline.resampler import warm_up as resampler_warm_up
@@ -50,39 +52,6 @@ log = logging.getLogger(__name__)
 POLL_MS = 50
 FORWARD_TIMEOUT = 10.0
 MAX_PER_TURN = 1000  # requests handled per loop turn, so reaping and restarts never starve
-
-
-@dataclass
-class Child:
-    """One child process and what the supervisor knows of it."""
-
-    name: str
-    kind: str                     # "engine" or "driver"
-    target: Any
-    spec: dict
-    policy: RestartPolicy
-    process: multiprocessing.process.BaseProcess | None = None
-    state: str = "stopped"        # starting, running, backoff, failed, stopped
-    wanted: bool = True
-    started_at: float = 0.0
-    next_start: float | None = 0.0
-    restarts: int = 0
-    last_exit: int | None = None
-    description: dict = field(default_factory=dict)
-
-    @property
-    def identity(self) -> bytes:
-        if self.kind == "driver":
-            return f"driver:{self.name}".encode()
-        return self.name.encode()  # the engine, the archiver: b"engine", b"archiver"
-
-    def info(self, now: float) -> dict:
-        alive = self.process is not None and self.process.is_alive()
-        return {"name": self.name, "kind": self.kind, "state": self.state,
-                "pid": self.process.pid if alive else None,
-                "uptime": now - self.started_at if alive else 0.0,
-                "restarts": self.restarts, "last_exit": self.last_exit,
-                **({"url": self.description["url"]} if self.kind == "frontend" and "url" in self.description else {})}
 
 
 def validate_drivers(config: Config) -> None:
@@ -103,6 +72,16 @@ def validate_drivers(config: Config) -> None:
                 raise error_at(config, str(exc), f"drivers[{i}].params.{name}") from None
 
 
+def _number(msg: dict, key: str, default: float) -> float:
+    """A request's positive, finite number field (missing, null or 0: ``default``)."""
+    value = msg.get(key) or default
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"{key!r} must be a number, not {type(value).__name__}")
+    if not 0 < value < math.inf:
+        raise BadRequest(f"{key!r} must be a positive, finite number, not {value!r}")
+    return float(value)
+
+
 class Supervisor:
     def __init__(self, config: Config):
         self.config = config
@@ -110,7 +89,9 @@ class Supervisor:
                                             config.bus.inbox)
         self.instance = Instance(config.instance)
         self.mp = multiprocessing.get_context("spawn")
-        self.children: dict[str, Child] = {}
+        self.table = ChildTable(config.supervisor.burst_seconds)
+        self.children = self.table.children  # name -> Child
+        self.procs: dict[str, multiprocessing.process.BaseProcess] = {}  # name -> running process
         self.pending: dict[str, tuple[bytes, Any, float, str]] = {}  # forwarded rid -> client
         self.engine_stats: dict[str, dict] = {}
         self.started = time.time()
@@ -118,41 +99,27 @@ class Supervisor:
         self.exit_code = 0
         self.dropped_replies = 0
         self._fwd = 0
+        self.ops = self._op_table()
 
     # -- start-up ----------------------------------------------------------------
-    def _spec(self, **extra) -> dict:
-        return {"parent_pid": os.getpid(), "log_level": self.config.log_level,
-                "endpoints": self.endpoints, **extra}
+    def _add(self, name: str, kind: str, target: Any, role: str, **fields: Any) -> Child:
+        spec = ChildSpec(role, os.getpid(), self.endpoints, self.config, fields.pop("driver", None))
+        child = Child(name, kind, target, spec, RestartPolicy(self.config.supervisor), **fields)
+        self.table.add(child)
+        return child
 
     def _build_children(self) -> None:
         cfg = self.config
-        rules = {"path": str(cfg.rules_path), "events": [r.to_dict() for r in cfg.events],
-                 "actions": [r.to_dict() for r in cfg.actions]}
-        self.children["engine"] = Child("engine", "engine", engine.main,
-                                        self._spec(engine=dataclasses.asdict(cfg.engine), rules=rules),
-                                        RestartPolicy(cfg.supervisor))
+        self._add("engine", "engine", engine.main, "engine")
         for d in cfg.drivers:
-            spec = self._spec(name=d.name, driver=d.driver, params=dict(d.params),
-                              ring_seconds=d.ring_seconds, data_dir=str(cfg.data_path))
-            self.children[d.name] = Child(d.name, "driver", driver_host.main, spec,
-                                          RestartPolicy(cfg.supervisor), wanted=d.autostart,
-                                          next_start=0.0 if d.autostart else None)
+            self._add(d.name, "driver", driver_host.main, f"driver:{d.name}", driver=d,
+                      wanted=d.autostart, next_start=0.0 if d.autostart else None)
         if cfg.archive.enabled:
-            a = cfg.archive
-            spec = self._spec(backend=a.backend, path=str(cfg.archive_path), dsn=a.dsn, schema=a.schema,
-                              spool=str(cfg.spool_path), flush_interval=a.flush_interval,
-                              max_batch=a.max_batch, retention_days=a.retention_days)
-            self.children["archiver"] = Child("archiver", "frontend", archive_process.main, spec,
-                                              RestartPolicy(cfg.supervisor))
+            self._add("archiver", "frontend", archive_process.main, "archiver")
         if cfg.websocket.enabled:
-            self.children["websocket"] = Child("websocket", "frontend", websocket_server.main,
-                                               self._spec(**dataclasses.asdict(cfg.websocket)),
-                                               RestartPolicy(cfg.supervisor))
-        folder = cfg.automation_path
-        if cfg.automation.enabled and has_automations(folder):
-            self.children["automation"] = Child("automation", "frontend", automation_host.main,
-                                                self._spec(folder=str(folder)),
-                                                RestartPolicy(cfg.supervisor))
+            self._add("websocket", "frontend", websocket_server.main, "websocket")
+        if cfg.automation.enabled and has_automations(cfg.automation_path):
+            self._add("automation", "frontend", automation_host.main, "automation")
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; returns the exit status."""
@@ -202,16 +169,13 @@ class Supervisor:
 
     # -- the loop ----------------------------------------------------------------
     def _loop(self) -> None:
-        engine_child = self.children["engine"]
         while not self.stopping:
             now = time.monotonic()
-            for child in self.children.values():
-                if child.process is not None and not child.process.is_alive():
-                    self._exited(child, now)
-                if child.wanted and child.process is None and child.next_start is not None \
-                        and now >= child.next_start:
-                    if child.kind == "engine" or engine_child.state == "running":
-                        self._start(child, now)  # drivers wait for the engine
+            for name, proc in list(self.procs.items()):
+                if not proc.is_alive():
+                    self._exited(self.children[name], now)
+            for child in self.table.due(now):
+                self._start(child, now)
             self._expire(now)
             try:
                 if self.router.poll(POLL_MS):
@@ -224,50 +188,29 @@ class Supervisor:
                     raise
 
     def _start(self, child: Child, now: float) -> None:
-        child.process = self.mp.Process(target=child.target, args=(child.spec,),
-                                        name=f"rtoc-{child.kind}-{child.name}")
+        proc = self.mp.Process(target=child.target, args=(child.spec,),
+                               name=f"rtoc-{child.kind}-{child.name}")
         with sigint_ignored_by_children(self._on_signal):
-            child.process.start()
-        # a frontend has no hello: it runs once started (a driver or the engine says so)
-        state = "running" if child.kind == "frontend" else "starting"
-        child.state, child.started_at, child.next_start = state, now, None
-        child.policy.started(now)
-        log.info("%s %s started (pid %d)", child.kind, child.name, child.process.pid)
+            proc.start()
+        self.procs[child.name] = proc
+        self.table.started(child, proc.pid, now)
+        log.info("%s %s started (pid %d)", child.kind, child.name, proc.pid)
 
     def _exited(self, child: Child, now: float) -> None:
-        code = child.process.exitcode
-        child.process.join()
-        child.process.close()
-        child.process, child.last_exit = None, code
-        uptime = now - child.started_at
+        proc = self.procs.pop(child.name)
+        code = proc.exitcode
+        proc.join()
+        proc.close()
         self._fail_pending(child)
-        if not child.wanted:
-            child.state = "stopped"
-            log.info("%s %s stopped", child.kind, child.name)
-        else:
-            at = child.policy.exited(now, uptime)
-            how = f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}"
-            if at is None and child.kind == "engine":
-                child.state, child.wanted = "failed", False
-                log.error("engine failed: started %d times within %g s, last exit %s; without it "
-                          "no data flows, so the instance stops (exit status 1)",
-                          len(child.policy.starts), self.config.supervisor.burst_seconds, how)
-                self.stopping, self.exit_code = True, 1
-            elif at is None:
-                child.state, child.wanted = "failed", False
-                log.error("%s %s failed: started %d times within %g s, last exit %s; giving up "
-                          "('rtoc start %s' tries again)", child.kind, child.name,
-                          len(child.policy.starts), self.config.supervisor.burst_seconds, how, child.name)
-            else:
-                child.state, child.next_start = "backoff", at
-                child.restarts += 1
-                log.warning("%s %s exited (%s) after %.1f s; restarting in %.1f s",
-                            child.kind, child.name, how, uptime, at - now)
+        outcome = self.table.exited(child, code, now)
+        log.log(outcome.level, "%s", outcome.message)
+        if outcome.stop_instance:
+            self.stopping, self.exit_code = True, 1
         self._meta("child_state", name=child.name, role=child.kind, state=child.state,
                    exit=code, restarts=child.restarts)
 
     def _stop_child(self, child: Child, timeout: float) -> None:
-        p = child.process
+        p = self.procs.get(child.name)
         if p is None:
             return
         p.terminate()
@@ -284,11 +227,11 @@ class Supervisor:
         # the automation first: it is a client of the drivers, and while stopping the
         # supervisor answers no requests, so it would block until killed
         auto = self.children.get("automation")
-        if auto is not None and auto.process is not None:
+        if auto is not None:
             self._stop_child(auto, budget / 4)
-        drivers = [c for c in self.children.values() if c.kind == "driver" and c.process]
+        drivers = [c for c in self.table.of_kind("driver") if c.name in self.procs]
         for c in drivers:
-            c.process.terminate()  # all at once, then wait
+            self.procs[c.name].terminate()  # all at once, then wait
         t0 = time.monotonic()
         deadline = t0 + budget / 2
         for c in drivers:
@@ -298,16 +241,17 @@ class Supervisor:
             self._stop_child(self.children["engine"], budget / 2)
             log.info("engine stopped after draining, %.2f s after the drivers' stop began",
                      time.monotonic() - t0)
-        frontends = [c for c in self.children.values() if c.kind == "frontend" and c.process
-                     and c.name != "automation"]
+        frontends = [c for c in self.table.of_kind("frontend")
+                     if c.name in self.procs and c.name != "automation"]
         for c in frontends:  # last: they take what the engine published while draining
-            c.process.terminate()
+            self.procs[c.name].terminate()
         for c in frontends:
             self._stop_child(c, budget / 2)
+        for name, proc in self.procs.items():
+            proc.join(0)
+            self.children[name].pid = None
+        self.procs.clear()
         for c in self.children.values():
-            if c.process is not None:
-                c.process.join(0)
-                c.process = None
             c.state = "stopped"
 
     # -- control -----------------------------------------------------------------
@@ -341,44 +285,54 @@ class Supervisor:
         try:
             msg = wire.unpack(body)
         except ValueError as exc:
-            self._send(identity, {"ok": False, "error": {"code": "bad_request", "message": str(exc)}},
-                       delimiter)
+            self._send(identity, error_reply(BadRequest(str(exc))), delimiter)
             return
         rid = msg.get("rid")
         try:
             if "re" in msg and "op" not in msg:  # a child answering a forwarded request
-                if self._child_of(identity) is not None and isinstance(msg["re"], str):
+                if self.table.by_identity(identity) is not None and isinstance(msg["re"], str):
                     self._forwarded_reply(msg)
                 return
-            if not isinstance(msg.get("op"), str):
-                raise ValueError("a request needs 'op' (a string)")
             reply = self._handle(identity, msg)
-        except RtocError as exc:
+        except RtocError as exc:  # the request's fault (BadRequest ...) or a refusal
             reply = error_reply(exc)
-        except (KeyError, TypeError, ValueError) as exc:
-            reply = {"ok": False, "error": {"code": "bad_request", "message": f"{type(exc).__name__}: {exc}"}}
-        except Exception as exc:  # no request may take the supervisor down
+        except Exception as exc:  # our bug: logged, and no request may take the supervisor down
             log.exception("request %r failed", msg.get("op"))
             reply = {"ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
         if reply is not None:
             self._send(identity, {"re": rid, **reply}, delimiter)
 
-    def _child_of(self, identity: bytes) -> Child | None:
-        if identity in (b"engine", b"archiver", b"websocket"):
-            return self.children.get(identity.decode())
-        if identity.startswith(b"driver:"):
-            return self.children.get(identity[7:].decode())
-        return None
+    def _op_table(self) -> dict[str, Callable[[bytes, dict], dict | None]]:
+        """Every op a client may send, and its handler (each returns the reply, or None
+        when a child answers later)."""
+        to_engine, to_archiver = self._to_engine, self._to_archiver
+        return {
+            "ping": self._op_ping, "status": self._op_status, "signals": self._op_signals,
+            "drivers": self._op_drivers, "start": self._op_start, "stop": self._op_stop,
+            "restart": self._op_restart, "call": self._op_call, "set": self._op_set,
+            "create_signal": self._op_create_signal, "remove_signal": self._op_remove_signal,
+            # events and rules live in the engine
+            "events": to_engine, "rules": to_engine, "rule_put": to_engine,
+            "rule_enable": to_engine, "rule_remove": to_engine,
+            # history, export, import and queries are the archiver's
+            "history": to_archiver, "archive_status": to_archiver, "archive_signals": to_archiver,
+            "archive_events": to_archiver, "query": to_archiver, "import": to_archiver,
+        }
+
+    # ops only a child sends about itself
+    CHILD_OPS = ("hello", "driver_state", "engine_stats", "create_signal")
 
     def _handle(self, identity: bytes, msg: dict) -> dict | None:
         op = msg.get("op")
-        child = self._child_of(identity)
-        if child is not None and op in ("hello", "driver_state", "engine_stats", "create_signal"):
+        if not isinstance(op, str):
+            raise BadRequest("a request needs 'op' (a string)")
+        child = self.table.by_identity(identity)
+        if child is not None and op in self.CHILD_OPS:
             return self._from_child(child, op, msg)
-        handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+        handler = self.ops.get(op)
         if handler is None:
-            return {"ok": False, "error": {"code": "unknown_op", "message": f"unknown op {op!r}; known: "
-                                           + ", ".join(sorted(n[4:] for n in dir(self) if n.startswith("_op_")))}}
+            return {"ok": False, "error": {"code": "unknown_op", "message": f"unknown op {op!r}; "
+                                           f"known: {', '.join(sorted(self.ops))}"}}
         return handler(identity, msg)
 
     def _from_child(self, child: Child, op: str, msg: dict) -> dict | None:
@@ -419,20 +373,15 @@ class Supervisor:
         fields = {k: v for k, v in msg.items() if k not in ("op", "rid")}
         return self._forward_to(child, identity, msg, msg["op"], **fields)
 
-    _op_events = _op_rules = _op_rule_put = _op_rule_enable = _op_rule_remove = _to_engine
-
     def _to_archiver(self, identity: bytes, msg: dict) -> dict | None:
         """History, export, import and queries are the archiver's: pass them on."""
         child = self.children.get("archiver")
         if child is None:
             raise ArchiveOff("the archive is disabled ([archive] enabled = false)")
-        if child.process is None:
+        if child.pid is None:
             raise EngineUnavailable(f"the archiver is {child.state}; try again")
         fields = {k: v for k, v in msg.items() if k not in ("op", "rid")}
         return self._forward_to(child, identity, msg, msg["op"], **fields)
-
-    _op_history = _op_archive_status = _op_archive_signals = _op_archive_events = _to_archiver
-    _op_query = _op_import = _to_archiver
 
     def _forward_to(self, child: Child, identity: bytes, msg: dict, op: str, **fields) -> dict | None:
         self._fwd += 1
@@ -490,7 +439,7 @@ class Supervisor:
         for c in self.children.values():
             if c.kind == "driver":
                 d = c.description
-                out.append({**c.info(now), "driver": c.spec["driver"], "autostart": c.wanted,
+                out.append({**c.info(now), "driver": c.spec.driver.driver if c.spec.driver else "", "autostart": c.wanted,
                             "parameters": d.get("parameters", []), "functions": d.get("functions", [])})
         return {"ok": True, "drivers": out}
 
@@ -503,16 +452,14 @@ class Supervisor:
 
     def _op_start(self, identity: bytes, msg: dict) -> dict:
         child = self._driver_child(msg)
-        if child.process is None:
-            child.wanted, child.next_start = True, time.monotonic()
-            child.policy.reset()
+        self.table.start_wanted(child, time.monotonic())
         return {"ok": True, "state": child.state}
 
     def _op_stop(self, identity: bytes, msg: dict) -> dict:
         child = self._driver_child(msg)
-        child.wanted, child.next_start = False, None
+        self.table.unwant(child)
         self._stop_child(child, self.config.supervisor.stop_timeout / 2)
-        if child.process is not None:
+        if child.name in self.procs:
             self._exited(child, time.monotonic())
         child.state = "stopped"  # also when it was waiting in back-off or had failed
         return {"ok": True, "state": child.state}
@@ -557,7 +504,7 @@ class Supervisor:
     def _claim(self, owner: str, msg: dict) -> dict:
         entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
                                              str(msg.get("unit") or ""), owner,
-                                             float(msg.get("rate") or 1.0), float(msg.get("seconds") or 4.0))
+                                             _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0))
         if created:
             self._send(b"engine", {"op": "signal_added", "signal": entry.info()})
         return {"ok": True, **entry.info(), "seq": entry.ring.committed}

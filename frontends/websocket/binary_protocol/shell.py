@@ -107,14 +107,14 @@ class BinClient:
 
 class Binary:
     """The binary connections of one websocket server. ``hub`` is the server's
-    :class:`hub.Hub` (the core's World); ``spec`` its config section (``max_message``)."""
+    :class:`hub.Hub` (the core's World); ``max_message`` the server's frame limit (bytes)."""
 
-    def __init__(self, hub: Any, spec: dict, max_frame: int = MAX_FRAME,
+    def __init__(self, hub: Any, max_message: int = 0, max_frame: int = MAX_FRAME,
                  queue_bytes: int = QUEUE_BYTES):
         self.fanout = BinaryFanout()
         self.proto = BinaryProtocol(hub)
         self.clients: dict[BinSession, BinClient] = {}
-        self.max_frame = max(int(spec.get("max_message", 0)), max_frame)
+        self.max_frame = max(max_message, max_frame)
         self.queue_bytes = queue_bytes
         self.counters = {"connections": 0, "frames_in": 0, "frames_out": 0, "frames_dropped": 0}
 
