@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from rtoc.pipeline.action_book import ActionBook
 from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.reactions import OPS as REACTION_OPS
@@ -39,7 +40,6 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters (glibc mallo
 MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tick
 FAILED = "rtoc.action_failed"  # the id of the event an action's failure raises
 MAX_MESSAGES = 32  # control/inbox messages handled per socket per loop turn
-MAX_UNWRITTEN = 10_000  # samples an action may queue for a signal whose ring is not claimed yet
 VIEW_EVERY = 0.05  # s between view/aggregate messages of a signal (20 frames/s is plenty)
 
 
@@ -154,9 +154,7 @@ class EngineProcess:
         self.reactions = Reactions(rules_path, events, actions, cfg.event_history,
                                    cfg.sync_timeout, cfg.max_event_rate)
         self.writers: dict[str, RingWriter] = {}            # signals actions write to
-        self.unwritten: dict[str, list[tuple[float, float]]] = {}  # ... waiting for their ring
-        self.requests: dict[str, tuple[Effect, float, str]] = {}  # rid -> (effect, sent, event id)
-        self._rid = 0
+        self.book = ActionBook(f"act-{os.getpid()}")          # requests and samples in flight
         self.resamplers: dict[int, Resampler] = {}
         self.pub = Publisher(ctx, endpoints["data"])
         self.inbox = ctx.socket(zmq.PULL)
@@ -260,17 +258,14 @@ class EngineProcess:
             self._request(req, eff, ev.id)
 
     def _request(self, req: dict, eff: Effect, cause: str) -> None:
-        self._rid += 1
-        rid = f"act-{os.getpid()}-{self._rid}"  # never matches a reply meant for an earlier engine
         now = time.monotonic()
-        for old, (e, since, _) in list(self.requests.items()):  # never answered: forget
-            if now - since > 60:
-                del self.requests[old]
-                self._failed(e, "no reply within 60 s", cause)
+        for p in self.book.expired(now):  # never answered: forget
+            self._failed(p.effect, f"no reply within {self.book.expire:g} s", p.cause)
+        rid = self.book.ask(eff, cause, now)
         try:
             self.ctrl.send(wire.pack({**req, "rid": rid}), zmq.NOBLOCK)
-            self.requests[rid] = (eff, now, cause)
         except (zmq.Again, ValueError, TypeError) as exc:
+            self.book.forget(rid)
             self._failed(eff, f"could not send the request: {exc}", cause)
 
     def _write(self, eff: Effect, cause: str) -> None:
@@ -279,41 +274,36 @@ class EngineProcess:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self._failed(eff, f"the value {value!r} is not a number", cause)
             return
-        sample = (time.time(), float(value))
+        t = time.time()
         writer = self.writers.get(name)
         if writer is not None:
-            writer.write(np.array([sample[0]]), np.array([sample[1]]))
+            writer.write(np.array([t]), np.array([float(value)]))
             return
-        queue = self.unwritten.setdefault(name, [])
-        if len(queue) >= MAX_UNWRITTEN:
-            del queue[0]  # the ring never came: keep the newest (the failure was reported)
-        queue.append(sample)
-        if len(queue) == 1:  # ask for the ring once
+        if self.book.queue(name, t, float(value)):  # ask for the ring once
             self._request({"op": "create_signal", "device": eff.device, "signal": eff.name}, eff, cause)
 
     def _reply(self, msg: dict) -> None:
         """A reply to one of the engine's own requests (an action's call/set/claim)."""
-        entry = self.requests.pop(msg.get("re"), None)
-        if entry is None:
+        pending = self.book.answered(msg.get("re"))
+        if pending is None:
             return
-        eff, _, cause = entry
+        eff, cause = pending.effect, pending.cause
         if not msg.get("ok"):
             err = msg.get("error") or {}
             self._failed(eff, f"{err.get('code', 'error')}: {err.get('message', '')}", cause)
         elif eff.kind == "write":
             name = f"{eff.device}.{eff.name}"
             writer = self.writers[name] = RingWriter(Ring.open(msg["path"]))
-            samples = self.unwritten.pop(name, [])
-            if samples:
-                t, y = np.array(samples).T
-                writer.write(np.ascontiguousarray(t), np.ascontiguousarray(y))
+            waiting = self.book.take_unwritten(name)
+            if waiting is not None:
+                writer.write(*waiting)
 
     def _failed(self, eff: Effect, why: str, cause: str) -> None:
         target = f"{eff.device}.{eff.name}" if eff.device else ""
         text = f"action {eff.action!r}: {eff.kind} {target} failed: {why}"
         log.warning("%s", text)
         if eff.kind == "write":  # the claim failed: the queued samples cannot be written
-            self.unwritten.pop(target, None)
+            self.book.drop_unwritten(target)
         ev = Event(time.time(), text, priority=1, id=FAILED, extra={"action": eff.action})
         if cause == FAILED:  # a failure while handling a failure: list it, run no action on it
             self.reactions.log.add(ev)
