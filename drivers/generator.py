@@ -82,7 +82,7 @@ class Generator(Driver):
         self._t0, self._k, self._rate = t0, 0, self.samplerate
 
     def parameter_changed(self, name: str, value) -> None:
-        if name == "samplerate" and hasattr(self, "_t0"):
+        if name == "samplerate":  # the hook runs only after setup(): _t0 is there
             # go on from the next sample of the old rate, at the new rate
             self._restart_clock(self._t0 + self._k / self._rate if self._k else self._clock())
 
@@ -91,8 +91,6 @@ class Generator(Driver):
         return self.signal or WAVEFORMS[self.waveform]
 
     def poll(self) -> None:
-        if not hasattr(self, "_t0"):
-            self.setup()
         rate = self._rate
         due = samples_due(self._t0, rate, self._clock())
         if due - self._k > MAX_CATCH_UP * rate:  # after a long stall: skip, don't flood

@@ -47,6 +47,8 @@ class Remote(Driver):
     prefix = Parameter("", "Text put before each remote name in the local signal name")
     reconnect = Parameter(5.0, "Seconds between connection attempts", min=0.1)
 
+    _client: Client | None = None  # until setup(); close() may run without it
+
     def setup(self) -> None:
         password = os.environ.get(self.password_env, "") if self.password_env else self.password
         self._client = Client(self.url, self.user or None, password or None, self.encrypt,
@@ -67,8 +69,6 @@ class Remote(Driver):
         return "*" if text == "*" else [n.strip() for n in text.split(",") if n.strip()]
 
     def poll(self) -> None:
-        if not hasattr(self, "_client"):
-            self.setup()
         c = self._client
         if not self._subscribed:
             if not c.connected:
@@ -115,9 +115,9 @@ class Remote(Driver):
             self.debug(f"unit look-up failed: {exc}")
 
     def close(self) -> None:
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     @function
     def stats(self) -> dict:

@@ -28,8 +28,6 @@ class System(Driver):
                 disk.read_bytes if disk else 0, disk.write_bytes if disk else 0)
 
     def poll(self) -> None:
-        if not hasattr(self, "_last"):
-            self.setup()
         now = self._clock()
         values = [psutil.cpu_percent(None), psutil.virtual_memory().percent, os.getloadavg()[0]]
         names = ["CPU", "Memory", "Load"]

@@ -15,6 +15,7 @@ driver process (rings) or :mod:`rtoc.testing` (memory). The names RTOC plugin au
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 import threading
@@ -26,11 +27,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rtoc.errors import FunctionNotFound, ParameterError, SampleError
+from rtoc.errors import DriverError, FunctionNotFound, ParameterError, SampleError
 from rtoc.model import Event, as_batch, check_part
 from rtoc.params import Parameter, ParamStore, describe_function
 
 FLUSH_SAMPLES = 4096  # a single-sample buffer is handed to the sink at this size
+
+# Where a driver is in its life: setup() not run (yet, or again after close()), running
+# now, completed, or raised.
+_PENDING, _RUNNING, _DONE, _FAILED = "pending", "running", "done", "failed"
 
 
 class SignalWriter(Protocol):
@@ -70,6 +75,41 @@ def construct(cls: type[Driver], ctx: DriverContext) -> Driver:
         return cls()
     finally:
         current_context.reset(token)
+
+
+def _tracked_setup(fn: Callable) -> Callable:
+    """``fn`` (a driver's ``setup``) recording that it ran, wherever it is called from (a
+    host, ``ensure_setup``, the driver itself), so the base class never runs it again."""
+
+    @functools.wraps(fn)
+    def setup(self: Driver, *args: Any, **kwargs: Any) -> Any:
+        if self._setup_state == _RUNNING:  # super().setup() inside a subclass's setup
+            return fn(self, *args, **kwargs)
+        self._setup_state, self._setup_error = _RUNNING, None
+        try:
+            result = fn(self, *args, **kwargs)
+        except BaseException as exc:
+            self._setup_state, self._setup_error = _FAILED, exc
+            raise
+        self._setup_state = _DONE
+        return result
+
+    setup.__rtoc_tracked__ = True
+    return setup
+
+
+def _tracked_close(fn: Callable) -> Callable:
+    """``fn`` (a driver's ``close``) after which the next tick or function sets up again."""
+
+    @functools.wraps(fn)
+    def close(self: Driver, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            self._setup_state, self._setup_error = _PENDING, None
+
+    close.__rtoc_tracked__ = True
+    return close
 
 
 class _Buffer:
@@ -124,10 +164,29 @@ class Driver:
     Class attributes: ``samplerate`` (Hz of the timer; a Parameter), ``autostart``.
     Hooks: ``setup()`` (after parameters are applied, in the driver's process),
     ``poll()`` (each timer tick), ``close()`` (on stop), ``parameter_changed(name, value)``.
+
+    The base class guarantees that ``setup()`` has completed, once, before it runs any of
+    the driver's other code: a timer tick (``poll`` or the ``setPerpetualTimer`` function),
+    ``parameter_changed``, a function called through ``call_function``. A host normally
+    calls ``ensure_setup()`` before ``start()``; if it did not, the first tick or function
+    call runs ``setup()`` first. A parameter set before ``setup()`` is only stored (setup
+    reads it), without the hook. If ``setup()`` raised, none of that code runs: each later
+    attempt raises :class:`DriverError` from the original error. ``close()`` ends the set-up
+    life: a tick or function after it runs ``setup()`` again.
     """
 
     samplerate = Parameter(1.0, "Rate of the driver's timer (poll) in Hz", min=1e-6, max=1e7)
     expose_public_methods = False  # LoggerPlugin sets this: every public method is a function
+    _setup_state = _PENDING   # per instance once setup() was called
+    _setup_error: BaseException | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # getattr, not vars: a setup() from a mixin before Driver in the MRO counts too
+        for name, track in (("setup", _tracked_setup), ("close", _tracked_close)):
+            fn = getattr(cls, name)
+            if not getattr(fn, "__rtoc_tracked__", False):
+                setattr(cls, name, track(fn))
 
     def __init__(self, *args: Any, context: DriverContext | None = None, **kwargs: Any):
         ctx = context or current_context.get(None)
@@ -151,14 +210,32 @@ class Driver:
             self._timer = _Timer(self.poll, 1.0 / self.tick_rate())
 
     # -- lifecycle ---------------------------------------------------------------
+    @_tracked_setup
     def setup(self) -> None:
-        """Called once in the driver's process, after parameters are applied."""
+        """Called once in the driver's process, after parameters are applied, before any
+        tick, ``parameter_changed`` or function call."""
 
     def poll(self) -> None:
         """Called at ``samplerate`` Hz while running, when a subclass defines it."""
 
+    @_tracked_close
     def close(self) -> None:
-        """Called when the driver stops: release hardware here."""
+        """Called when the driver stops: release hardware here. It may run on a driver whose
+        ``setup()`` never ran or raised, so release only what was acquired."""
+
+    def ensure_setup(self) -> None:
+        """Run ``setup()`` unless it has completed: hosts call this before ``start()``; the
+        base class calls it before each tick and function call. A ``setup()`` that raised
+        is not retried (until ``close()``): this raises :class:`DriverError` from its error.
+        """
+        state = self._setup_state
+        if state == _DONE or state == _RUNNING:  # _RUNNING: setup() itself got here
+            return
+        if state == _FAILED:
+            exc = self._setup_error
+            raise DriverError(f"{self._ctx.name}: setup() failed, so the driver does not run: "
+                              f"{type(exc).__name__}: {exc}", self._ctx.name) from exc
+        self.setup()
 
     def tick_rate(self) -> float:
         """Rate of the timer in Hz; drivers that produce blocks override this."""
@@ -330,6 +407,8 @@ class Driver:
         """Run the timer if it is due at ``now``, then flush buffered samples."""
         tm = self._timer
         if self.run and tm is not None and tm.due(now):
+            if self._setup_state != _DONE:
+                self.ensure_setup()
             tm.fn()
             tm.advance(now)
         self.flush()
@@ -361,7 +440,8 @@ class Driver:
         return table
 
     def parameter_changed(self, name: str, value: Any) -> None:
-        """Hook: a parameter was set (locally or remotely) to a new, validated value."""
+        """Hook: a parameter was set (locally or remotely) to a new, validated value.
+        Called only once ``setup()`` has completed; a value set before is just stored."""
 
     def set_parameter(self, name: str, value: Any) -> Any:
         spec = self.parameter_specs().get(name)
@@ -381,6 +461,7 @@ class Driver:
             inspect.signature(bound).bind(*(args or []), **(kwargs or {}))
         except TypeError as exc:
             raise ParameterError(f"{self._ctx.name}.{name}: {exc}", self._ctx.name) from exc
+        self.ensure_setup()
         return _plain(bound(*(args or []), **(kwargs or {})))
 
     def describe(self) -> dict:
@@ -415,7 +496,8 @@ class Driver:
     def _parameter_set(self, spec: Parameter, value: Any) -> None:
         if spec.persist:
             self._ctx.store.save(spec.name, value, dict(self._ctx.options).get(spec.name))
-        self.parameter_changed(spec.name, value)
+        if self._setup_state == _DONE:  # before (or during) setup() the value is only stored
+            self.parameter_changed(spec.name, value)
         if self._timer is not None:  # tick_rate() may depend on any parameter
             period = 1.0 / self.tick_rate()
             if period != self._timer.period:

@@ -85,12 +85,13 @@ class DriverRun:
 
 def make_driver(cls: type[Driver], name: str | None = None, options: Mapping[str, Any] | None = None,
                 clock: FakeClock | None = None, sink: MemorySink | None = None) -> DriverRun:
-    """Construct ``cls`` on a memory sink and a fake clock, call ``setup`` and ``start``."""
+    """Construct ``cls`` on a memory sink and a fake clock, set it up and ``start`` it, as
+    the driver process does (``setup`` runs once, even if the driver's own code ran it)."""
     clock = clock or FakeClock()
     sink = sink or MemorySink(name or cls.__name__)
     ctx = DriverContext(name=name or cls.__name__, sink=sink, options=dict(options or {}), clock=clock)
     driver = construct(cls, ctx)
-    driver.setup()
+    driver.ensure_setup()
     driver.start()
     return DriverRun(driver, sink, clock)
 
@@ -104,7 +105,8 @@ def run_driver(cls: type[Driver], ticks: int = 10, name: str | None = None,
 
 
 def advance(run: DriverRun, ticks: int) -> DriverRun:
-    """Run the next ``ticks`` timer ticks, moving the fake clock to each deadline."""
+    """Run the next ``ticks`` timer ticks, moving the fake clock to each deadline (a driver
+    not set up yet is set up before its first tick, by the base class)."""
     d = run.driver
     for _ in range(ticks):
         deadline = d.next_deadline()

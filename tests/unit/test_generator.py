@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rtoc.drivers.generator import MAX_CATCH_UP, WAVEFORMS, Generator, waveform
 
+from rtoc.driver import DriverContext, construct
 from rtoc.errors import ParameterError
-from rtoc.testing import DriverRun, FakeClock, advance, make_driver, run_driver
+from rtoc.testing import DriverRun, FakeClock, MemorySink, advance, make_driver, run_driver
 
 T0 = 1_700_000_000.0  # multiples of 1/8 s are exact at this magnitude
 
@@ -290,3 +291,36 @@ def test_parameter_bounds() -> None:
         gen(block_rate=5000.0)
     with pytest.raises(ParameterError):
         gen(waveform="sinc")
+
+
+def unset_generator(start: float = T0) -> DriverRun:
+    """A Generator built as hosts build it, neither set up nor started."""
+    sink, clock = MemorySink("Generator"), FakeClock(start)
+    return DriverRun(construct(Generator, DriverContext(name="Generator", sink=sink, clock=clock)),
+                     sink, clock)
+
+
+def test_parameters_and_functions_before_start_need_no_guards() -> None:
+    run = unset_generator()
+    d = run.driver
+    d.set_parameter("samplerate", 8.0)  # stored; setup() reads it
+    assert d.call_function("set_frequency", [1.0]) == 1.0  # sets up first
+    d.start()
+    advance(run, 3)
+    t, y = signal(run, "Sine")
+    assert t.tolist() == [T0, T0 + 0.125, T0 + 0.25]
+    assert y == pytest.approx(np.sin(2 * np.pi * (t - T0)))
+
+
+def test_a_generator_closed_and_started_again_begins_a_new_time_axis() -> None:
+    run = gen(samplerate=8.0)
+    d = run.driver
+    advance(run, 2)       # T0, T0 + 1/8
+    d.stop()
+    d.close()
+    run.clock.now = T0 + 5.0
+    d.start()
+    advance(run, 1)
+    t, _ = signal(run, "Sine")
+    # a new origin at the restart, not five seconds of samples made up for the closed time
+    assert t.tolist() == [T0, T0 + 0.125, T0 + 5.0]

@@ -10,8 +10,9 @@ import psutil
 import pytest
 from rtoc.drivers.system import System
 
-from rtoc.errors import ParameterError
-from rtoc.testing import DriverRun, FakeClock, advance, make_driver
+from rtoc.driver import DriverContext, construct
+from rtoc.errors import DriverError, ParameterError
+from rtoc.testing import DriverRun, FakeClock, MemorySink, advance, make_driver
 
 T0 = 1_700_000_000.0
 FIRST = {"CPU": "%", "Memory": "%", "Load": ""}
@@ -90,3 +91,50 @@ def test_samplerate_bounds() -> None:
     assert system().driver.samplerate == 1.0
     with pytest.raises(ParameterError):
         make_driver(System, options={"samplerate": 1000.0})
+
+
+def unset_system() -> DriverRun:
+    """A System built as hosts build it, neither set up nor started."""
+    sink, clock = MemorySink("System"), FakeClock(T0)
+    return DriverRun(construct(System, DriverContext(name="System", sink=sink, clock=clock)),
+                     sink, clock)
+
+
+def test_the_first_tick_sets_up_without_a_guard_in_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    primed: list[None] = []
+    cpu_percent = psutil.cpu_percent
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: primed.append(None) or cpu_percent(interval))
+    run = unset_system()
+    run.driver.set_parameter("samplerate", 2.0)  # before setup: stored, read by setup
+    run.driver.start()
+    advance(run, 3)
+    assert len(primed) == 1 + 3  # one priming call in setup(), then one per tick
+    assert run.signals["System.CPU"][0].tolist() == [T0, T0 + 0.5, T0 + 1.0]
+    assert run.signals["System.NetRx"][0].tolist() == [T0 + 0.5, T0 + 1.0]
+
+
+def test_a_failing_setup_means_no_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(interval: float | None = None) -> float:
+        raise PermissionError("no /proc/stat")
+
+    monkeypatch.setattr(psutil, "cpu_percent", fail)
+    run = unset_system()
+    run.driver.start()
+    with pytest.raises(PermissionError):
+        advance(run, 1)
+    with pytest.raises(DriverError, match="setup\\(\\) failed"):  # not retried each tick
+        advance(run, 1)
+    assert run.sink.signals == {}
+
+
+def test_close_and_start_prime_the_counters_again() -> None:
+    run = system()
+    advance(run, 2)
+    run.driver.stop()
+    run.driver.close()
+    run.clock.now = T0 + 60.0
+    run.driver.start()
+    advance(run, 1)
+    # no rate averaged over the closed minute: the restart's first tick only primes
+    assert run.signals["System.NetRx"][0].tolist() == [T0 + 1.0]
+    assert run.signals["System.CPU"][0].tolist() == [T0, T0 + 1.0, T0 + 60.0]

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from rtoc import Driver, Event, Parameter
+from rtoc.driver import DriverContext, construct
 from rtoc.errors import SignalOwned
-from rtoc.testing import FakeClock, MemorySignal, MemorySink, advance, make_driver, run_driver
+from rtoc.testing import (
+    DriverRun,
+    FakeClock,
+    MemorySignal,
+    MemorySink,
+    advance,
+    make_driver,
+    run_driver,
+)
 
 
 class Counter(Driver):
@@ -120,3 +129,46 @@ def test_events_of_a_run() -> None:
     run = make_driver(Quiet)
     run.driver.event("hello")
     assert [e.text for e in run.events] == ["hello"]
+
+
+class Unguarded(Driver):
+    """State made only in setup(), no guards in poll()."""
+
+    samplerate = Parameter(10.0, "Hz", min=0.1, max=1000.0)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    def setup(self) -> None:
+        self.calls.append("setup")
+        self.n = 0
+
+    def poll(self) -> None:
+        self.calls.append("poll")
+        self.n += 1
+        self.stream(float(self.n), "N")
+
+
+class SetsUpItself(Unguarded):
+    """A port whose __init__ already ran setup(), as hand-guarded plugins did."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup()
+
+
+def test_advance_sets_up_a_driver_before_its_first_tick() -> None:
+    sink, clock = MemorySink("Unguarded"), FakeClock(5.0)
+    driver = construct(Unguarded, DriverContext(name="Unguarded", sink=sink, clock=clock))
+    driver.start()
+    run = advance(DriverRun(driver, sink, clock), 2)
+    assert driver.calls == ["setup", "poll", "poll"]
+    assert run.signals["Unguarded.N"][1].tolist() == [1.0, 2.0]
+
+
+def test_make_driver_sets_up_exactly_once() -> None:
+    run = run_driver(SetsUpItself, ticks=2)
+    assert run.driver.calls == ["setup", "poll", "poll"]
+    run = run_driver(Unguarded, ticks=2)
+    assert run.driver.calls == ["setup", "poll", "poll"]
