@@ -138,7 +138,7 @@ class DriverHost:
                             logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
         self.request("hello", role="driver", name=self.name)
         self.driver = driver = construct(cls, ctx)
-        driver.setup()
+        driver.ensure_setup()  # once, also when the driver's own __init__ ran it
         driver.start()  # a driver with autostart = false is not spawned until `rtoc start`
         self.send(self.describe())
         log.info("driver %s (%s) running", self.name, self.cfg.driver)
