@@ -48,3 +48,18 @@ def test_every_base_module_is_kept_free_of_numba_zmq_and_qt() -> None:
                 if (p.suffix == ".py" or (p / "__init__.py").exists())}
     base = {f"rtoc.{c}" for c in children - not_base}
     assert set(_contract("The base imports no")["source_modules"]) == base
+
+
+def test_the_public_imports_keep_working() -> None:
+    """What users and the docs import, wherever the modules behind it moved."""
+    import rtoc
+    import rtoc.client
+    import rtoc.testing
+    from rtoc import Driver, DriverContext, Event, LoggerPlugin, Parameter, RtocError, function
+
+    assert Driver.__module__ == "rtoc.driver" and issubclass(LoggerPlugin, Driver)
+    assert callable(function) and Parameter and Event and DriverContext
+    assert issubclass(RtocError, Exception)
+    assert rtoc.client.Client.__name__ == "Client" and rtoc.client.AsyncClient
+    assert callable(rtoc.testing.run_driver)
+    assert set(rtoc.__all__) <= set(dir(rtoc))
