@@ -8,7 +8,6 @@ With no file, the defaults run the generator and the system driver.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import tomllib
 import types
@@ -16,6 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from rtoc.errors import ConfigError, RuleError
 from rtoc.events.rules import ActionRule, EventRule
@@ -208,8 +209,13 @@ def loads(text: str, source: str = "<string>") -> Config:
 
 
 def _check(config: Config, text: str, source: str) -> None:
+    """Values each key's type allows but RTOC does not. An error names the key that is
+    wrong; a rule between two keys names the one the file sets (the first if both)."""
     def fail(msg: str, key: str) -> typing.NoReturn:
         raise ConfigError(msg, key, _line_of(text, key), source)
+
+    def given(*keys: str) -> str:
+        return next((k for k in keys if _line_of(text, k, exact=True)), keys[0])
 
     if not _INSTANCE_RE.match(config.instance):
         fail(f"must be 1-40 letters, digits, '_', '-' or '.', got {config.instance!r}", "instance")
@@ -222,14 +228,19 @@ def _check(config: Config, text: str, source: str) -> None:
         if d.name in seen:
             fail(f"driver name {d.name!r} is used twice", f"drivers[{i}].name")
         seen.add(d.name)
-        if d.ring_seconds <= 0:
+        if not d.ring_seconds > 0:
             fail("must be > 0", f"drivers[{i}].ring_seconds")
     e = config.engine
     for key in ("tick", "idle_tick", "max_delay", "heartbeat"):
-        if getattr(e, key) <= 0:
+        if not getattr(e, key) > 0:
             fail("must be > 0", f"engine.{key}")
-    if e.min_batch < 1 or e.max_batch < e.min_batch:
-        fail("must be >= 1 and max_batch >= min_batch", "engine.min_batch")
+    for key in ("min_batch", "max_batch"):
+        if getattr(e, key) < 1:
+            fail("must be >= 1", f"engine.{key}")
+    if e.max_batch < e.min_batch:
+        key = given("engine.min_batch", "engine.max_batch")
+        fail(f"max_batch must be >= min_batch, got min_batch {e.min_batch} and max_batch "
+             f"{e.max_batch}", key)
     for key in ("sync_timeout", "max_event_rate", "view_grace"):
         if not getattr(e, key) > 0:
             fail("must be > 0", f"engine.{key}")
@@ -248,8 +259,12 @@ def _check(config: Config, text: str, source: str) -> None:
         fail("the postgres backend needs a dsn (e.g. postgresql://user@host/db)", "archive.dsn")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", a.schema):
         fail(f"must be a lower-case SQL identifier, got {a.schema!r}", "archive.schema")
-    if not a.flush_interval > 0 or a.max_batch < 1 or a.retention_days < 0:
-        fail("flush_interval must be > 0, max_batch >= 1, retention_days >= 0", "archive.flush_interval")
+    if not a.flush_interval > 0:
+        fail("must be > 0", "archive.flush_interval")
+    if a.max_batch < 1:
+        fail("must be >= 1", "archive.max_batch")
+    if not a.retention_days >= 0:
+        fail("must be >= 0 (0: keep everything)", "archive.retention_days")
     _check_websocket(config.websocket, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
@@ -267,13 +282,19 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
         fail(f"must be 0-65535, got {w.port}", "websocket.port")
     if w.anonymous not in ("", *ROLES):
         fail(f"must be one of {', '.join(ROLES)} (or empty), got {w.anonymous!r}", "websocket.anonymous")
-    if bool(w.tls_cert) != bool(w.tls_key):
-        fail("TLS needs both tls_cert and tls_key", "websocket.tls_cert")
-    if w.max_message < 1024 or not 2 <= w.max_depth <= 500 or w.max_clients < 1 or w.send_queue < 1:
-        fail("max_message >= 1024, max_depth 2..500, max_clients >= 1, send_queue >= 1",
-             "websocket.max_message")
-    if not (w.ping_interval > 0 and w.ping_timeout > 0 and w.push_interval > 0):
-        fail("ping_interval, ping_timeout and push_interval must be > 0", "websocket.ping_interval")
+    for have, need in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+        if getattr(w, have) and not getattr(w, need):
+            fail(f"must be set too when {have} is (TLS needs both)", f"websocket.{need}")
+    if w.max_message < 1024:
+        fail(f"must be >= 1024, got {w.max_message}", "websocket.max_message")
+    if not 2 <= w.max_depth <= 500:
+        fail(f"must be 2..500, got {w.max_depth}", "websocket.max_depth")
+    for key in ("max_clients", "send_queue"):
+        if getattr(w, key) < 1:
+            fail(f"must be >= 1, got {getattr(w, key)}", f"websocket.{key}")
+    for key in ("ping_interval", "ping_timeout", "push_interval"):
+        if not getattr(w, key) > 0:
+            fail("must be > 0", f"websocket.{key}")
     names: set[str] = set()
     for i, u in enumerate(w.users):
         if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", u.name) or u.name in names:
@@ -308,7 +329,11 @@ def _decode(cls: type, raw: Any, path: str) -> Any:
 
 
 def _value(tp: Any, raw: Any, key: str) -> Any:
+    """``raw`` (as tomllib gives it) checked against the type hint ``tp``; a mismatch raises
+    a ConfigError naming ``key``, the key the value belongs to, never its table."""
     origin = typing.get_origin(tp)
+    if tp is Any:
+        return raw
     if hasattr(tp, "from_dict"):  # event rules and actions validate themselves
         try:
             return tp.from_dict(raw)
@@ -316,101 +341,182 @@ def _value(tp: Any, raw: Any, key: str) -> Any:
             raise ConfigError(exc.reason, f"{key}.{exc.key}" if exc.key else key) from None
     if dataclasses.is_dataclass(tp):
         return _decode(tp, raw, key)
-    if origin is tuple:
-        (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
+    if origin in (typing.Union, types.UnionType):
+        return _union(typing.get_args(tp), raw, key)
+    if origin is typing.Literal:
+        if not _shape_fits(tp, raw):
+            raise ConfigError(f"must be {_type_name(tp)}, got {raw!r}", key)
+        return raw
+    if origin in (tuple, list):
         if not isinstance(raw, list):
             raise ConfigError(f"must be an array, got {type(raw).__name__}", key)
-        return tuple(_value(item, r, f"{key}[{i}]") for i, r in enumerate(raw))
-    if origin is dict:
+        args = typing.get_args(tp) or (Any, Ellipsis)
+        if origin is list or args[-1] is Ellipsis:
+            items = [_value(args[0], r, f"{key}[{i}]") for i, r in enumerate(raw)]
+        elif len(raw) != len(args):
+            raise ConfigError(f"must be an array of {len(args)} items, got {len(raw)}", key)
+        else:
+            items = [_value(t, r, f"{key}[{i}]") for i, (t, r) in enumerate(zip(args, raw, strict=True))]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
         if not isinstance(raw, dict):
             raise ConfigError(f"must be a table, got {type(raw).__name__}", key)
-        return dict(raw)
-    if origin in (typing.Union, types.UnionType):
-        return raw
+        item = (typing.get_args(tp) or (str, Any))[1]
+        return {k: _value(item, v, f"{key}.{k}") for k, v in raw.items()}
     if tp is float and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
-    if not isinstance(raw, tp) or (tp in (int, float) and isinstance(raw, bool)):
-        raise ConfigError(f"must be {tp.__name__}, got {type(raw).__name__} {raw!r}", key)
+    if not _fits(tp, raw):
+        raise ConfigError(f"must be {_type_name(tp)}, got {type(raw).__name__} {raw!r}", key)
     return raw
 
 
-def _line_of(text: str, key: str) -> int | None:
+def _union(members: tuple, raw: Any, key: str) -> Any:
+    """The first member of a union that ``raw`` decodes as: members of ``raw``'s own type
+    first (``int | float`` keeps an int), then those it converts to; an error inside the
+    only member of the right shape (a table for a dataclass) keeps its deeper key."""
+    fitting = [m for m in members if _shape_fits(m, raw)]
+    if not fitting:
+        raise ConfigError(f"must be {_either(members)}, got {type(raw).__name__} {raw!r}", key)
+    fitting.sort(key=lambda m: m is not type(raw))
+    first: ConfigError | None = None
+    for member in fitting:
+        try:
+            return _value(member, raw, key)
+        except ConfigError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
+def _fits(tp: Any, raw: Any) -> bool:
+    """``raw`` is a ``tp`` as TOML means it: a bool is no int, an int is also a float."""
+    if tp is type(None):
+        return raw is None
+    if tp is float:
+        return isinstance(raw, (int, float)) and not isinstance(raw, bool)
+    if tp is int:
+        return isinstance(raw, int) and not isinstance(raw, bool)
+    return isinstance(raw, tp)
+
+
+def _shape_fits(tp: Any, raw: Any) -> bool:
+    """``raw`` has the TOML shape ``tp`` wants (its items are checked later)."""
+    origin = typing.get_origin(tp) or tp
+    if tp is Any:
+        return True
+    if origin is typing.Literal:  # True is no 1
+        return any(raw == v and type(raw) is type(v) for v in typing.get_args(tp))
+    if origin in (tuple, list):
+        return isinstance(raw, list)
+    if origin is dict or dataclasses.is_dataclass(tp) or hasattr(tp, "from_dict"):
+        return isinstance(raw, dict)
+    return isinstance(origin, type) and _fits(origin, raw)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _either(typing.get_args(tp))
+    if origin is typing.Literal:
+        return " or ".join(repr(v) for v in typing.get_args(tp))
+    if origin in (tuple, list):
+        return "an array"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _either(members: tuple) -> str:
+    """``int, float or str``; None is left out (TOML has no null)."""
+    names = [_type_name(m) for m in members if m is not type(None)]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+def _line_of(text: str, key: str, exact: bool = False) -> int | None:
     """The 1-based line of ``key`` (``drivers[1].params.frequency``) in TOML ``text``: the
-    key's own line, else the line of the table it belongs in, else None."""
+    line its statement starts on, else (not ``exact``) the line of the nearest table or
+    array it belongs in that the text has, else None.
+
+    tomllib keeps no positions, so this asks tomllib itself: the key's line is the first
+    line by which a valid prefix of the text holds it. That follows every way TOML can
+    spell a key (headers with spaces or comments, dotted or quoted keys, inline tables,
+    arrays of tables, multi-line strings) without a second parser to keep in step."""
     if not key:
         return None
-    parts = re.findall(r"([^.\[\]]+)(?:\[(\d+)\])?", key)
-    lines = [ln.strip() for ln in text.splitlines()]
-    start, anchored, table = 0, False, ""
-    for depth, (name, index) in enumerate(parts):
-        table = f"{table}.{name}" if table else name
-        assign = re.compile(rf'^"?{re.escape(name)}"?\s*=')
-        if index:  # the n-th [[table]]
-            hits = [i for i, ln in enumerate(lines) if ln == f"[[{table}]]"]
-            if int(index) >= len(hits):
-                return None
-            start, anchored = hits[int(index)], True
-        elif depth == len(parts) - 1:  # the key itself, before the next table header
-            for i in range(start, len(lines)):
-                if assign.match(lines[i]):
-                    return i + 1
-                if i > start and lines[i].startswith("["):
-                    break
-            return start + 1 if anchored else None
-        else:  # a sub-table: its [header], or an inline `name = {...}`
-            for i in range(start, len(lines)):
-                if lines[i] == f"[{table}]" or assign.match(lines[i]):
-                    start, anchored = i, True
-                    break
-    return start + 1 if anchored else None
+    lines = text.split("\n")
+    steps = re.findall(r"\[(\d+)\]|([^.\[\]]+)", key)
+    path = [int(i) if i else name for i, name in steps]
+    tried: dict[int, int] = {}
+
+    def depth(n: int) -> int:
+        """How much of ``path`` the longest valid prefix of at most ``n`` lines holds."""
+        if n not in tried:
+            for m in range(n, -1, -1):
+                try:
+                    doc = tomllib.loads("\n".join(lines[:m]))
+                except tomllib.TOMLDecodeError:
+                    continue
+                tried[n] = _depth(doc, path)
+                break
+        return tried[n]
+
+    found = depth(len(lines))
+    if found == 0 or (exact and found < len(path)):
+        return None
+    low, high = 0, len(lines)  # depth(low) < found <= depth(high); depth grows with n
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if depth(mid) >= found else (mid, high)
+    start = high  # the statement that ends on line ``high`` starts after the last valid prefix
+    while start > 1:
+        try:
+            tomllib.loads("\n".join(lines[:start - 1]))
+            break
+        except tomllib.TOMLDecodeError:
+            start -= 1
+    return start
+
+
+def _depth(doc: Any, path: list) -> int:
+    """How many steps of ``path`` (names and indices) lead somewhere in ``doc``; a name
+    with a dot in it (a quoted TOML key) spans several steps."""
+    if not path:
+        return 0
+    if isinstance(path[0], int):
+        if isinstance(doc, list) and path[0] < len(doc):
+            return 1 + _depth(doc[path[0]], path[1:])
+        return 0
+    best = 0
+    for end in range(1, len(path) + 1):
+        if not isinstance(doc, dict) or not all(isinstance(p, str) for p in path[:end]):
+            break
+        name = ".".join(path[:end])
+        if name in doc:
+            best = max(best, end + _depth(doc[name], path[end:]))
+    return best
 
 
 def to_toml(config: Config) -> str:
-    """The effective configuration as TOML (what ``rtoc config`` prints)."""
-    out = [f"# effective configuration ({config.source or 'built-in defaults'})"]
-    top = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    for name in ("instance", "data_dir", "log_level"):
-        value = top[name] if name != "data_dir" else str(config.data_path)
-        out.append(f"{name} = {_toml_value(value)}")
-    for name in ("engine", "supervisor", "bus", "automation", "archive", "websocket"):
-        out.append(f"\n[{name}]")
-        for f in dataclasses.fields(top[name]):
-            if f.name != "users":
-                out.append(f"{f.name} = {_toml_value(getattr(top[name], f.name))}")
-    for u in config.websocket.users:
-        out.append("\n[[websocket.users]]")
-        out.extend(f"{f.name} = {_toml_value(getattr(u, f.name))}" for f in dataclasses.fields(u))
-    for d in config.drivers:
-        out.append("\n[[drivers]]")
-        for f in dataclasses.fields(d):
-            if f.name != "params":
-                out.append(f"{f.name} = {_toml_value(getattr(d, f.name))}")
-        if d.params:
-            out.append("[drivers.params]")
-            out.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in d.params.items())
-    for kind, rules in (("events", config.events), ("actions", config.actions)):
-        for rule in rules:
-            out.append(f"\n[[{kind}]]")
-            out.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in rule.to_dict().items())
-    return "\n".join(out) + "\n"
+    """The effective configuration as TOML (what ``rtoc config`` prints); ``loads`` reads
+    it back to an equal Config, whatever the texts hold (tomli-w writes it)."""
+    tree: dict[str, Any] = {f.name: _plain(getattr(config, f.name))
+                            for f in dataclasses.fields(config) if f.name != "source"}
+    tree["data_dir"] = str(config.data_path)
+    for kind in ("events", "actions"):
+        tree[kind] = [rule.to_dict() for rule in getattr(config, kind)]
+    source = re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", "?", config.source or "built-in defaults")
+    return f"# effective configuration ({source})\n" + tomli_w.dumps(tree)
 
 
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # JSON's string escapes are valid TOML basic-string escapes
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+def _plain(value: Any) -> Any:
+    """A config value as the dicts, lists and scalars tomli-w writes."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def error_at(config: Config, message: str, key: str) -> ConfigError:

@@ -181,12 +181,37 @@ def _lifecycle(op: str):
     return cmd
 
 
+GLOBALS_NOTE = "global options go before or after the command: rtoc run --config FILE"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--config, --instance and --timeout. The main parser holds the defaults; every
+    sub-command takes them too, with no default of its own (SUPPRESS), so a value given
+    after the command replaces one given before it and an absent one changes nothing."""
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    g = parser.add_argument_group("global options")
+    g.add_argument("--config", type=Path, default=default(None),
+                   help="rtoc.toml (default: $RTOC_CONFIG or the user config folder)")
+    g.add_argument("--instance", default=default(None), help="instance name (default: from the config)")
+    g.add_argument("--timeout", type=float, default=default(5.0), help="seconds to wait for a reply")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser (and its own sub-commands'): takes the global options too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("epilog", GLOBALS_NOTE)
+        super().__init__(*args, **kwargs)
+        _add_global_options(self, defaults=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rtoc", description="RTOC real-time measurement server")
-    p.add_argument("--config", type=Path, help="rtoc.toml (default: $RTOC_CONFIG or the user config folder)")
-    p.add_argument("--instance", help="instance name (default: from the config)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="rtoc", description="RTOC real-time measurement server",
+                                epilog=GLOBALS_NOTE)
+    _add_global_options(p, defaults=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
     sub.add_parser("run", help="run RTOC in the foreground (Ctrl-C stops)").set_defaults(fn=cmd_run)
     sub.add_parser("config", help="print the effective configuration").set_defaults(fn=cmd_config)
     sub.add_parser("status", help="processes, uptime, restarts, signal rates").set_defaults(fn=cmd_status)

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 from typing import Literal
 
 from Cryptodome.Cipher import AES
+from Cryptodome.Hash import SHA256
+from Cryptodome.Protocol.KDF import HKDF
 
 from rtoc.errors import RtocError
 
@@ -88,10 +89,9 @@ def scrypt_digest(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) 
 
 
 def session_key(secret: bytes, salt: bytes) -> bytes:
-    """HKDF-SHA256 (RFC 5869, one block): the 32-byte AES key of a session from the user's
-    stored scrypt digest ``secret`` and the session's ``salt``."""
-    prk = hmac.new(bytes(salt), bytes(secret), hashlib.sha256).digest()
-    return hmac.new(prk, KEY_INFO + b"\x01", hashlib.sha256).digest()
+    """HKDF-SHA256 (RFC 5869, pycryptodomex's): the 32-byte AES key of a session from the
+    user's stored scrypt digest ``secret`` and the session's ``salt``."""
+    return HKDF(bytes(secret), 32, bytes(salt), SHA256, context=KEY_INFO)
 
 
 def new_salt() -> bytes:

@@ -145,3 +145,13 @@ def test_an_early_ctrl_c_stops_quietly(home: dict, tmp_path: Path, moment: str) 
     assert "did not stop within" not in out, out
     assert code in (0, 130), out
     assert not instance_dir(name).exists()
+
+
+def test_global_options_after_the_command(home: dict, tmp_path: Path) -> None:
+    """`rtoc run --config FILE` is `rtoc --config FILE run` (the bad file stops it at once)."""
+    cfg = tmp_path / "rtoc.toml"
+    cfg.write_text('[engine]\ntick = "fast"\n')
+    r = rtoc("run", "--config", str(cfg), env=home)
+    assert r.returncode == 2 and f"{cfg}:2: engine.tick" in r.stderr, r.stderr
+    r = rtoc("--config", str(tmp_path / "nope.toml"), "config", "--config", str(cfg), env=home)
+    assert r.returncode == 2 and f"{cfg}:2: engine.tick" in r.stderr, r.stderr

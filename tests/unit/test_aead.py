@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 import pytest
 from Cryptodome.Hash import SHA256
@@ -180,3 +181,55 @@ def test_the_secret_is_scrypt_of_the_rtoc_token() -> None:
     assert scrypt_digest(token, b"s" * 16, 16, 1, 1, 32) == hashlib.scrypt(
         token.encode(), salt=b"s" * 16, n=16, r=1, p=1, dklen=32)
     assert len(scrypt_digest("\ud800", b"s" * 16, 16, 1, 1, 16)) == 16  # lone surrogates hash
+
+
+def _hkdf_by_hand(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 written out, as rtoc.client.aead had it before pycryptodomex's (one block
+    there; any length here, for the RFC's vectors)."""
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    okm, block = b"", b""
+    for i in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes((i,)), hashlib.sha256).digest()
+        okm += block
+    return okm[:length]
+
+
+RFC5869_SHA256 = [  # RFC 5869 appendix A, test cases 1-3: IKM, salt, info, OKM
+    (b"\x0b" * 22, bytes(range(13)), bytes(range(0xF0, 0xFA)),
+     "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"),
+    (bytes(range(0x50)), bytes(range(0x60, 0xB0)), bytes(range(0xB0, 0x100)),
+     "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c6"
+     "5e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87"),
+    (b"\x0b" * 22, b"", b"",
+     "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"),
+]
+
+
+@pytest.mark.parametrize(("ikm", "salt", "info", "okm"), RFC5869_SHA256)
+def test_hkdf_as_called_gives_the_rfc_5869_vectors(ikm: bytes, salt: bytes, info: bytes,
+                                                   okm: str) -> None:
+    """session_key's call (master, length, salt, SHA256, context=info) is RFC 5869's HKDF,
+    and so is the hand-written one it replaced."""
+    assert HKDF(ikm, len(okm) // 2, salt, SHA256, context=info).hex() == okm
+    assert _hkdf_by_hand(ikm, salt, info, len(okm) // 2).hex() == okm
+
+
+SESSION_KEYS = [  # (secret, salt, key) as the hand-written HKDF derived them: the wire's keys
+    (bytes(range(32)), b"t" * 16, "9dd0a88d74077c0ac7840847442804cd7d081c7e18a78b6adf51119c4a1fedf8"),
+    (bytes(32), bytes(16), "289e8f0e8c1aec3afc54a9a926601505f87eb75f6800a436787cb55fe3ce9814"),
+    (bytes(range(255, 223, -1)), bytes(range(16)),
+     "2936106ca315b9c3ba1d200e35f580c24a05b2ea8ea7edcae0ca94be16643aa9"),
+]
+
+
+@pytest.mark.parametrize(("secret", "salt", "key"), SESSION_KEYS)
+def test_session_keys_are_those_of_the_hand_written_hkdf(secret: bytes, salt: bytes, key: str) -> None:
+    assert session_key(secret, salt).hex() == key
+    assert _hkdf_by_hand(secret, salt, KEY_INFO, 32).hex() == key
+    assert session_key(bytearray(secret), bytearray(salt)).hex() == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=16, max_size=16))
+def test_session_key_equals_the_hand_written_hkdf(secret: bytes, salt: bytes) -> None:
+    assert session_key(secret, salt) == _hkdf_by_hand(secret, salt, KEY_INFO, 32)

@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rtoc.app import cli
 from rtoc.config import (
     DEFAULT_DRIVERS,
+    ArchiveConfig,
+    AutomationConfig,
     BusConfig,
     Config,
     DriverConfig,
     EngineConfig,
     SupervisorConfig,
+    UserConfig,
+    WebsocketConfig,
+    _decode,
     error_at,
     load,
     loads,
     to_toml,
 )
 from rtoc.errors import ConfigError
+from rtoc.events.rules import ActionRule, EventRule
 
 FULL = """\
 # a complete rtoc.toml
@@ -304,3 +316,322 @@ def test_error_at_without_a_file_has_no_line() -> None:
     err = error_at(loads(FULL), "bad", "drivers[0].params.waveform")
     assert err.line is None and err.file == "<string>"
     assert str(err) == "<string>: drivers[0].params.waveform: bad"
+
+
+# -- every key, one at a time: the error names that key and its line ------------------------
+HASH = "scrypt$16384$8$1$c2FsdA==$aGFzaA=="
+SECTIONS = {"engine": EngineConfig, "supervisor": SupervisorConfig, "bus": BusConfig,
+            "automation": AutomationConfig, "archive": ArchiveConfig, "websocket": WebsocketConfig}
+TABLES = {  # arrays of tables, two each: the second's keys must not be found in the first
+    "websocket.users": [{"name": "ann", "password_hash": HASH, "role": "write"},
+                        {"name": "bob", "password_hash": HASH, "role": "read"}],
+    "drivers": [{"name": "Gen", "driver": "generator", "autostart": True, "ring_seconds": 8.0},
+                {"name": "Sys", "driver": "system", "autostart": False, "ring_seconds": 4.0}],
+    "events": [{"name": f"e{i}", "cond": "Gen.Sine > 0.5", "trigger": "rising", "hold": 0.5,
+                "cooldown": 1.0, "text": "hot {value}", "priority": 1, "id": f"hot{i}",
+                "device": "Lab", "signal": "Temp", "active": True} for i in range(2)],
+    "actions": [{"name": f"a{i}", "listen": ["hot0"], "active": True} for i in range(2)],
+}
+STEPS = [{"notify": "got {value}", "priority": 1}, {"write": "Lab.Out", "value": 1.5}]
+
+
+def _literal(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_literal(x) for x in v) + "]"
+    return json.dumps(v) if isinstance(v, str) else repr(v)
+
+
+def _wrong(v: object) -> str:
+    """A literal of another TOML type than ``v``'s."""
+    return "1" if isinstance(v, bool) else "5" if isinstance(v, (str, list, tuple)) else '"x"'
+
+
+def _every_key() -> tuple[list[str], dict[str, tuple[int, object]]]:
+    """A valid rtoc.toml setting every key, and each key's (0-based line, value)."""
+    out: list[str] = []
+    where: dict[str, tuple[int, object]] = {}
+
+    def put(key: str, name: str, value: object) -> None:
+        where[key] = (len(out), value)
+        out.append(f"{name} = {_literal(value)}")
+
+    for name, value in (("instance", "lab"), ("data_dir", "/tmp/rtoc-data"), ("log_level", "INFO")):
+        put(name, name, value)
+    for section, cls in SECTIONS.items():
+        out += ["", f"[{section}]"]
+        for f in dataclasses.fields(cls):
+            if f.name != "users":
+                put(f"{section}.{f.name}", f.name, getattr(cls(), f.name))
+    for table, items in TABLES.items():
+        for i, item in enumerate(items):
+            out += ["", f"[[{table}]]"]
+            for name, value in item.items():
+                put(f"{table}[{i}].{name}", name, value)
+            if table == "drivers":
+                out.append("[drivers.params]")
+                put(f"drivers[{i}].params.samplerate", "samplerate", 100.0)
+            for j, step in enumerate(STEPS if table == "actions" else []):
+                out.append("[[actions.steps]]")
+                for name, value in step.items():
+                    put(f"actions[{i}].steps[{j}].{name}", name, value)
+    return out, where
+
+
+EVERY, WHERE = _every_key()
+TYPED = [k for k in WHERE if ".params." not in k and not k.endswith("].value")]  # free-form
+
+
+def _fails_at(key: str, literal: str) -> ConfigError:
+    line, _ = WHERE[key]
+    lines = list(EVERY)
+    lines[line] = f"{lines[line].split(' = ')[0]} = {literal}"
+    return fails("\n".join(lines) + "\n")
+
+
+def test_the_every_key_file_is_valid_and_covers_every_key() -> None:
+    c = loads("\n".join(EVERY))
+    assert len(c.drivers) == len(c.websocket.users) == len(c.events) == len(c.actions) == 2
+    def keys(prefix: str) -> set[str]:
+        return {m[1] for k in WHERE if (m := re.fullmatch(re.escape(prefix) + r"(\w+)", k))}
+
+    assert keys("") == {f.name for f in dataclasses.fields(Config)} - {
+        "source", "drivers", "events", "actions", *SECTIONS}
+    for section, cls in SECTIONS.items():
+        assert keys(f"{section}.") == {f.name for f in dataclasses.fields(cls)} - {"users"}
+    for prefix, cls in (("websocket.users[1].", UserConfig), ("drivers[1].", DriverConfig),
+                        ("events[1].", EventRule), ("actions[1].", ActionRule)):
+        assert keys(prefix) | {"params", "steps"} >= {f.name for f in dataclasses.fields(cls)}
+
+
+@pytest.mark.parametrize("key", TYPED)
+def test_a_wrongly_typed_value_names_its_key_and_line(key: str) -> None:
+    line, value = WHERE[key]
+    err = _fails_at(key, _wrong(value))
+    assert (err.key, err.line) == (key, line + 1), str(err)
+    assert f"rtoc.toml:{line + 1}: {key}: " in str(err)
+
+
+BAD_VALUES = [  # (key, a value of the right type that is refused)
+    ("instance", '"a b"'), ("log_level", '"loud"'),
+    *[(f"engine.{k}", "0") for k in ("tick", "idle_tick", "max_delay", "heartbeat", "min_batch",
+                                     "max_batch", "event_history", "max_event_rate",
+                                     "sync_timeout", "view_grace")],
+    ("engine.tick", "nan"), ("engine.view_points", "3"), ("engine.aggregates", "[1.0, 1.5]"),
+    ("archive.backend", '"sqlite"'), ("archive.schema", '"Rtoc"'), ("archive.flush_interval", "0"),
+    ("archive.max_batch", "0"), ("archive.retention_days", "-1"),
+    ("websocket.port", "70000"), ("websocket.anonymous", '"root"'),
+    ("websocket.max_message", "10"), ("websocket.max_depth", "1"), ("websocket.max_clients", "0"),
+    ("websocket.send_queue", "0"), ("websocket.ping_interval", "0"),
+    ("websocket.ping_timeout", "0"), ("websocket.push_interval", "0"),
+    ("websocket.users[1].name", '"b b"'), ("websocket.users[1].role", '"root"'),
+    ("websocket.users[1].password_hash", '"plain"'),
+    ("drivers[1].name", '"a.b"'), ("drivers[1].ring_seconds", "0"),
+    ("events[1].cond", '"Gen.Sine >"'), ("events[1].trigger", '"up"'), ("events[1].hold", "-1"),
+    ("events[1].priority", "7"), ("actions[1].listen", "[]"),
+    ("actions[1].steps[1].value", '"no"'), ("actions[1].steps[0].priority", "7"),
+]
+
+
+@pytest.mark.parametrize(("key", "literal"), BAD_VALUES, ids=[f"{k}={v}" for k, v in BAD_VALUES])
+def test_a_bad_value_names_its_own_key_not_a_neighbour(key: str, literal: str) -> None:
+    err = _fails_at(key, literal)
+    line = WHERE[key][0] + 1
+    assert (err.key, err.line) == (key, line), str(err)
+
+
+@pytest.mark.parametrize(("text", "key", "line"), [
+    # a rule between two keys names the one the file sets
+    ("[engine]\nmax_batch = 100\n", "engine.max_batch", 2),
+    ("[engine]\nmin_batch = 100000\n", "engine.min_batch", 2),
+    # TLS needs both: the missing one is named, at its table
+    ('[websocket]\ntls_cert = "c.pem"\n', "websocket.tls_key", 1),
+    ('[websocket]\ntls_key = "k.pem"\n', "websocket.tls_cert", 1),
+])
+def test_a_rule_between_keys_names_the_key_to_change(text: str, key: str, line: int) -> None:
+    err = fails(text)
+    assert (err.key, err.line) == (key, line), str(err)
+
+
+@pytest.mark.parametrize(("text", "key", "line"), [
+    ('[engine]\nmax_batch = 5000\n\n[ archive ]\nmax_batch = "x"\n', "archive.max_batch", 5),
+    ('[engine]  # scans\ntick = "x"\n', "engine.tick", 2),
+    ("[engine]\n'tick' = \"x\"\n", "engine.tick", 2),
+    ('engine.tick = "x"\n', "engine.tick", 1),
+    ('engine = { idle_tick = 0.1, tick = "x" }\n', "engine.tick", 1),
+    ('[engine]\nidle_tick = 0.1\n[bus]\ncontrol = """\ntick = 1\n"""\n[engine.x]\n', "engine.x", 7),
+    ('[bus]\ncontrol = """\ntick = 1\n"""\n[engine]\ntick = "x"\n', "engine.tick", 6),
+    ('[engine]\naggregates = [\n  1.0,\n  "x",\n]\n', "engine.aggregates[1]", 2),
+    ('[[actions]]\nname = "a"\nlisten = ["e"]\n[[actions.steps]]\nnotify = "n"\n'
+     '[[actions]]\nname = "b"\nlisten = ["e"]\n[[actions.steps]]\nwrite = "D.s"\nvalue = "no"\n',
+     "actions[1].steps[0].value", 11),
+    ('[[actions]]\nname = "a"\nlisten = ["e"]\n'
+     'steps = [{notify = "n"}, {write = "D.s", value = "no"}]\n', "actions[0].steps[1].value", 4),
+])
+def test_the_line_follows_every_way_toml_spells_a_key(text: str, key: str, line: int) -> None:
+    err = fails(text)
+    assert (err.key, err.line) == (key, line), str(err)
+
+
+def test_error_at_a_quoted_params_key_with_a_dot(tmp_path: Path) -> None:
+    path = tmp_path / "rtoc.toml"
+    path.write_text('[[drivers]]\nname = "A"\ndriver = "m:C"\n[drivers.params]\nx = 1\n"a.b" = 2\n')
+    assert error_at(load(path), "bad", "drivers[0].params.a.b").line == 6
+
+
+# -- union-typed keys are checked like any other ----------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    x: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unions:
+    timeout: float | None = None
+    names: str | list[str] = ""
+    port: int | str = 0
+    either: int | float = 0
+    target: _Inner | str = ""
+    pair: tuple[int, str] = (0, "")
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ({"timeout": 2}, _Unions(timeout=2.0)),
+    ({"timeout": 0.5}, _Unions(timeout=0.5)),
+    ({"names": "a"}, _Unions(names="a")),
+    ({"names": ["a", "b"]}, _Unions(names=["a", "b"])),
+    ({"port": "http"}, _Unions(port="http")),
+    ({"port": 80}, _Unions(port=80)),
+    ({"either": 1}, _Unions(either=1)),
+    ({"either": 1.5}, _Unions(either=1.5)),
+    ({"target": {"x": 3}}, _Unions(target=_Inner(3))),
+    ({"target": "t"}, _Unions(target="t")),
+    ({"pair": [1, "a"]}, _Unions(pair=(1, "a"))),
+])
+def test_union_keys_decode(raw: dict, want: _Unions) -> None:
+    got = _decode(_Unions, raw, "s")
+    assert got == want
+    assert type(got.timeout) is type(want.timeout) and type(got.either) is type(want.either)
+
+
+@pytest.mark.parametrize(("raw", "key", "says"), [
+    ({"timeout": "x"}, "s.timeout", "must be float, got str 'x'"),
+    ({"timeout": True}, "s.timeout", "must be float, got bool True"),
+    ({"names": 5}, "s.names", "must be str or an array, got int 5"),
+    ({"names": ["a", 1]}, "s.names[1]", "must be str, got int 1"),
+    ({"port": 1.5}, "s.port", "must be int or str, got float 1.5"),
+    ({"port": False}, "s.port", "must be int or str, got bool False"),
+    ({"either": "1"}, "s.either", "must be int or float, got str '1'"),
+    ({"target": {"x": "no"}}, "s.target.x", "must be int, got str 'no'"),
+    ({"target": {"y": 1}}, "s.target.y", "unknown key"),
+    ({"target": 3}, "s.target", "must be a table or str, got int 3"),
+    ({"pair": [1]}, "s.pair", "must be an array of 2 items, got 1"),
+    ({"pair": ["a", "b"]}, "s.pair[0]", "must be int, got str 'a'"),
+])
+def test_union_keys_are_type_checked(raw: dict, key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _decode(_Unions, raw, "s")
+    assert info.value.key == key and says in info.value.reason
+
+
+# -- `rtoc config` writes TOML that reads back, whatever the values ----------------------------
+ODD = r'''
+instance = "odd"
+data_dir = "/tmp/rtoc 😀 \"q\" \\ d"
+log_level = "debug"
+
+[bus]
+control = "ipc:///tmp/ü😀"
+
+[archive]
+dsn = "postgresql://u:p@h/db?x=\"y\"&z=\\"
+
+[websocket]
+allowed_origins = ["https://ü.example", "*"]
+
+[[drivers]]
+name = "Gerät😀"
+driver = "m:C"
+[drivers.params]
+"ü 😀" = "emoji 😀, quotes \" ', backslash \\, newline\n, tab\t, cr\r, \u0001, \u007f, \u2028"
+"a.b" = "a dotted key"
+"" = "an empty key"
+tiny = 1e-300
+huge = 1.7976931348623157e308
+neg_zero = -0.0
+pos_inf = inf
+neg_inf = -inf
+big = 9223372036854775807
+small = -9223372036854775808
+lines = """a
+"b" \
+c"""
+literal = 'C:\path\'
+when = 1979-05-27T07:32:00Z
+day = 1979-05-27
+nested = {deep = {list = [1, 2.5, "x", [true, false], {k = "v\""}]}, "ü" = {}}
+
+[[events]]
+name = "heiß 😀"
+cond = "Lab.Temp > 1e-300"
+text = "it's \"hot\" \\ {value} 😀\n"
+device = "Gerät 😀"
+
+[[actions]]
+name = "act 😀"
+listen = ["heiß 😀"]
+[[actions.steps]]
+notify = "😀 \"{text}\" \\ done\n"
+[[actions.steps]]
+call = "Lab.f"
+args = ["😀", 1e-300, {k = "\""}]
+kwargs = {"ü 😀" = "x"}
+'''
+
+
+def _printed(capsys: pytest.CaptureFixture, path: Path) -> str:
+    assert cli.main(["--config", str(path), "config"]) == 0
+    return capsys.readouterr().out
+
+
+def test_rtoc_config_output_reads_back_equal_for_odd_values(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "rtoc.toml"
+    path.write_text(ODD)
+    c = load(path)
+    assert c.drivers[0].params["ü 😀"].startswith("emoji 😀")  # the file says what we meant
+    out = _printed(capsys, path)
+    again = loads(out, "again")
+    assert dataclasses.replace(again, source=c.source) == c
+    assert math.copysign(1, again.drivers[0].params["neg_zero"]) == -1
+
+
+def test_rtoc_config_writes_nan(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "rtoc.toml"
+    path.write_text('[[drivers]]\nname = "A"\ndriver = "m:C"\nparams = {n = nan, m = -nan}\n')
+    params = loads(_printed(capsys, path)).drivers[0].params
+    assert math.isnan(params["n"]) and math.isnan(params["m"])
+
+
+def test_rtoc_config_without_drivers_stays_without_drivers() -> None:
+    assert _reloaded(loads("drivers = []")).drivers == ()
+
+
+def test_the_header_comment_survives_a_file_name_with_a_newline() -> None:
+    c = dataclasses.replace(loads(""), data_dir="/d", source="odd\nname.toml")
+    assert _reloaded(c) == c
+
+
+_scalars = (st.text(st.characters(exclude_categories=("Cs",)), max_size=8)
+            | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False) | st.booleans())
+_keys = st.text(st.characters(exclude_categories=("Cs",)), max_size=6)
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_keys, inner, max_size=3), max_leaves=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=5), st.text(st.characters(exclude_categories=("Cs",))))
+def test_to_toml_round_trips_any_params_and_text(params: dict, text: str) -> None:
+    c = Config(data_dir="/d", drivers=(DriverConfig("A", "m:C", params=params),),
+               bus=BusConfig(control=text))
+    assert _reloaded(c) == c
