@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from rtoc.pipeline.action_book import ActionBook
 
 from rtoc.events.rules import Effect
-from rtoc.pipeline.action_book import ActionBook
 
 SET = Effect("a", "set", "G", "amplitude", value=2.0)
 WRITE = Effect("w", "write", "Lab", "Flag", value=1.0)

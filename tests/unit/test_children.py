@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from rtoc.pipeline.child import ChildSpec
+
 from rtoc.app.children import Child, ChildTable
 from rtoc.app.restart import RestartPolicy
 from rtoc.config import Config, DriverConfig, SupervisorConfig
-from rtoc.pipeline.child import ChildSpec
 
 CFG = SupervisorConfig(restart_delay=0.5, restart_max_delay=4.0, burst_starts=3, burst_seconds=10.0)
 
