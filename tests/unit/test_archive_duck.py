@@ -1,16 +1,15 @@
-"""The DuckDB archive backend: round trips, idempotent replays, reads, refusals, crashes.
+"""The DuckDB archive backend: round trips, idempotent replays, reads, refusals.
 
-Every database is a file in ``tmp_path``. One test (kill -9 in the middle of writes) runs a
-spawned writer process; the rest need none.
+Every database is a file in ``tmp_path``; no processes (kill -9 in the middle of writes is
+in tests/integration/test_archive_duck_crash.py).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 import resource
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -35,43 +34,14 @@ from rtoc.frontends.archive.duck import (
 )
 from rtoc.frontends.archive.duck_query import QueryRefused
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from duck_checks import check_consistent, chunk, count  # noqa: E402
+
 NOW = 1_700_000_000.0
 
 
 def key(name: str = "Dev.A", epoch: int = 1, unit: str = "") -> SignalKey:
     return SignalKey(name, epoch, unit)
-
-
-def chunk(k: SignalKey, first: int, n: int, t0: float = 0.0, dt: float = 1.0,
-          seed: int = 0) -> Chunk:
-    """Samples ``first .. first+n-1`` at ``t0 + seq * dt``, random y."""
-    t = t0 + (first + np.arange(n)) * dt
-    return Chunk(k, first, t, np.random.default_rng(seed + first).standard_normal(n))
-
-
-def count(b: DuckBackend, table: str) -> int:
-    return b.query(f"SELECT count(*) FROM {table}")[1][0][0]
-
-
-def check_consistent(b: DuckBackend) -> None:
-    """Every ledger row's samples are there exactly once, and nothing else is."""
-    _, dups = b.query("SELECT count(*) - count(DISTINCT (signal, epoch, seq)) FROM samples")
-    assert dups == [[0]]
-    _, ledger_dups = b.query(
-        "SELECT count(*) - count(DISTINCT (signal, epoch, first_seq)) FROM ledger")
-    assert ledger_dups == [[0]]
-    # each sample to the ledger row at or before its seq (ASOF), then compare per row
-    _, rows = b.query("""
-        SELECT l.first_seq IS NULL, l.count, count(*),
-               count(*) FILTER (WHERE s.seq >= l.first_seq + l.count)
-        FROM samples s ASOF LEFT JOIN ledger l
-          ON s.signal = l.signal AND s.epoch = l.epoch AND s.seq >= l.first_seq
-        GROUP BY l.signal, l.epoch, l.first_seq, l.count""", limit=1_000_000)
-    assert not [r for r in rows if r[0] or r[3] or r[1] != r[2]]
-    assert len(rows) == count(b, "ledger")
-    _, total = b.query("SELECT (SELECT count(*) FROM samples), "
-                       "(SELECT coalesce(sum(count), 0) FROM ledger)")
-    assert total[0][0] == total[0][1]
 
 
 @pytest.fixture
@@ -465,73 +435,3 @@ def test_query_interrupted_after_timeout(backend: DuckBackend):
 def test_query_errors_are_archive_errors(backend: DuckBackend):
     with pytest.raises(ArchiveError, match="nope"):
         backend.query("SELECT nope FROM samples")
-
-
-# -- kill -9 in the middle of writes -----------------------------------------------------------
-CRASH_SIGNALS = 3
-
-
-def _crash_size(n: int) -> int:
-    """Samples per chunk of batch ``n``: every 8th is above a row group (122,880 rows), so
-    DuckDB writes it to the file directly instead of the WAL."""
-    return 130_000 if n % 8 == 7 else 5_000
-
-
-def _crash_batch(n: int) -> ArchiveBatch:
-    size = _crash_size(n)
-    first = 5_000 * n + 125_000 * (n // 8)
-    chunks = [chunk(SignalKey(f"Crash.S{s}", 1 + s % 2), first, size, dt=1e-3, seed=s)
-              for s in range(CRASH_SIGNALS)]
-    gaps = [Gap(SignalKey("Crash.Lost", 1), 10 * n, 5, math.nan, float(n))] if n % 3 == 0 else []
-    return ArchiveBatch(n, chunks, [{"time": float(n), "text": f"batch {n}", "value": n}], gaps)
-
-
-def _crash_writer(path: str, done, started) -> None:
-    """Spawned child: write batches 0, 1, 2 ... until killed; ``done`` counts commits."""
-    backend = DuckBackend(Path(path))
-    backend.connect()
-    n = 0
-    while True:
-        backend.write(_crash_batch(n))
-        n += 1
-        done.value = n
-        started.set()
-
-
-def test_kill_9_in_the_middle_of_writes_leaves_a_consistent_file(tmp_path: Path):
-    path = tmp_path / "crash.duckdb"
-    ctx = mp.get_context("spawn")
-    done = ctx.RawValue("q", 0)  # no lock: the child dies at any point
-    started = ctx.Event()
-    proc = ctx.Process(target=_crash_writer, args=(str(path), done, started), daemon=True)
-    proc.start()
-    try:
-        assert started.wait(60), "the writer did not start"
-        t0 = time.monotonic()
-        with pytest.raises(ArchiveUnavailable, match="lock"):  # DuckDB allows one writer
-            DuckBackend(path).connect()
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(10)
-    committed = done.value
-    assert committed >= 2
-
-    b = DuckBackend(path)
-    b.connect()
-    try:
-        check_consistent(b)
-        in_db = count(b, "events")  # one event per batch
-        assert committed <= in_db <= committed + 1
-        replay = range(committed + 2)  # everything again, and one or two batches more
-        written = sum(b.write(_crash_batch(n)) for n in replay)
-        total = sum(CRASH_SIGNALS * _crash_size(n) for n in replay)
-        assert written == total - sum(CRASH_SIGNALS * _crash_size(n) for n in range(in_db))
-        assert count(b, "samples") == total
-        assert count(b, "events") == len(replay)
-        assert count(b, "gaps") == len([n for n in replay if n % 3 == 0])
-        check_consistent(b)
-        ends = b.resume_points()
-        assert ends[("Crash.S0", 1)] == 5_000 * len(replay) + 125_000 * (len(replay) // 8)
-    finally:
-        b.close()

@@ -1,16 +1,14 @@
-"""Unit tests of the ring arithmetic through the real Ring/RingWriter/RingReader."""
+"""Unit tests of the ring arithmetic through the real Ring/RingWriter/RingReader (a real
+tmpfs full to the brim is in tests/integration/test_ring_tmpfs.py)."""
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -34,6 +32,9 @@ _HERE = str(Path(__file__).resolve().parent)  # the model sits next to this file
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 from ring_model import RingModel  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ring_checks import FakeStatvfs, assert_seq_batch, seqs, write_seq  # noqa: E402
 
 CAP = MIN_CAPACITY  # 1024
 SHM = "/dev/shm"
@@ -63,26 +64,6 @@ def ring(shm_dir: Path) -> Iterator[Ring]:
     finally:
         r.close()
         path.unlink(missing_ok=True)
-
-
-def seqs(start: int, n: int) -> np.ndarray:
-    """``t`` values equal to the sequence numbers ``start .. start+n``."""
-    return np.arange(start, start + n, dtype=np.float64)
-
-
-def write_seq(w: RingWriter, n: int) -> int:
-    """Write ``n`` samples with t == seq and y == -seq; return the new seq."""
-    t = seqs(w.seq, n)
-    return w.write(t, -t)
-
-
-def assert_seq_batch(res: ring_mod.ReadResult, first: int, n: int, lost: int) -> None:
-    assert res.first == first
-    assert res.lost == lost
-    assert len(res.t) == len(res.y) == n
-    np.testing.assert_array_equal(res.t, seqs(first, n))
-    np.testing.assert_array_equal(res.y, -seqs(first, n))
-    assert res.stop == first + n
 
 
 # --------------------------------------------------------------------------- basics
@@ -440,17 +421,9 @@ def test_capacity_for_powers_of_two_within_bounds(rate: float, seconds: float, l
 # --------------------------------------------------------------------------- ShmFull
 
 
-class _FakeStatvfs:
-    def __init__(self, free_bytes: int) -> None:
-        self.free_bytes = free_bytes
-
-    def __call__(self, path: object) -> SimpleNamespace:
-        return SimpleNamespace(f_bavail=self.free_bytes // 4096, f_frsize=4096)
-
-
 def test_shm_full_from_statvfs(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _new_path(shm_dir)
-    monkeypatch.setattr(ring_mod.os, "statvfs", _FakeStatvfs(1 << 20))
+    monkeypatch.setattr(ring_mod.os, "statvfs", FakeStatvfs(1 << 20))
     with pytest.raises(ShmFull, match="no room") as info:
         Ring.create(path, 1 << 16, 1)  # 1 MiB + 64 bytes
     assert isinstance(info.value, OSError)
@@ -471,47 +444,6 @@ def test_shm_full_from_fallocate(shm_dir: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ShmFull, match="no room"):
         Ring.create(path, CAP, 1)
     assert not path.exists()  # the half-made file is removed
-
-
-@pytest.fixture
-def tiny_tmpfs(shm_dir: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs mounted for the test (skipped where mounting is not allowed)."""
-    mnt = _new_path(shm_dir)
-    mnt.mkdir()
-    mount = shutil.which("mount")
-    umount = shutil.which("umount")
-    try:
-        if os.geteuid() != 0 or mount is None or umount is None:
-            pytest.skip("mounting a tmpfs needs root")
-        done = subprocess.run([mount, "-t", "tmpfs", "-o", "size=256k", "rtoc-test", str(mnt)],
-                              capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-        try:
-            yield mnt
-        finally:
-            if subprocess.run([umount, str(mnt)], capture_output=True).returncode != 0:
-                subprocess.run([umount, "-l", str(mnt)], capture_output=True)
-    finally:
-        mnt.rmdir()
-
-
-def test_shm_full_real_tmpfs(tiny_tmpfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    big = tiny_tmpfs / "big.ring"
-    with pytest.raises(ShmFull, match="no room"):
-        Ring.create(big, 1 << 15, 1)  # 512 KiB into 256 KiB
-    assert not big.exists()
-    r = Ring.create(tiny_tmpfs / "small.ring", CAP, 1)  # 16 KiB fits
-    try:
-        write_seq(RingWriter(r), 3 * CAP)
-        assert_seq_batch(RingReader(r, cursor=0).read(), 2 * CAP, CAP, 2 * CAP)
-    finally:
-        r.close()
-    # statvfs fooled: the real fallocate fails and is reported as ShmFull, no SIGBUS
-    monkeypatch.setattr(ring_mod.os, "statvfs", _FakeStatvfs(1 << 30))
-    with pytest.raises(ShmFull, match="no room"):
-        Ring.create(big, 1 << 15, 1)
-    assert not big.exists()
 
 
 # --------------------------------------------------------------------------- model-based
