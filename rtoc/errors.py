@@ -26,20 +26,58 @@
     ├── ArchiveOff(RtocError)                      the archive is disabled in rtoc.toml
     ├── ImportFileError(RtocError, ValueError)     a file to import is malformed (names the line)
     ├── BadRequest(RtocError, ValueError)          a peer's request of the wrong shape
+    ├── Forbidden(RtocError, PermissionError)      the peer's role does not allow it
+    ├── LoginFailed(RtocError, PermissionError)    wrong user or password, or throttled
     └── ControlError(RtocError)                    an error reply from the control plane
         └── ControlTimeout(ControlError, TimeoutError)
 
-Each error has a stable ``code`` (used in control-plane error replies) and carries the
-fields it is about (``signal``, ``driver``, ``key`` ...), so callers need not parse text.
+Each error has a stable ``code`` (used in error replies) and carries the fields it is about
+(``signal``, ``driver``, ``key`` ...), so callers need not parse text. Every subclass,
+wherever it is defined (``FrameError``, ``ArchiveError``, ``MessageRejected`` ...), is
+registered when its class is created: :func:`error_class` maps a reply's code back to the
+class, and a second class with a code already taken is refused (TypeError) there and then. A
+subclass that sets no code of its own shares its parent's (``FrameRefused`` is a
+``bad_frame``) and is not registered under it. ``http_status`` is the HTTP status an error
+gets where it answers an HTTP request: it follows the type, never the message.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+_BY_CODE: dict[str, type[RtocError]] = {}
 
 
 class RtocError(Exception):
     """Root of all RTOC errors."""
 
     code = "error"
+    #: the HTTP status of this error where it answers an HTTP request
+    http_status: ClassVar[int] = 500
+    #: True: the code says the request that got the reply was malformed (``bad_request``,
+    #: ``bad_frame``), the caller's own bug: :func:`raise_for_reply` raises a ControlError
+    #: with the code instead of this class
+    blames_request: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        code = cls.__dict__.get("code")
+        if code is None:
+            return  # shares its parent's code
+        if not isinstance(code, str) or not code:
+            raise TypeError(f"{cls.__qualname__}.code must be non-empty text, got {code!r}")
+        other = _BY_CODE.get(code)
+        if other is not None and (other.__module__, other.__qualname__) != (cls.__module__,
+                                                                            cls.__qualname__):
+            raise TypeError(f"error code {code!r} of {cls.__module__}.{cls.__qualname__} is "
+                            f"already {other.__module__}.{other.__qualname__}'s")
+        _BY_CODE[code] = cls  # (a module reloaded: the same class again replaces itself)
+
+    @classmethod
+    def from_reply(cls, message: str) -> RtocError:
+        """The error a reply with this class's code and ``message`` stands for (a reply
+        carries no fields). A class whose constructor needs more overrides this."""
+        return cls(message)
 
 
 class ConfigError(RtocError, ValueError):
@@ -65,22 +103,27 @@ class DriverError(RtocError):
 
 class DriverNotFound(DriverError, LookupError):
     code = "driver_not_found"
+    http_status = 404
 
 
 class FunctionNotFound(DriverError, LookupError):
     code = "function_not_found"
+    http_status = 404
 
 
 class ParameterError(DriverError, ValueError):
     code = "bad_parameter"
+    http_status = 400
 
 
 class DriverNotRunning(DriverError):
     code = "driver_not_running"
+    http_status = 409
 
 
 class SignalError(RtocError):
     code = "signal"
+    http_status = 400
 
     def __init__(self, message: str, signal: str = ""):
         self.signal = signal
@@ -89,10 +132,12 @@ class SignalError(RtocError):
 
 class SignalNotFound(SignalError, LookupError):
     code = "signal_not_found"
+    http_status = 404
 
 
 class SignalOwned(SignalError):
     code = "signal_owned"
+    http_status = 409
 
 
 class SampleError(SignalError, ValueError):
@@ -101,12 +146,14 @@ class SampleError(SignalError, ValueError):
 
 class EventError(RtocError, ValueError):
     code = "bad_event"
+    http_status = 400
 
 
 class ConditionError(RtocError, ValueError):
     """A condition that is not in the language; ``column`` (1-based) and ``part`` say where."""
 
     code = "bad_condition"
+    http_status = 400
 
     def __init__(self, message: str, text: str = "", column: int | None = None, part: str = ""):
         self.text, self.column, self.part, self.reason = text, column, part, message
@@ -119,6 +166,7 @@ class RuleError(RtocError, ValueError):
     """An event rule or action that cannot be used; ``key`` names the field."""
 
     code = "bad_rule"
+    http_status = 400
 
     def __init__(self, message: str, key: str = ""):
         self.key, self.reason = key, message
@@ -127,6 +175,7 @@ class RuleError(RtocError, ValueError):
 
 class RuleNotFound(RuleError, LookupError):
     code = "rule_not_found"
+    http_status = 404
 
 
 class RingError(RtocError):
@@ -147,18 +196,22 @@ class InstanceError(RtocError):
 
 class InstanceRunning(InstanceError):
     code = "instance_running"
+    http_status = 409
 
 
 class EngineUnavailable(RtocError):
     code = "unavailable"
+    http_status = 503
 
 
 class ArchiveOff(RtocError):
     code = "archive_off"
+    http_status = 503
 
 
 class ImportFileError(RtocError, ValueError):
     code = "bad_import"
+    http_status = 400
 
 
 class BadRequest(RtocError, ValueError):
@@ -166,10 +219,30 @@ class BadRequest(RtocError, ValueError):
     with this error; the connection lives on. Not for our own bugs (those are "internal")."""
 
     code = "bad_request"
+    http_status = 400
+    blames_request = True
+
+
+class Forbidden(RtocError, PermissionError):
+    """The peer's role does not allow the request (it may log in as a user who may)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class LoginFailed(RtocError, PermissionError):
+    """Wrong user or password, or too many failed logins from the address."""
+
+    code = "login_failed"
+    http_status = 401
 
 
 class ControlError(RtocError):
-    """An ``{ok: false}`` reply; ``code`` is the remote error code."""
+    """An ``{ok: false}`` reply; ``code`` is the remote error code (the class's own,
+    ``control``, only names the class in the registry)."""
+
+    code = "control"
+    http_status = 502  # the part of the instance behind this one answered with an error
 
     def __init__(self, message: str, code: str = "error"):
         self.code = code
@@ -177,21 +250,17 @@ class ControlError(RtocError):
 
 
 class ControlTimeout(ControlError, TimeoutError):
+    code = "timeout"
+    http_status = 504
+
     def __init__(self, message: str):
         super().__init__(message, "timeout")
 
 
-_BY_CODE: dict[str, type[RtocError]] = {}
-
-
-def _collect(cls: type[RtocError]) -> None:
-    for sub in cls.__subclasses__():
-        if isinstance(sub.__dict__.get("code"), str):
-            _BY_CODE[sub.code] = sub
-        _collect(sub)
-
-
-_collect(RtocError)
+def error_class(code: str) -> type[RtocError] | None:
+    """The RtocError subclass registered under ``code``, or None (the root's ``error``, and
+    codes no class of this process defines: ``internal``, ``unknown_op`` ...)."""
+    return _BY_CODE.get(code)
 
 
 def error_reply(exc: BaseException) -> dict:
@@ -201,13 +270,18 @@ def error_reply(exc: BaseException) -> dict:
 
 
 def raise_for_reply(reply: dict) -> dict:
-    """Return ``reply`` when ok, else raise the RtocError subclass its code names."""
+    """Return ``reply`` when ok, else raise the RtocError subclass its code names.
+
+    A ControlError with the code instead when no class of this process has the code, for
+    ``config`` (the reply lost the key and line), for codes that blame the request this side
+    sent (``bad_request``, ``bad_frame``: its own bug) and for ``timeout`` (a ControlTimeout
+    means that this side's own wait ran out).
+    """
     if reply.get("ok"):
         return reply
     err = reply.get("error") or {}
     code, message = str(err.get("code", "error")), str(err.get("message", "unknown error"))
     cls = _BY_CODE.get(code)
-    # a bad_request reply is about the request this side sent: a ControlError with its code
-    if cls is None or cls is ControlTimeout or issubclass(cls, (ConfigError, ControlError, BadRequest)):
+    if cls is None or cls.blames_request or issubclass(cls, (ConfigError, ControlError)):
         raise ControlError(message, code)
-    raise cls(message)  # every class but ConfigError/ControlError takes just a message
+    raise cls.from_reply(message)

@@ -47,6 +47,7 @@ class ArchiveUnavailable(ArchiveError, ConnectionError):
     """The database cannot be reached or written (stopped server, disk full): spool."""
 
     code = "archive_unavailable"
+    http_status = 503
 
 
 @dataclass(frozen=True)

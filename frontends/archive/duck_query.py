@@ -22,6 +22,7 @@ class QueryRefused(ArchiveError, PermissionError):
     """``query`` refused a statement that could change the database or touch files."""
 
     code = "query_refused"
+    http_status = 403
 
 
 

@@ -3,13 +3,16 @@
 ``route`` maps a GET request (path and query) to ``(status, content type, body)``; the
 server turns that into a response. Reading the API needs the ``read`` role: anonymous
 clients have it unless ``[websocket] anonymous = "none"``, in which case HTTP Basic
-credentials of a configured user are needed.
+credentials of a configured user are needed. An error's status follows its type
+(``RtocError.http_status``: a bad query 400, an unknown signal 404 ...); an exception that
+is no RtocError is a bug of ours: logged with its traceback, answered 500.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import mimetypes
 from importlib import resources
@@ -18,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from rtoc.frontends.websocket.json_protocol import commands
 from rtoc.frontends.websocket.json_protocol.fanout import dumps
+from rtoc.frontends.websocket.validate import BadRequest
 
 from rtoc.errors import RtocError
 
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
     from rtoc.frontends.websocket.session import Session
 
+log = logging.getLogger(__name__)
 STATIC = resources.files("rtoc.frontends.websocket") / "static"
 Reply = tuple[int, str, bytes]
 
@@ -66,15 +71,23 @@ async def route(proto: JsonProtocol, session: Session, target: str, metrics: Any
             if path == "/api/signals":
                 return _json(await commands.get_signal_info(proto, session, True, {}, 0.0))
             return await _signal(proto, session, unquote(path[len("/api/signals/"):]), query)
-        except (RtocError, ValueError, TypeError) as exc:
-            return _error(404 if "no signal" in str(exc) else 400, str(exc))
+        except RtocError as exc:
+            return _error(exc.http_status, str(exc))
+        except Exception:
+            log.exception("HTTP %s failed", path)
+            return _error(500, "internal error (the server logged it)")
     return _error(404, f"nothing at {path} (try /, /metrics, /api/signals)")
 
 
 async def _signal(proto: JsonProtocol, session: Session, name: str, query: dict) -> Reply:
     def number(key: str) -> float | None:
         v = query.get(key, [None])[0]
-        return None if v in (None, "") else float(v)
+        if v in (None, ""):
+            return None
+        try:
+            return float(v)
+        except ValueError:
+            raise BadRequest(f"{key} must be a number, got {v[:40]!r}") from None
 
     fmt = query.get("format", ["json"])[0]
     if fmt not in ("json", "csv"):
@@ -83,7 +96,7 @@ async def _signal(proto: JsonProtocol, session: Session, name: str, query: dict)
     req: dict[str, Any] = {"dname": device, "sname": signal, "xmin": number("from"),
                            "xmax": number("to")}
     if (max_n := number("maxN")) is not None:
-        req["maxN"] = int(max_n)
+        req["maxN"] = int(max_n) if math.isfinite(max_n) else max_n  # getSignal checks it
     got = await commands.get_signal(proto, session, [req], {}, 0.0)
     x, y, unit, sig_id, _, _ = got[name]
     if fmt == "json":
@@ -91,8 +104,13 @@ async def _signal(proto: JsonProtocol, session: Session, name: str, query: dict)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["t", f"{name} [{unit}]" if unit else name])
-    w.writerows(zip(x, ("" if v is None else v for v in y), strict=True))
+    w.writerows((_cell(a), _cell(b)) for a, b in zip(x, y, strict=True))
     return 200, "text/csv; charset=utf-8", buf.getvalue().encode()
+
+
+def _cell(v: float) -> float | str:
+    """NaN and infinities are empty cells (as they are null in JSON)."""
+    return v if math.isfinite(v) else ""
 
 
 def prometheus(samples: list[tuple[str, str, dict[str, str], float]]) -> str:

@@ -46,6 +46,18 @@ class Session:
         device = name.partition(".")[0]
         return device in self.devices
 
+    def wants_view(self, name: str) -> bool:
+        """Resampled view pushes of ``name``."""
+        return name in self.views and self.may("read")
+
+    def report_dropped(self) -> bool:
+        """True once after pushes were lost since the last report (which this marks
+        made): the client is due a ``dropped`` report."""
+        if self.dropped == self.reported_dropped:
+            return False
+        self.reported_dropped = self.dropped
+        return True
+
     def wants_event(self, priority: int) -> bool:
         return self.events and self.may("read") and priority >= self.event_level
 

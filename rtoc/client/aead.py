@@ -46,7 +46,7 @@ from Cryptodome.Cipher import AES
 from Cryptodome.Hash import SHA256
 from Cryptodome.Protocol.KDF import HKDF
 
-from rtoc.errors import RtocError
+from rtoc.client.frames import FrameError
 
 __all__ = ["FrameRefused", "Channel", "session_key", "derive_key", "new_salt", "rtoc_token",
            "scrypt_digest", "VERSION", "OVERHEAD", "KEY_INFO"]
@@ -61,17 +61,19 @@ _DIRECTION = {"server": b"S", "client": b"C"}
 _MAX_COUNTER = 2**64 - 1
 
 
-class FrameRefused(RtocError, ValueError):
-    """A frame that :meth:`Channel.open` will not accept.
+class FrameRefused(FrameError):
+    """A frame that :meth:`Channel.open` will not accept (code ``bad_frame``, as FrameError).
 
     ``reason`` is one of "truncated", "version", "authentication", "replayed", "skipped".
     """
 
-    code = "bad_frame"
-
     def __init__(self, message: str, reason: str):
         self.reason = reason
         super().__init__(message)
+
+    @classmethod
+    def from_reply(cls, message: str) -> FrameRefused:
+        return cls(message, "")
 
 
 # -- keys ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from rtoc.client.frames import (
     encode_data,
     f8,
 )
-from rtoc.errors import RtocError, raise_for_reply
+from rtoc.errors import LoginFailed, RtocError, raise_for_reply
 
 __all__ = ["AsyncClient", "Batch", "ProtocolError", "NotConnected", "LoginFailed",
            "PushRefused"]
@@ -47,10 +47,6 @@ class NotConnected(RtocError, ConnectionError):
     code = "not_connected"
 
 
-class LoginFailed(RtocError, PermissionError):
-    code = "login_failed"
-
-
 class PushRefused(RtocError, ValueError):
     """The server refused pushed frames; ``errors`` holds its error messages
     (``{"sig", "seq", "error": {"code", "message"}}``)."""
@@ -60,6 +56,10 @@ class PushRefused(RtocError, ValueError):
     def __init__(self, message: str, errors: list[dict]):
         self.errors = errors
         super().__init__(message)
+
+    @classmethod
+    def from_reply(cls, message: str) -> PushRefused:
+        return cls(message, [])
 
 
 # -- batches ------------------------------------------------------------------------------------

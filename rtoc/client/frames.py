@@ -46,6 +46,8 @@ class FrameError(RtocError, ValueError):
     """A frame that is not ``rtoc.bin.v1``; the message says what is wrong with it."""
 
     code = "bad_frame"
+    http_status = 400
+    blames_request = True  # a bad_frame reply blames the frame this side sent
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
+import pkgutil
+
 import pytest
 
 from rtoc.errors import (
+    BadRequest,
     ConfigError,
     ControlError,
     ControlTimeout,
     DriverError,
     DriverNotFound,
     DriverNotRunning,
+    EngineUnavailable,
     EventError,
+    Forbidden,
     FunctionNotFound,
     InstanceError,
     InstanceRunning,
+    LoginFailed,
     ParameterError,
     RingError,
     RingFormatError,
@@ -24,6 +32,7 @@ from rtoc.errors import (
     SignalError,
     SignalNotFound,
     SignalOwned,
+    error_class,
     error_reply,
     raise_for_reply,
 )
@@ -173,3 +182,84 @@ def test_event_error_round_trips() -> None:
     with pytest.raises(EventError) as info:
         raise_for_reply(error_reply(EventError("priority 7")))
     assert info.value.code == "bad_event" and str(info.value) == "priority 7"
+
+
+# -- the registry: every subclass, wherever it is defined -------------------------------------
+ROOTS = ("rtoc", "rtoc.pipeline", "rtoc.drivers", "rtoc.frontends")  # pyproject's package-dir
+
+
+def _every_module() -> list[str]:
+    names: set[str] = set()
+    for root in ROOTS:
+        pkg = importlib.import_module(root)
+        names.update(m.name for m in pkgutil.walk_packages(pkg.__path__, root + ".")
+                     if not m.name.endswith("__main__"))
+    return sorted(names)
+
+
+def _every_subclass() -> list[type[RtocError]]:
+    for name in _every_module():
+        importlib.import_module(name)
+    out, todo = [], [RtocError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in out:
+                out.append(sub)
+                todo.append(sub)
+    return [cls for cls in out if cls.__module__.startswith("rtoc.")]  # not the tests' own
+
+
+def test_every_subclass_in_the_tree_has_a_unique_code_that_maps_back_to_it() -> None:
+    classes = _every_subclass()
+    assert len(classes) > 30  # the walk found the frontends' and the client's errors too
+    own = [cls for cls in classes if "code" in cls.__dict__]
+    codes = [cls.__dict__["code"] for cls in own]
+    assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
+    for cls in own:
+        assert error_class(cls.code) is cls, cls
+    for cls in classes:  # a class without its own code shares its parent's (FrameRefused)
+        assert issubclass(cls, error_class(cls.code)), cls
+    assert {"bad_request", "bad_frame", "bad_message", "forbidden", "login_failed",
+            "archive_unavailable", "query_refused", "bad_password_hash"} <= set(codes)
+
+
+def test_a_second_class_with_a_taken_code_is_refused_when_it_is_created() -> None:
+    with pytest.raises(TypeError, match="'signal_owned'.*already rtoc.errors.SignalOwned"):
+        type("Impostor", (RtocError,), {"code": "signal_owned"})
+    gc.collect()  # the half-made class
+    assert error_class("signal_owned") is SignalOwned
+
+
+def test_every_registered_class_comes_back_from_its_reply_or_is_a_control_error() -> None:
+    for cls in _every_subclass():
+        if "code" not in cls.__dict__:
+            continue
+        reply = {"ok": False, "error": {"code": cls.code, "message": "from afar"}}
+        with pytest.raises(RtocError) as info:
+            raise_for_reply(reply)
+        got = info.value
+        assert str(got) == "from afar" and got.code == cls.code
+        if cls.blames_request or issubclass(cls, (ConfigError, ControlError)):
+            assert type(got) is ControlError, cls
+        else:
+            assert type(got) is cls, cls
+
+
+def test_replies_that_blame_the_request_stay_control_errors() -> None:
+    for code in ("bad_request", "bad_frame"):
+        with pytest.raises(ControlError) as info:
+            raise_for_reply({"ok": False, "error": {"code": code, "message": "m"}})
+        assert type(info.value) is ControlError and info.value.code == code
+    with pytest.raises(Forbidden):
+        raise_for_reply(error_reply(Forbidden("read only")))
+    with pytest.raises(LoginFailed):
+        raise_for_reply(error_reply(LoginFailed("wrong user or password")))
+
+
+def test_http_status_follows_the_type() -> None:
+    for cls in _every_subclass():
+        assert isinstance(cls.http_status, int) and 400 <= cls.http_status <= 599, cls
+    assert (BadRequest.http_status, SignalError.http_status, SignalNotFound.http_status,
+            Forbidden.http_status, LoginFailed.http_status, EngineUnavailable.http_status,
+            ControlTimeout.http_status, RtocError.http_status) == (400, 400, 404, 403, 401, 503,
+                                                                    504, 500)

@@ -468,3 +468,29 @@ def test_select_subprotocol_keeps_json_clients() -> None:
     assert b.select_subprotocol(None, ["rtoc.bin.v1"]) == "rtoc.bin.v1"
     assert b.select_subprotocol(None, []) is None
     assert b.select_subprotocol(None, ["chat"]) is None
+
+
+def test_a_bug_of_ours_is_logged_and_answered_internal(caplog) -> None:
+    world = World()
+    proto, s = b.BinaryProtocol(world), session("write")
+
+    async def broken(op: str, **f) -> dict:
+        return {"ok": True}  # no "drivers": a KeyError in our own op
+
+    world.request = broken
+    with caplog.at_level("ERROR", "rtoc.frontends.websocket.binary_protocol.protocol"):
+        (msg,) = replies(handle(proto, s, ctl("drivers")))
+    assert msg["ok"] is False and msg["error"]["code"] == "internal"
+    assert msg["error"]["message"] == "internal error (KeyError; the server logged it)"
+    assert caplog.records[-1].exc_info[0] is KeyError
+    # the client's own mistakes keep their codes
+    (msg,) = replies(handle(proto, s, ctl("history", signal="Generator.Sine", max_points=2)))
+    assert msg["error"] == {"code": "bad_request", "message": "max_points must be an integer 4..2000000"}
+
+    async def bad_push(*args) -> None:
+        raise TypeError("a bug in the ring write")
+
+    world.push = bad_push
+    (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "Lab.T", "seq": 3}, [1.0], [1.0])))
+    assert (msg["op"], msg["sig"], msg["seq"], msg["error"]["code"]) == ("push", "Lab.T", 3, "internal")
+    assert s.refused == 1

@@ -2,7 +2,8 @@
 
 Every message must give a reply list whose first element is a JSON-encodable object with
 an ``error`` key, within a second (a hang is a failure), and never raise, through
-``handle_batch`` (as the server calls it) and ``handle``. The stateful
+``handle_batch`` (as the server calls it) and ``handle``; and no message may be answered
+as an internal error (whatever a client sends is its own mistake, never a bug of ours). The stateful
 test drives authorize / login / subscribe / unsubscribe / push / call / disconnect in
 random order and checks the core against a model of roles and subscriptions.
 """
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from rtoc.frontends.websocket.auth import rtoc_token
 from rtoc.frontends.websocket.json_protocol.fanout import dumps
-from rtoc.frontends.websocket.json_protocol.protocol import PUSH_KEYS, TABLE
+from rtoc.frontends.websocket.json_protocol.protocol import INTERNAL, PUSH_KEYS, TABLE
 from ws_world import PASSWORDS, ROLES, protocol, session
 
 KEYS = sorted(TABLE) + list(PUSH_KEYS)
@@ -64,9 +65,9 @@ def _check(proto, s, data) -> None:
     replies = LOOP.run_until_complete(asyncio.wait_for(proto.handle_batch(s, [raw, raw], 1e9), 1.0))
     assert len([r for r in replies if "error" in r]) == 2 and "error" in replies[0]
     for r in replies:
-        dumps(r)  # sendable
+        assert INTERNAL not in dumps(r)  # sendable, and no bug of ours
     single = LOOP.run_until_complete(asyncio.wait_for(proto.handle(s, data, 1e9), 1.0))
-    assert single and "error" in single[0]
+    assert single and "error" in single[0] and INTERNAL not in dumps(single[0])
 
 
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 
 import numpy as np
 import pytest
 from rtoc.frontends.websocket.auth import rtoc_token
-from rtoc.frontends.websocket.json_protocol.protocol import TABLE
+from rtoc.frontends.websocket.json_protocol.protocol import INTERNAL, TABLE
 from ws_world import PASSWORDS, protocol, session
 
 
@@ -246,3 +247,33 @@ def test_logger_clear_empties_pushed_signals_only_and_needs_write() -> None:
     assert r["error"] and "needs the write role" in r["errors"]["logger"]
     (r,) = ask(proto, s, {"logger": {"resize": 10}})
     assert r["error"] and "rtoc.toml" in r["errors"]["logger"]
+
+
+def test_a_bug_of_ours_is_logged_and_answered_internal_not_as_the_clients_mistake(caplog) -> None:
+    proto, world = protocol()
+
+    async def broken(op: str, **fields):
+        return {"ok": True}  # no "signals": a KeyError in our own command
+
+    world.request = broken
+    with caplog.at_level(logging.ERROR, "rtoc.frontends.websocket.json_protocol.protocol"):
+        (reply,) = ask(proto, session(), {"getSignalList": True, "subscribe": ["signal", "A.x"]})
+    assert reply["error"] is True and reply["errors"] == {"getSignalList": INTERNAL}
+    assert reply["subscription"]["signals"] == ["A.x"]  # the other keys still run
+    assert caplog.records[-1].exc_info[0] is KeyError and "getSignalList" in caplog.records[-1].message
+    # a client's bad request is still its own error, with its message
+    proto, _ = protocol()
+    (reply,) = ask(proto, session(), {"getSignal": {"dname": "A", "sname": "x", "maxN": 2}})
+    assert reply["errors"] == {"getSignal": "maxN must be an integer 4..2000000"}
+
+
+def test_json_names_follow_the_binary_roads_rule() -> None:
+    proto, world = protocol(anonymous="write")
+    s = session("write")
+    (reply,) = ask(proto, s, {"y": [1.0], "sname": ["s" * 1023], "dname": "D"})
+    assert reply["error"] is True and "longer than 1024 characters" in reply["errors"]["y"]
+    assert not any(n.startswith("D.") for n in world.samples)
+    (reply,) = ask(proto, s, {"y": [1.0], "sname": ["s" * 1022], "dname": "D"})
+    assert reply["error"] is False
+    (reply,) = ask(proto, s, {"subscribe": ["signal", "D./x"], "getLatest": ["D." + "s" * 1023]})
+    assert set(reply["errors"]) == {"subscribe", "getLatest"}

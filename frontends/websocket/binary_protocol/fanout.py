@@ -2,40 +2,37 @@
 
 The server's bus loop feeds each batch in; its push timer takes each session's frames
 (:mod:`binary_shell`). Slow sessions lose their oldest samples here, counted, and are
-told so by a ``dropped`` push (:func:`dropped_report`).
+told so by a ``dropped`` push (:func:`dropped_report`). The waiting samples and who wants
+them are the shared part of both roads' fan-outs (:mod:`rtoc.frontends.websocket.fanout`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from rtoc.frontends.websocket.binary_protocol.protocol import BinSession
+from rtoc.frontends.websocket.fanout import Chunks, FanoutBase
 
 from rtoc.client.frames import encode_control, encode_data, encode_view
 
 
 @dataclass
-class _Run:
-    """Consecutive samples of one signal waiting for the next push (chunks, in order)."""
+class _Run(Chunks):
+    """Consecutive samples of one signal waiting for the next push: from ``seq`` on, with
+    ``lost`` samples missing before them (the ring's count), or replacing the signal."""
 
-    seq: int
-    lost: int
-    replace: bool
-    t: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
-    n: int = 0
+    seq: int = 0
+    lost: int = 0
+    replace: bool = False
 
 
 @dataclass
-class _Views:
-    t: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
+class _Views(Chunks):
     width: float = 0.0
-    n: int = 0
 
 
-class BinaryFanout:
+class BinaryFanout(FanoutBase):
     """The waiting data frames of every binary session. Pure.
 
     The server's bus loop feeds each batch in (``data``, ``view``); every ``push_interval``
@@ -69,27 +66,23 @@ class BinaryFanout:
         if not n and not replace:
             return
         for session, waiting in self.pending.items():
-            if not session.wants_signal(name):
+            if not self.wants(session, "signal", name):
                 continue
             runs = waiting.setdefault(name, [])
             last = runs[-1] if runs else None
             if last is not None and not lost and not replace and last.seq + last.n == seq:
                 run = last
             else:
-                run = _Run(seq, lost, replace)
+                run = _Run(seq=seq, lost=lost, replace=replace)
                 runs.append(run)
-            run.t.append(t)
-            run.y.append(y)
-            run.n += n
+            run.add(t, y)
             self._trim(session, runs)
 
     def _trim(self, session: BinSession, runs: list[_Run]) -> None:
         total = sum(r.n for r in runs)
         while total > self.max_pending and (len(runs) > 1 or len(runs[0].t) > 1):
             run = runs[0]
-            k = len(run.t[0])
-            del run.t[0], run.y[0]
-            run.n -= k
+            k = run.drop_first()
             run.seq += k
             run.lost = 0
             total -= k
@@ -99,15 +92,12 @@ class BinaryFanout:
 
     def view(self, name: str, t: np.ndarray, y: np.ndarray, width: float) -> None:
         for session, waiting in self.views.items():
-            if name in session.views and session.may("read"):
+            if self.wants(session, "view", name):
                 v = waiting.setdefault(name, _Views())
-                v.t.append(t)
-                v.y.append(y)
-                v.n += len(t)
+                v.add(t, y)
                 v.width = width
                 while v.n > self.max_pending and len(v.t) > 1:
-                    v.n -= len(v.t[0])
-                    del v.t[0], v.y[0]
+                    v.drop_first()
 
     def take(self, session: BinSession) -> list[bytes]:
         """The session's frames since the last call (plaintext), then nothing waits."""
@@ -116,7 +106,7 @@ class BinaryFanout:
         if waiting:
             for name, runs in waiting.items():
                 for run in runs:
-                    t, y = _cat(run.t), _cat(run.y)
+                    t, y = run.joined()
                     for i in range(0, max(run.n, 1), self.max_frame):
                         header = {"sig": name, "seq": run.seq + i, "lost": run.lost if i == 0 else 0}
                         if run.replace and i == 0:
@@ -126,21 +116,15 @@ class BinaryFanout:
         views = self.views.get(session)
         if views:
             for name, v in views.items():
-                out.append(encode_view(name, _cat(v.t), _cat(v.y), v.width))
+                out.append(encode_view(name, *v.joined(), v.width))
             views.clear()
         return out
 
 
 def dropped_report(session: BinSession) -> bytes | None:
     """The ``dropped`` push when the session missed more since the last report, else None."""
-    if (session.dropped, session.dropped_frames) == (session.reported_dropped, session.reported_frames):
+    if not session.report_dropped():
         return None
-    session.reported_dropped, session.reported_frames = session.dropped, session.dropped_frames
     return encode_control({"op": "dropped", "frames": session.dropped_frames,
                            "samples": session.dropped})
 
-
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    if not parts:
-        return np.empty(0, np.float64)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)

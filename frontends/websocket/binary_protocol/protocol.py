@@ -23,7 +23,10 @@ mode?}`` (read), ``signals``, ``drivers``, ``history {signal, from?, to?, max_po
 acknowledged only by ``ack`` pushes and ``sync``, to keep the rate high), ``call``, ``set``,
 ``start``, ``stop`` (write; as the JSON ``plugin`` command). A data frame from a client is a
 push and needs ``write``. A malformed frame is answered with an error (code ``bad_frame``)
-and the connection lives on, except inside an encrypted session (below).
+and the connection lives on, except inside an encrypted session (below). Names, numbers
+and limits follow the rules the JSON protocol uses too (:mod:`validate`). Only an RtocError
+is the client's answer; any other exception is a bug of ours: logged with its traceback and
+answered with code ``internal``.
 
 Encryption (:class:`rtoc.client.aead.Channel`). The server stores no passwords, only
 ``scrypt(rtoc_token(password), hash_salt, n, r, p)`` per user (:mod:`auth`); that digest is
@@ -60,6 +63,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -69,10 +73,19 @@ from typing import Any, Protocol
 import numpy as np
 from rtoc.frontends.websocket.auth import SCRYPT_N, SCRYPT_P, SCRYPT_R, Throttle, Users, parse_hash
 from rtoc.frontends.websocket.session import Session
+from rtoc.frontends.websocket.validate import (
+    MAX_PASSWORD,
+    MAX_POINTS,
+    MAX_UNIT,
+    MAX_USER,
+    integer,
+    number,
+    signal_name,
+)
+from rtoc.frontends.websocket.validate import names as name_list
 
 from rtoc.client.aead import Channel, FrameRefused, session_key
 from rtoc.client.frames import (
-    MAX_NAME,
     SUBPROTOCOL,
     VERSION,
     Control,
@@ -81,26 +94,21 @@ from rtoc.client.frames import (
     decode,
     encode_control,
 )
-from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError, SignalOwned
-from rtoc.model import check_part, split_name
+from rtoc.errors import (
+    ArchiveOff,
+    BadRequest,
+    EngineUnavailable,
+    Forbidden,
+    LoginFailed,
+    RtocError,
+    SignalOwned,
+)
 
-MAX_NAMES = 10_000          # names in one subscribe
+log = logging.getLogger(__name__)
 ACK_EVERY = 64              # pushed frames between two ``ack`` pushes
 CLAIM_FRAMES = 64           # a pushed signal's ring holds this many first frames (<= 4 M samples)
 OWNER = "websocket"         # hub.OWNER: the pre-claim must be the hub's own claim
 CLOSE_POLICY = 1008         # websocket close code: policy violation
-
-
-class Forbidden(RtocError, PermissionError):
-    code = "forbidden"
-
-
-class BadRequest(RtocError, ValueError):
-    code = "bad_request"
-
-
-class LoginFailed(RtocError, PermissionError):
-    code = "login_failed"
 
 
 def select_subprotocol(conn: Any, offered: Any) -> str | None:
@@ -111,11 +119,16 @@ def select_subprotocol(conn: Any, offered: Any) -> str | None:
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
-def error_frame(rid: Any, op: Any, exc: BaseException, **extra: Any) -> bytes:
-    code = getattr(exc, "code", None) if isinstance(exc, RtocError) else None
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+def error_frame(rid: Any, op: Any, exc: RtocError, **extra: Any) -> bytes:
+    """The error reply to a request (``rid``, ``op``) that ``exc`` refused."""
     return encode_control({"re": rid, "op": op, "ok": False, **extra,
-                           "error": {"code": code or "bad_request", "message": text or type(exc).__name__}})
+                           "error": {"code": exc.code, "message": str(exc) or type(exc).__name__}})
+
+
+def internal_frame(rid: Any, op: Any, exc: BaseException, **extra: Any) -> bytes:
+    """The reply to a request that failed by a bug of ours (``exc``, already logged)."""
+    return encode_control({"re": rid, "op": op, "ok": False, **extra, "error": {
+        "code": "internal", "message": f"internal error ({type(exc).__name__}; the server logged it)"}})
 
 
 # -- sessions and the port to the running system -------------------------------------------------
@@ -134,6 +147,13 @@ class BinSession(Session):
     refused: int = 0                     # pushed frames refused
     dropped_frames: int = 0
     reported_frames: int = 0
+
+    def report_dropped(self) -> bool:
+        """As :meth:`Session.report_dropped`, counting lost frames too."""
+        if (self.dropped, self.dropped_frames) == (self.reported_dropped, self.reported_frames):
+            return False
+        self.reported_dropped, self.reported_frames = self.dropped, self.dropped_frames
+        return True
 
     @classmethod
     def of(cls, s: Session) -> BinSession:
@@ -223,8 +243,12 @@ class BinaryProtocol:
         out = Outcome()
         try:
             reply = await getattr(self, f"_op_{op}")(s, msg, now, first, out)
-        except (RtocError, ValueError, TypeError, KeyError) as exc:
+        except RtocError as exc:
             out.frames.append(error_frame(rid, op, exc))
+            return out
+        except Exception as exc:
+            log.exception("rtoc.bin.v1 %r of %s failed", op, s.address)
+            out.frames.append(internal_frame(rid, op, exc))
             return out
         out.frames.append(encode_control({"re": rid, "op": op, "ok": True, **reply}))
         return out
@@ -239,21 +263,23 @@ class BinaryProtocol:
             if not s.may("write"):
                 raise Forbidden(f"pushing needs the write role (you have {s.role}"
                                 f"{'' if s.user else '; log in first'})")
-            device, signal = split_name(f.name)
-            check_part("device", device)
-            check_part("signal", signal)
+            device, signal = signal_name(f.name)
             unit = f.header.get("unit", "")
             replace = f.header.get("replace", False)
-            if not isinstance(unit, str) or len(unit) > 64 or not isinstance(replace, bool):
-                raise BadRequest("a push's unit must be text (at most 64 characters) and "
-                                 "replace true or false")
+            if not isinstance(unit, str) or len(unit) > MAX_UNIT or not isinstance(replace, bool):
+                raise BadRequest(f"a push's unit must be text (at most {MAX_UNIT} characters) "
+                                 "and replace true or false")
             if f.name not in self.claimed:
                 await self._claim(device, signal, unit, len(f.t), f.header.get("rate"))
                 self.claimed.add(f.name)
             await self.world.push(device, signal, unit, f.t, f.y, replace)
-        except (RtocError, ValueError, TypeError) as exc:
+        except RtocError as exc:
             s.refused += 1
             return [error_frame(None, "push", exc, sig=f.name, seq=cseq)]
+        except Exception as exc:
+            log.exception("rtoc.bin.v1 push of %s from %s failed", f.name, s.address)
+            s.refused += 1
+            return [internal_frame(None, "push", exc, sig=f.name, seq=cseq)]
         s.pushed += len(f.t)
         s.push_frames += 1
         if s.push_frames % self.ack_every == 0:
@@ -288,7 +314,7 @@ class BinaryProtocol:
         if not first:
             raise BadRequest("an encrypting hello must be the connection's first frame")
         user = msg.get("user")
-        if not isinstance(user, str) or not 0 < len(user) <= 64:
+        if not isinstance(user, str) or not 0 < len(user) <= MAX_USER:
             raise BadRequest("an encrypting hello needs the user name (the key comes from its password)")
         wait = self.world.throttle.check(s.address, now)
         if wait > 0:
@@ -342,7 +368,7 @@ class BinaryProtocol:
     async def _op_login(self, s: BinSession, msg: dict, now: float, first: bool,
                         out: Outcome) -> dict:
         user, password = msg.get("user"), msg.get("password")
-        if not isinstance(user, str) or not isinstance(password, str) or len(password) > 1024:
+        if not isinstance(user, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD:
             raise BadRequest("login needs user and password (text)")
         if s.channel is not None:
             raise BadRequest("an encrypted session is logged in by its handshake")
@@ -414,12 +440,11 @@ class BinaryProtocol:
         name = msg.get("signal")
         if not isinstance(name, str):
             raise BadRequest("history needs signal, a \"Device.Signal\" name")
-        split_name(name)
-        lo, hi = _number(msg.get("from"), "from"), _number(msg.get("to"), "to")
+        signal_name(name)
+        lo, hi = _time(msg.get("from"), "from"), _time(msg.get("to"), "to")
         max_points = msg.get("max_points")
-        if max_points is not None and not (isinstance(max_points, int) and not isinstance(max_points, bool)
-                                           and 4 <= max_points <= 2_000_000):
-            raise BadRequest("max_points must be an integer 4..2000000")
+        if max_points is not None:
+            integer(max_points, "max_points", 4, MAX_POINTS)
         fields: dict[str, Any] = {"signal": name, "from": lo, "to": hi}
         if max_points is not None:
             fields["max_points"] = max_points
@@ -469,23 +494,12 @@ def _text(msg: dict, key: str) -> str:
     return v
 
 
-def _number(v: Any, what: str) -> float | None:
-    if v is None:
-        return None
-    if not isinstance(v, int | float) or isinstance(v, bool) or (isinstance(v, float) and math.isnan(v)):
-        raise BadRequest(f"{what} must be a number (unix seconds)")
-    return float(v)
+def _time(v: Any, what: str) -> float | None:
+    return None if v is None else number(v, what, "unix seconds", nan=False)
 
 
 def _names(v: Any) -> list[str]:
-    if not (isinstance(v, list) and len(v) <= MAX_NAMES and all(isinstance(x, str) for x in v)):
-        raise BadRequest(f"signals must be a list of \"Device.Signal\" names (at most {MAX_NAMES})"
-                         " or \"*\" (raw only)")
-    for x in v:
-        split_name(x)
-        if "/" in x or len(x) > MAX_NAME:
-            raise BadRequest(f"bad signal name {x[:60]!r}")
-    return v
+    return name_list(v, "signals", ' or "*" (raw only)')
 
 
 def _subscription(s: BinSession) -> dict:

@@ -1,7 +1,8 @@
 """The RTOC JSON commands: what each key of a client message does, and who may use it.
 
-Each handler checks its value's shape completely before it changes anything, so a bad
-command stores nothing; it returns what goes under its reply key. Reading needs ``read``,
+Each handler checks its value's shape completely before it changes anything (with the
+rules both roads share, :mod:`validate`), so a bad command stores nothing; it returns what
+goes under its reply key. Reading needs ``read``,
 everything that writes (data, events, driver control, automation, removals) ``write``,
 and instance settings ``admin``.
 """
@@ -14,17 +15,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rtoc.frontends.websocket.validate import (
+    MAX_NAMES,
+    MAX_PASSWORD,
+    MAX_POINTS,
+    BadRequest,
+    integer,
+    names,
+    need,
+    number,
+    push_name,
+    signal_name,
+)
 from rtoc.pipeline.decimate_kernels import minmax_indices
 
-from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError
-from rtoc.model import check_part, split_name
+from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError, SignalNotFound
 
 if TYPE_CHECKING:
     from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
     from rtoc.frontends.websocket.session import Session
 
-MAX_POINTS = 200_000       # samples per signal in a getSignal reply unless maxN says otherwise
-MAX_NAMES = 10_000         # names in one getLatest / subscribe / getSignal list
+DEFAULT_POINTS = 200_000   # samples per signal in a getSignal reply unless maxN says otherwise
 EVENT_LIST = 1000          # events in a getEventList reply
 
 
@@ -35,32 +46,6 @@ class Command:
     reply: str | None      # the reply key (None: nothing in the main reply)
 
 
-class BadCommand(RtocError, ValueError):
-    code = "bad_command"
-
-
-def _need(ok: bool, text: str) -> None:
-    if not ok:
-        raise BadCommand(text)
-
-
-def _names(value: Any, what: str) -> list[str]:
-    _need(isinstance(value, list) and len(value) <= MAX_NAMES
-          and all(isinstance(v, str) for v in value),
-          f"{what} must be a list of \"Device.Signal\" names (at most {MAX_NAMES})")
-    for v in value:
-        split_name(v)
-    return value
-
-
-def _number(v: Any, what: str) -> float:
-    _need(isinstance(v, int | float) and not isinstance(v, bool), f"{what} must be a number")
-    try:
-        return float(v)
-    except OverflowError:
-        raise BadCommand(f"{what} is too large for a float64") from None
-
-
 _NUMBER = (float, int)
 
 
@@ -68,14 +53,14 @@ def _floats(v: Any, what: str) -> np.ndarray:
     """A list of JSON numbers (NaN, Infinity allowed) as float64; anything else refused."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         v = [v]
-    _need(isinstance(v, list), f"{what} must be a list of numbers")
+    need(isinstance(v, list), f"{what} must be a list of numbers")
     if not all(type(x) in _NUMBER for x in v):
         bad = next(i for i, x in enumerate(v) if type(x) not in _NUMBER)
-        raise BadCommand(f"{what}[{bad}] must be a number, got {type(v[bad]).__name__}")
+        raise BadRequest(f"{what}[{bad}] must be a number, got {type(v[bad]).__name__}")
     try:
         return np.array(v, dtype=np.float64)
     except OverflowError:
-        raise BadCommand(f"{what}: a number is too large for a float64") from None
+        raise BadRequest(f"{what}: a number is too large for a float64") from None
 
 
 # -- authorization ---------------------------------------------------------------------------
@@ -83,16 +68,16 @@ async def authorize(p: JsonProtocol, s: Session, value: Any, msg: dict, now: flo
     """RTOC's ``authorize``: base64(SHA-256(password)) as text, or ``true`` with no password."""
     if value is True:
         return s.anonymous_role != "none" or s.user is not None
-    _need(isinstance(value, str) and 0 < len(value) <= 1024,
+    need(isinstance(value, str) and 0 < len(value) <= MAX_PASSWORD,
           "authorize must be base64(sha256(password)) as text, or true")
     return await _login(p, s, None, value, True, now)
 
 
 async def login(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """``{"user": name, "password": text}``: log in as a configured user."""
-    _need(isinstance(value, dict) and isinstance(value.get("user"), str)
-          and isinstance(value.get("password"), str) and len(value["password"]) <= 1024,
-          'login must be {"user": name, "password": text}')
+    need(isinstance(value, dict) and isinstance(value.get("user"), str)
+         and isinstance(value.get("password"), str) and len(value["password"]) <= MAX_PASSWORD,
+         'login must be {"user": name, "password": text}')
     ok = await _login(p, s, value["user"], value["password"], False, now)
     return {"authorized": ok, "user": s.user, "role": s.role}
 
@@ -101,7 +86,7 @@ async def _login(p: JsonProtocol, s: Session, user: str | None, secret: str, is_
                  now: float) -> bool:
     result = await p.world.login(user, secret, is_token, s.address, now)
     if isinstance(result, float):
-        raise BadCommand(f"too many failed logins from {s.address}; wait {math.ceil(result)} s")
+        raise BadRequest(f"too many failed logins from {s.address}; wait {math.ceil(result)} s")
     if result is None:
         return False
     s.log_in(*result)
@@ -116,36 +101,35 @@ async def logout(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
 # -- data in -----------------------------------------------------------------------------------
 async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) -> bool:
     """RTOC's data push: ``y``, ``sname``, ``dname``, optional ``x``, ``unit``, ``plot``."""
-    _need("y" in value and "sname" in value and "dname" in value,
+    need("y" in value and "sname" in value and "dname" in value,
           "a data push needs y, sname and dname")
     y = _floats(value["y"], "y")
     sname = value["sname"]
     if isinstance(sname, str):
         sname = [sname]
-    _need(isinstance(sname, list) and all(isinstance(n, str) for n in sname) and sname,
+    need(isinstance(sname, list) and all(isinstance(n, str) for n in sname) and sname,
           "sname must be a list of signal names")
     dname = value["dname"]
-    _need(isinstance(dname, str), "dname must be a device name (text)")
-    check_part("device", dname)
+    need(isinstance(dname, str), "dname must be a device name (text)")
     for n in sname:
-        check_part("signal", n)
+        push_name(dname, n)
     plot = value.get("plot", False)
-    _need(isinstance(plot, bool), "plot must be true or false")
+    need(isinstance(plot, bool), "plot must be true or false")
     x = value.get("x")
     xs = _floats(x, "x") if x is not None else None
     unit = value.get("unit", "")
     if plot:
-        _need(isinstance(unit, str) or (isinstance(unit, list) and unit and isinstance(unit[0], str)),
+        need(isinstance(unit, str) or (isinstance(unit, list) and unit and isinstance(unit[0], str)),
               "unit must be text (or a list of text)")
         u = unit if isinstance(unit, str) else unit[0]
         t = xs if xs is not None and len(xs) == len(y) else np.arange(len(y), dtype=np.float64)
         await p.world.push(dname, sname[0], u, t, y, True)
         return True
-    _need(len(sname) == len(y), f"sname has {len(sname)} names for {len(y)} values in y")
+    need(len(sname) == len(y), f"sname has {len(sname)} names for {len(y)} values in y")
     if isinstance(unit, str):
         units = None
     else:
-        _need(isinstance(unit, list) and len(unit) == len(y) and all(isinstance(u, str) for u in unit),
+        need(isinstance(unit, list) and len(unit) == len(y) and all(isinstance(u, str) for u in unit),
               "unit must be text or a list of text as long as y")
         units = unit
     t = xs if xs is not None and len(xs) == len(y) else np.full(len(y), now)
@@ -164,25 +148,25 @@ async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) 
 async def event(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> bool:
     """``[text, sname, dname, x, priority, id, value]`` (trailing ones optional) or a map."""
     if isinstance(value, list):
-        _need(1 <= len(value) <= 7, "event must be [text, sname, dname, x, priority, id, value]")
+        need(1 <= len(value) <= 7, "event must be [text, sname, dname, x, priority, id, value]")
         keys = ("text", "sname", "dname", "x", "priority", "id", "value")
         value = dict(zip(keys, value, strict=False))
-    _need(isinstance(value, dict), "event must be a list or a map")
+    need(isinstance(value, dict), "event must be a list or a map")
     unknown = set(value) - {"text", "sname", "dname", "x", "priority", "id", "value", "signal",
                             "device", "time"}
-    _need(not unknown, f"unknown event field(s) {sorted(unknown)}")
+    need(not unknown, f"unknown event field(s) {sorted(unknown)}")
     text = value.get("text", "")
     sig = value.get("sname", value.get("signal", "")) or ""
     dev = value.get("dname", value.get("device", "")) or ""
     ev_id = value.get("id", "") or ""
     for what, v in (("text", text), ("sname", sig), ("dname", dev), ("id", ev_id)):
-        _need(isinstance(v, str) and len(v) <= 10_000, f"event {what} must be text")
+        need(isinstance(v, str) and len(v) <= 10_000, f"event {what} must be text")
     x = value.get("x", value.get("time"))
-    t = now if x is None else _number(x, "event x")
+    t = now if x is None else number(x, "event x")
     prio = value.get("priority", 0)
-    _need(prio in (0, 1, 2) and not isinstance(prio, bool), "event priority must be 0, 1 or 2")
+    need(prio in (0, 1, 2) and not isinstance(prio, bool), "event priority must be 0, 1 or 2")
     val = value.get("value")
-    _need(val is None or isinstance(val, str | int | float | bool), "event value must be a plain value")
+    need(val is None or isinstance(val, str | int | float | bool), "event value must be a plain value")
     p.world.emit_event({"time": t, "text": text, "device": dev, "signal": sig,
                         "priority": int(prio), "id": ev_id, "value": val,
                         "extra": {"source": f"websocket:{s.user or s.address}"}})
@@ -195,13 +179,13 @@ async def _signals(p: JsonProtocol) -> list[dict]:
 
 
 async def get_latest(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    want = None if value is True or value == "all" else set(_names(value, "getLatest"))
+    want = None if value is True or value == "all" else set(names(value, "getLatest"))
     out = {}
     for sig in await _signals(p):
         if (want is None or sig["name"] in want) and sig.get("latest"):
             out[sig["name"]] = [sig["latest"]["t"], sig["latest"]["y"], sig.get("unit", "")]
     if want is not None and (missing := sorted(want - set(out))):
-        raise BadCommand(f"no samples of {', '.join(missing[:10])}") if not out else None
+        raise BadRequest(f"no samples of {', '.join(missing[:10])}") if not out else None
     return out
 
 
@@ -232,7 +216,7 @@ async def get_event_list(p: JsonProtocol, s: Session, value: Any, msg: dict, now
 
 
 async def get_event(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    want = set(_names(value if isinstance(value, list) else [value], "getEvent"))
+    want = set(names(value if isinstance(value, list) else [value], "getEvent"))
     return {str(e[2]): e for e in await _events(p) if f"{e[0]}.{e[1]}" in want}
 
 
@@ -243,24 +227,22 @@ async def get_signal(p: JsonProtocol, s: Session, value: Any, msg: dict, now: fl
     if value == "all" or value is True:
         value = sorted(signals)
     requests = value if isinstance(value, list) else [value]
-    _need(len(requests) <= MAX_NAMES, f"getSignal: at most {MAX_NAMES} signals")
+    need(len(requests) <= MAX_NAMES, f"getSignal: at most {MAX_NAMES} signals")
     out = {}
     for r in requests:
         if isinstance(r, str):
-            r = dict(zip(("dname", "sname"), split_name(r), strict=True))
-        _need(isinstance(r, dict) and isinstance(r.get("dname"), str) and isinstance(r.get("sname"), str),
-              'getSignal entries must be "Device.Signal" or {dname, sname, xmin, xmax, maxN}')
-        name = f"{r['dname']}.{r['sname']}"
-        xmin = -math.inf if r.get("xmin") is None else _number(r["xmin"], "xmin")
-        xmax = math.inf if r.get("xmax") is None else _number(r["xmax"], "xmax")
-        max_n = r.get("maxN", MAX_POINTS)
-        _need(isinstance(max_n, int) and not isinstance(max_n, bool) and 4 <= max_n <= 2_000_000,
-              "maxN must be an integer 4..2000000")
+            r = dict(zip(("dname", "sname"), signal_name(r), strict=True))
+        need(isinstance(r, dict) and isinstance(r.get("dname"), str) and isinstance(r.get("sname"), str),
+             'getSignal entries must be "Device.Signal" or {dname, sname, xmin, xmax, maxN}')
+        name = push_name(r["dname"], r["sname"])
+        xmin = -math.inf if r.get("xmin") is None else number(r["xmin"], "xmin")
+        xmax = math.inf if r.get("xmax") is None else number(r["xmax"], "xmax")
+        max_n = integer(r.get("maxN", DEFAULT_POINTS), "maxN", 4, MAX_POINTS)
         t, y = await _history(p, name, xmin, xmax, bool(r.get("database", False)), max_n)
         if name not in signals and not len(t):
-            raise BadCommand(f"no signal {name!r}")
+            raise SignalNotFound(f"no signal {name!r}", name)
         sig = signals.get(name, {})
-        out[name] = [_plain(t), _plain(y), sig.get("unit", ""), sig.get("id"),
+        out[name] = [t.tolist(), y.tolist(), sig.get("unit", ""), sig.get("id"),
                      float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None]
     return out
 
@@ -296,20 +278,12 @@ def _decimate(t: np.ndarray, y: np.ndarray, max_n: int) -> tuple[np.ndarray, np.
     return t[idx], y[idx]
 
 
-def _plain(a: np.ndarray) -> list:
-    """float64 -> list for JSON; NaN and infinities become null (browsers refuse them)."""
-    out = a.tolist()
-    if not np.isfinite(a).all():
-        out = [v if math.isfinite(v) else None for v in out]
-    return out
-
-
 # -- subscriptions -----------------------------------------------------------------------------
 def _target(value: Any, what: str) -> tuple[str, str]:
-    _need(isinstance(value, list) and len(value) == 2 and value[0] in ("signal", "device")
-          and isinstance(value[1], str), f"{what} must be ['signal', 'D.S'] or ['device', name]")
+    need(isinstance(value, list) and len(value) == 2 and value[0] in ("signal", "device")
+         and isinstance(value[1], str), f"{what} must be ['signal', 'D.S'] or ['device', name]")
     if value[0] == "signal":
-        split_name(value[1])
+        signal_name(value[1])
     return value[0], value[1]
 
 
@@ -324,26 +298,26 @@ async def unsubscribe(p: JsonProtocol, s: Session, value: Any, msg: dict, now: f
 
 
 async def subscribe_all(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    _need(value in (True, "signal", "device"), "subscribeAll must be 'signal', 'device' or true")
+    need(value in (True, "signal", "device"), "subscribeAll must be 'signal', 'device' or true")
     s.subscribe_all()
     return s.subscription()
 
 
 async def unsubscribe_all(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    _need(value in (True, "signal", "device"), "unsubscribeAll must be 'signal', 'device' or true")
+    need(value in (True, "signal", "device"), "unsubscribeAll must be 'signal', 'device' or true")
     s.unsubscribe_all()
     return s.subscription()
 
 
 async def subscribe_view(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """(extension) resampled view pushes ``{"view": {...}}`` of these signals (replaces)."""
-    s.views = set(_names(value, "subscribeView"))
+    s.views = set(names(value, "subscribeView"))
     return s.subscription()
 
 
 async def event_level(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """(extension; RTOC could not set it) push events with priority >= this; false: none."""
-    _need(value in (0, 1, 2, False, True) , "eventLevel must be 0, 1, 2 or false")
+    need(value in (0, 1, 2, False, True) , "eventLevel must be 0, 1, 2 or false")
     s.events = value is not False
     if value is not False and value is not True:
         s.event_level = int(value)
@@ -366,11 +340,11 @@ async def get_plugin_list(p: JsonProtocol, s: Session, value: Any, msg: dict, no
 
 async def plugin(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """``{Driver: {start: bool, "f()": [args], get: "p" | [...], param: value}}``."""
-    _need(isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+    need(isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
           'plugin must be {"Driver": {"start": true, "f()": [args], "get": "p", "p": value}}')
     drivers = {d["name"]: d for d in (await p.world.request("drivers"))["drivers"]}
     for name in value:
-        _need(name in drivers, f"no driver named {name!r} (drivers: {', '.join(sorted(drivers))})")
+        need(name in drivers, f"no driver named {name!r} (drivers: {', '.join(sorted(drivers))})")
     out: dict[str, dict] = {}
     for name, ops in value.items():
         res: dict[str, Any] = {}
@@ -386,18 +360,18 @@ async def plugin(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
 async def _plugin_op(p: JsonProtocol, s: Session, d: dict, key: str, arg: Any) -> Any:
     name = d["name"]
     if key in ("start", "autostart"):
-        _need(isinstance(arg, bool), f"{key} must be true or false")
+        need(isinstance(arg, bool), f"{key} must be true or false")
         if key == "autostart":
-            raise BadCommand("autostart is set in rtoc.toml ([[drivers]] autostart)")
+            raise BadRequest("autostart is set in rtoc.toml ([[drivers]] autostart)")
         state = (await p.world.request("start" if arg else "stop", driver=name))["state"]
         return "starting" if arg and state in ("stopped", "failed", "backoff") else state
     if key == "get":  # fresh: a set earlier in the same command may have changed a value
         d = next((x for x in (await p.world.request("drivers"))["drivers"] if x["name"] == name), d)
         params = {q["name"]: q["value"] for q in d.get("parameters", [])}
         keys = [arg] if isinstance(arg, str) else arg
-        _need(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "get must be a name or a list")
+        need(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "get must be a name or a list")
         missing = [k for k in keys if k not in params]
-        _need(not missing, f"{name} has no parameter {', '.join(missing)}")
+        need(not missing, f"{name} has no parameter {', '.join(missing)}")
         return params[arg] if isinstance(arg, str) else [params[k] for k in keys]
     if key.endswith("()"):
         args = arg if isinstance(arg, list) else [] if arg is None else [arg]

@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
+from rtoc.frontends.websocket.fanout import Chunks, FanoutBase
 from rtoc.frontends.websocket.session import Session
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(obj: Any) -> str:
-    """JSON text for browsers: NaN and infinities become null (JSON has neither)."""
+    """JSON text for browsers: NaN and infinities become null (JSON has neither).
+
+    ``orjson`` writes them as null itself, and numpy arrays and scalars as numbers, in one
+    pass. Only an integer beyond 64 bits (a client's own value echoed back) makes it give
+    up; the standard library then writes that rare reply.
+    """
     try:
-        return json.dumps(obj, allow_nan=False, separators=(",", ":"))
-    except ValueError:
+        return orjson.dumps(obj, option=_OPTIONS).decode()
+    except orjson.JSONEncodeError:
         return json.dumps(_finite(obj), allow_nan=False, separators=(",", ":"))
 
 
@@ -35,25 +43,19 @@ def _finite(v: Any) -> Any:
         return {k: _finite(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [_finite(x) for x in v]
+    if isinstance(v, np.ndarray | np.generic):
+        return _finite(v.tolist())
     return v
 
 
-@dataclass
-class Pending:
-    """Samples of one signal waiting for the next push (float64 chunks, in order)."""
-
-    t: list[np.ndarray] = field(default_factory=list)
-    y: list[np.ndarray] = field(default_factory=list)
-
-
-class Fanout:
+class Fanout(FanoutBase):
     """What waits for the next push, per signal (not per client: each push is serialized
     once and the same text goes to every client that wants it). ``units``/``ids``
     describe signals (kept by the server from the control plane)."""
 
     def __init__(self) -> None:
-        self.data_waiting: dict[str, Pending] = {}
-        self.view_waiting: dict[str, Pending] = {}
+        self.data_waiting: dict[str, Chunks] = {}
+        self.view_waiting: dict[str, Chunks] = {}
         self.units: dict[str, str] = {}
         self.ids: dict[str, int] = {}
 
@@ -73,24 +75,19 @@ class Fanout:
             if not any(s.wants_signal(name) for s in sessions):
                 continue
             device, _, signal = name.partition(".")
+            t, y = _native(p)
             out.append(("signal", name, dumps({"signal": {
-                "x": _cat(p.t).tolist(), "y": _cat(p.y).tolist(), "unit": self.units.get(name, ""),
+                "x": t, "y": y, "unit": self.units.get(name, ""),
                 "dname": device, "sname": signal, "id": self.ids.get(name)}})))
         for name, p in self.view_waiting.items():
-            if not any(self.wants(s, "view", name) for s in sessions):
+            if not any(s.wants_view(name) for s in sessions):
                 continue
-            out.append(("view", name, dumps({"view": {"name": name, "x": _cat(p.t).tolist(),
-                                                      "y": _cat(p.y).tolist(),
+            t, y = _native(p)
+            out.append(("view", name, dumps({"view": {"name": name, "x": t, "y": y,
                                                       "unit": self.units.get(name, "")}})))
         self.data_waiting.clear()
         self.view_waiting.clear()
         return out
-
-    @staticmethod
-    def wants(session: Session, kind: str, name: str) -> bool:
-        if kind == "signal":
-            return session.wants_signal(name)
-        return name in session.views and session.may("read")
 
     @staticmethod
     def event(session: Session, ev: dict, number: int) -> str | None:
@@ -103,13 +100,15 @@ class Fanout:
                                 "id": ev.get("id", ""), "eventId": number}})
 
 
-def _append(waiting: dict[str, Pending], name: str, t: np.ndarray, y: np.ndarray) -> None:
+def _append(waiting: dict[str, Chunks], name: str, t: np.ndarray, y: np.ndarray) -> None:
     p = waiting.get(name)
     if p is None:
-        p = waiting[name] = Pending()
-    p.t.append(t)
-    p.y.append(y)
+        p = waiting[name] = Chunks()
+    p.add(t, y)
 
 
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+def _native(p: Chunks) -> tuple[np.ndarray, np.ndarray]:
+    """The waiting samples as contiguous native float64 (what orjson writes directly; no
+    copy when the bus gave them so)."""
+    t, y = p.joined()
+    return np.ascontiguousarray(t, np.float64), np.ascontiguousarray(y, np.float64)

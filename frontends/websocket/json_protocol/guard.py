@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from rtoc.errors import RtocError
+from rtoc.errors import BadRequest
 
 __all__ = ["Limits", "MessageRejected", "loads", "number_run_over"]
 
 
-class MessageRejected(RtocError, ValueError):
-    """A peer's message that is not acceptable JSON or passes a :class:`Limits` limit.
+class MessageRejected(BadRequest):
+    """A peer's message that is not acceptable JSON or passes a :class:`Limits` limit (a
+    bad request, with its own code).
 
     ``limit`` names the limit (``"max_depth"``...) or the kind of fault (``"utf8"``,
     ``"json"``, ``"type"``); ``position`` is the 0-based character (for ``"utf8"``: byte)

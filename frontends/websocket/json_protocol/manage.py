@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rtoc.frontends.websocket.json_protocol.commands import Command, _need
+from rtoc.frontends.websocket.json_protocol.commands import Command
+from rtoc.frontends.websocket.validate import need
 
 from rtoc.model import split_name
 
@@ -36,9 +37,9 @@ async def _rules(p: JsonProtocol) -> dict:
 
 
 def _event_rule(raw: Any) -> dict:
-    _need(isinstance(raw, dict), "setEvent must be a map {name, cond, text, priority, id, trigger, ...}")
+    need(isinstance(raw, dict), "setEvent must be a map {name, cond, text, priority, id, trigger, ...}")
     unknown = sorted(set(raw) - set(_EVENT_KEYS) - {"retur"})
-    _need(not unknown, f"setEvent: unknown key(s) {unknown} (known: {sorted(_EVENT_KEYS)})")
+    need(not unknown, f"setEvent: unknown key(s) {unknown} (known: {sorted(_EVENT_KEYS)})")
     rule = {_EVENT_KEYS[k]: v for k, v in raw.items() if k in _EVENT_KEYS}
     if rule.get("device") == "" and rule.get("signal") == "":
         rule["device"] = rule["signal"] = ""
@@ -46,11 +47,11 @@ def _event_rule(raw: Any) -> dict:
 
 
 def _action_rule(raw: Any) -> dict:
-    _need(isinstance(raw, dict), "setAction must be a map {name, listenID, steps, active}")
-    _need("script" not in raw, "setAction: scripts (Python code) are never run; send 'steps' "
+    need(isinstance(raw, dict), "setAction must be a map {name, listenID, steps, active}")
+    need("script" not in raw, "setAction: scripts (Python code) are never run; send 'steps' "
           "instead, e.g. [{\"call\": \"Generator.setFrequency\", \"args\": [2]}] (docs/EVENTS.md)")
     unknown = sorted(set(raw) - set(_ACTION_KEYS) - {"parameters"})
-    _need(not unknown, f"setAction: unknown key(s) {unknown} (known: {sorted(_ACTION_KEYS)})")
+    need(not unknown, f"setAction: unknown key(s) {unknown} (known: {sorted(_ACTION_KEYS)})")
     rule = {_ACTION_KEYS[k]: v for k, v in raw.items() if k in _ACTION_KEYS}
     if isinstance(rule.get("listen"), str):
         rule["listen"] = [rule["listen"]]
@@ -61,13 +62,13 @@ async def automation(p: JsonProtocol, s: Session, value: Any, msg: dict, now: fl
     """Sub-keys ``setEvent``, ``setAction``, ``removeEvent``, ``removeAction``,
     ``active {events?: bool, actions?: bool}`` or per rule ``enable {kind, name, active}``,
     ``list``; the reply lists the rules after the changes."""
-    _need(isinstance(value, dict), "automation must be a map of sub-commands")
+    need(isinstance(value, dict), "automation must be a map of sub-commands")
     known = {"setEvent", "setAction", "removeEvent", "removeAction", "active", "enable", "list",
              "testEvent", "testAction", "reset"}
     unknown = sorted(set(value) - known)
-    _need(not unknown, f"automation: unknown sub-command(s) {unknown} (known: {sorted(known)})")
+    need(not unknown, f"automation: unknown sub-command(s) {unknown} (known: {sorted(known)})")
     for gone in ("testEvent", "testAction", "reset"):
-        _need(gone not in value, f"automation.{gone} is not available (rules are tested when set)")
+        need(gone not in value, f"automation.{gone} is not available (rules are tested when set)")
     if "setEvent" in value:
         await p.world.request("rule_put", kind="event", rule=_event_rule(value["setEvent"]))
     if "setAction" in value:
@@ -75,17 +76,17 @@ async def automation(p: JsonProtocol, s: Session, value: Any, msg: dict, now: fl
     for key, kind in (("removeEvent", "event"), ("removeAction", "action")):
         if key in value:
             names = value[key] if isinstance(value[key], list) else [value[key]]
-            _need(all(isinstance(n, str) for n in names), f"{key} must be a rule name or a list of names")
+            need(all(isinstance(n, str) for n in names), f"{key} must be a rule name or a list of names")
             for n in names:
                 await p.world.request("rule_remove", kind=kind, name=n)
     if "enable" in value:
         e = value["enable"]
-        _need(isinstance(e, dict) and e.get("kind") in ("event", "action") and isinstance(e.get("name"), str)
+        need(isinstance(e, dict) and e.get("kind") in ("event", "action") and isinstance(e.get("name"), str)
               and isinstance(e.get("active"), bool), "enable must be {kind: event|action, name, active}")
         await p.world.request("rule_enable", kind=e["kind"], name=e["name"], active=e["active"])
     if "active" in value:
         a = value["active"]
-        _need(isinstance(a, dict) and set(a) <= {"events", "actions"}
+        need(isinstance(a, dict) and set(a) <= {"events", "actions"}
               and all(isinstance(v, bool) for v in a.values()), "active must be {events?: bool, actions?: bool}")
         rules = await _rules(p)
         for key, kind in (("events", "event"), ("actions", "action")):
@@ -103,13 +104,13 @@ async def logger(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
     (write role): empties signals that clients pushed (RTOC's ``clearData``; the archive
     keeps their history). RTOC's other sub-keys changed settings that live in rtoc.toml
     here, and are refused with that hint."""
-    _need(isinstance(value, dict), "logger must be a map, e.g. {\"info\": true}")
+    need(isinstance(value, dict), "logger must be a map, e.g. {\"info\": true}")
     refused = sorted(set(value) - {"info", "clear"})
-    _need(not refused, f"logger: {', '.join(refused)} not available over the network "
+    need(not refused, f"logger: {', '.join(refused)} not available over the network "
           "(set it in rtoc.toml; signals age out of their rings, the archive keeps history)")
     out: dict[str, Any] = {}
     if "clear" in value:
-        _need(s.may("write"), f"logger.clear needs the write role (you have {s.role})")
+        need(s.may("write"), f"logger.clear needs the write role (you have {s.role})")
         out["clear"] = await _clear(p, value["clear"])
     if value.get("info"):
         status = await p.world.request("status")
@@ -134,8 +135,8 @@ async def _pushed(p: JsonProtocol, wanted: list) -> list[str]:
     names = []
     for x in wanted:
         sig = by_name.get(x) if isinstance(x, str) else known.get(x)
-        _need(sig is not None, f"no signal {x!r}")
-        _need(_client_pushed(sig), f"{sig['name']} is written by {sig.get('owner')!r}: "
+        need(sig is not None, f"no signal {x!r}")
+        need(_client_pushed(sig), f"{sig['name']} is written by {sig.get('owner')!r}: "
               "only pushed signals can be removed or cleared")
         names.append(sig["name"])
     return list(dict.fromkeys(names))
@@ -146,14 +147,14 @@ def _client_pushed(sig: dict) -> bool:
 
 
 def _signal_ids(value: Any, what: str) -> list:
-    _need(isinstance(value, list)
+    need(isinstance(value, list)
           and all((isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, str) for x in value),
           f"{what} must be a list of signal IDs (integers) or \"Device.Signal\" names")
     return value
 
 
 async def _clear(p: JsonProtocol, value: Any) -> list[str]:
-    _need(value != "events", "events are not cleared: the event list is a log (the archive "
+    need(value != "events", "events are not cleared: the event list is a log (the archive "
           "keeps events)")
     names = await _pushed(p, None if value == "all" else _signal_ids(value, "logger.clear"))
     empty = np.empty(0, np.float64)
@@ -168,10 +169,10 @@ async def remove(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
     taken too): removes signals that clients pushed (drivers' signals are refused before
     anything is removed); the archive keeps their history. Events are a log here and are
     not removed (``[evIDs]`` must be empty). Returns ``[signals removed, 0]``."""
-    _need(isinstance(value, list) and len(value) in (1, 2) and all(isinstance(v, list) for v in value),
+    need(isinstance(value, list) and len(value) in (1, 2) and all(isinstance(v, list) for v in value),
           "remove must be [[signal IDs], [event IDs]]")
     sigs, events = value[0], value[1] if len(value) == 2 else []
-    _need(not events, "events are not removed: the event list is a log (the archive keeps "
+    need(not events, "events are not removed: the event list is a log (the archive keeps "
           "events); remove [[signal IDs], []]")
     targets = await _pushed(p, _signal_ids(sigs, "remove"))
     for name in targets:
@@ -184,10 +185,10 @@ async def user_action(p: JsonProtocol, s: Session, value: Any, msg: dict, now: f
     ``"Driver.function"`` (or ``{name, args}``) -> ``{name, success, type, data}``."""
     if isinstance(value, str):
         value = {"name": value}
-    _need(isinstance(value, dict) and isinstance(value.get("name"), str) and "." in value["name"],
+    need(isinstance(value, dict) and isinstance(value.get("name"), str) and "." in value["name"],
           'userAction must be "Driver.function" or {"name": "Driver.function", "args": [...]}')
     args = value.get("args", [])
-    _need(isinstance(args, list), "userAction args must be a list")
+    need(isinstance(args, list), "userAction args must be a list")
     driver, _, function = value["name"].partition(".")
     reply = await p.world.request("call", driver=driver, function=function, args=args, kwargs={})
     return {"name": value["name"], "success": True, "type": "result", "data": reply["result"]}

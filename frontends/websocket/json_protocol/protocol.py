@@ -5,7 +5,10 @@ A message is one JSON object that may carry several commands (RTOC's keys, docs/
 parsing (``jsonguard``), checks every key (known, allowed for the client's role, of the
 right shape) and answers each command; the reply is one object ``{"error": false, ...}``
 with a key per answered command. A bad key is answered under ``errors`` (``"error": true``)
-and nothing of it is stored, while the good keys of the same message still run.
+and nothing of it is stored, while the good keys of the same message still run. Only an
+RtocError (a BadRequest of the command's shape, a refusal of the instance) is the client's
+answer; any other exception is a bug of ours: logged with its traceback and answered
+``internal error``.
 
 Whatever needs the running system goes through the :class:`World` port, which the server
 implements over the control plane, the rings and the inbox, and the tests over plain
@@ -14,6 +17,7 @@ dictionaries: the core itself reads no clock (``now`` is an argument) and opens 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +28,9 @@ from rtoc.frontends.websocket.session import Session
 
 from rtoc.errors import RtocError
 
+log = logging.getLogger(__name__)
+#: the answer to a command that failed by a bug of ours (the traceback is logged)
+INTERNAL = "internal error (the server logged it)"
 
 class World(Protocol):
     """What the protocol needs of the running system (the server's adapter implements it)."""
@@ -139,8 +146,12 @@ class JsonProtocol:
             return None
         try:
             result = await spec.run(self, session, value, msg, now)
-        except (MessageRejected, RtocError, ValueError, TypeError, KeyError) as exc:
+        except RtocError as exc:
             errors[key] = _message(exc)
+            return None
+        except Exception:
+            log.exception("websocket command %r of %s failed", key, session.address)
+            errors[key] = INTERNAL
             return None
         if spec.reply is not None and result is not None:
             reply[spec.reply] = result
@@ -148,14 +159,12 @@ class JsonProtocol:
 
     @staticmethod
     def _report_dropped(session: Session, reply: dict) -> None:
-        if session.dropped != session.reported_dropped:
+        if session.report_dropped():
             reply["dropped"] = session.dropped
-            session.reported_dropped = session.dropped
 
 
 def _message(exc: BaseException) -> str:
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return text or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _short(key: str, n: int = 60) -> str:
