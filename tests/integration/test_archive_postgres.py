@@ -393,19 +393,17 @@ def test_a_chunk_of_no_samples_registers_the_signal_but_shadows_nothing(
 
 
 def test_a_million_samples_in_one_batch(backend: PostgresBackend) -> None:
+    """Correctness only; how fast is bench/test_archive_write_postgres.py."""
     n = 1_000_000
     t = T0 + np.arange(n) * 1e-6
     y = np.random.default_rng(1).standard_normal(n)
-    start = time.perf_counter()
     assert backend.write(ArchiveBatch(1, [Chunk(SignalKey("M.s", 1), 0, t, y)])) == n
-    wrote = time.perf_counter() - start
     (info,) = backend.signals()
     assert info["samples"] == n and info["t_first"] == t[0] and info["t_last"] == t[-1]
     gt, gy = backend.history("M.s", T0, T0 + 2)
     assert gt.size == n
     assert np.array_equal(gt, t) and np.array_equal(gy, y)
     assert math.fsum(gy) == math.fsum(y)
-    assert wrote < 30, f"1 M samples took {wrote:.1f} s"
 
 
 def test_raw_copy_writes_the_same_rows(backend: PostgresBackend, dsn: str, schema: str) -> None:
