@@ -24,6 +24,9 @@
     │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
     ├── EngineUnavailable(RtocError)               the engine (or archiver) is (re)starting
     ├── ArchiveOff(RtocError)                      the archive is disabled in rtoc.toml
+    ├── ArchiveError(RtocError)                    the archive failed
+    │   ├── ArchiveUnavailable(.., ConnectionError) the database is away: batches spool
+    │   └── QueryRefused(.., PermissionError)      `rtoc query` refused a statement
     ├── ImportFileError(RtocError, ValueError)     a file to import is malformed (names the line)
     ├── BadRequest(RtocError, ValueError)          a peer's request of the wrong shape
     ├── Forbidden(RtocError, PermissionError)      the peer's role does not allow it
@@ -207,6 +210,26 @@ class EngineUnavailable(RtocError):
 class ArchiveOff(RtocError):
     code = "archive_off"
     http_status = 503
+
+
+class ArchiveError(RtocError):
+    """The archive failed (these cross processes: the archiver raises, clients map them back)."""
+
+    code = "archive"
+
+
+class ArchiveUnavailable(ArchiveError, ConnectionError):
+    """The database cannot be reached or written (stopped server, disk full): spool."""
+
+    code = "archive_unavailable"
+    http_status = 503
+
+
+class QueryRefused(ArchiveError, PermissionError):
+    """``query`` refused a statement that could change the database or touch files."""
+
+    code = "query_refused"
+    http_status = 403
 
 
 class ImportFileError(RtocError, ValueError):

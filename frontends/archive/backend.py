@@ -36,18 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rtoc.errors import RtocError
-
-
-class ArchiveError(RtocError):
-    code = "archive"
-
-
-class ArchiveUnavailable(ArchiveError, ConnectionError):
-    """The database cannot be reached or written (stopped server, disk full): spool."""
-
-    code = "archive_unavailable"
-    http_status = 503
+from rtoc.errors import ArchiveError
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,6 @@ import numpy as np
 import pyarrow as pa
 from rtoc.frontends.archive.backend import (
     ArchiveBatch,
-    ArchiveError,
-    ArchiveUnavailable,
     Chunk,
     checked_chunks,
     event_from_row,
@@ -46,6 +44,8 @@ from rtoc.frontends.archive.backend import (
     unarchived,
 )
 from rtoc.frontends.archive.duck_query import check_statement, plain
+
+from rtoc.errors import ArchiveError, ArchiveUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-from rtoc.frontends.archive.backend import ArchiveError
 
-
-class QueryRefused(ArchiveError, PermissionError):
-    """``query`` refused a statement that could change the database or touch files."""
-
-    code = "query_refused"
-    http_status = 403
-
+from rtoc.errors import ArchiveError, QueryRefused
 
 
 def plain(v: Any) -> Any:

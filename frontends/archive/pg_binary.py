@@ -18,7 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Loader
 from psycopg.pq import Format
-from rtoc.frontends.archive.backend import ArchiveError
+
+from rtoc.errors import ArchiveError
 
 # -- the PGCOPY binary format ----------------------------------------------------------------
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension

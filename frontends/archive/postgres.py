@@ -52,8 +52,6 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from rtoc.frontends.archive.backend import (
     ArchiveBatch,
-    ArchiveError,
-    ArchiveUnavailable,
     Chunk,
     checked_chunks,
     event_from_row,
@@ -62,6 +60,8 @@ from rtoc.frontends.archive.backend import (
     unarchived,
 )
 from rtoc.frontends.archive.pg_binary import SampleRows, copy_samples, register_loaders
+
+from rtoc.errors import ArchiveError, ArchiveUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import zmq
-from rtoc.frontends.archive.backend import ArchiveBatch, ArchiveError, ArchiveUnavailable, Backend
+from rtoc.frontends.archive.backend import ArchiveBatch, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.spool import Spool
@@ -32,7 +32,7 @@ from rtoc.pipeline.ring import Ring, RingReader
 
 from rtoc import wire
 from rtoc.config import Config
-from rtoc.errors import RtocError, error_reply
+from rtoc.errors import ArchiveError, ArchiveUnavailable, RtocError, error_reply
 from rtoc.model import Event
 
 log = logging.getLogger(__name__)

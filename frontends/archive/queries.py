@@ -11,17 +11,11 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rtoc.frontends.archive.backend import (
-    ArchiveBatch,
-    ArchiveError,
-    ArchiveUnavailable,
-    Chunk,
-    SignalKey,
-)
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, SignalKey
 from rtoc.pipeline.decimate_kernels import minmax_indices
 from rtoc.pipeline.ring import RingReader
 
-from rtoc.errors import SignalNotFound
+from rtoc.errors import ArchiveError, ArchiveUnavailable, SignalNotFound
 from rtoc.model import check_part, split_name
 
 if TYPE_CHECKING:

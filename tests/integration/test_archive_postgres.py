@@ -23,18 +23,11 @@ import psutil
 import psycopg
 import pytest
 from psycopg import sql
-from rtoc.frontends.archive.backend import (
-    ArchiveBatch,
-    ArchiveError,
-    ArchiveUnavailable,
-    Chunk,
-    Gap,
-    SignalKey,
-    event_key,
-)
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey, event_key
 from rtoc.frontends.archive.pg_binary import raw_copy
 from rtoc.frontends.archive.postgres import COLUMNS, INDEXES, PostgresBackend
 
+from rtoc.errors import ArchiveError, ArchiveUnavailable
 from rtoc.model import Event
 
 _TESTS = str(Path(__file__).resolve().parent.parent)

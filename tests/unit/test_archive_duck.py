@@ -16,15 +16,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from rtoc.frontends.archive.backend import (
-    ArchiveBatch,
-    ArchiveError,
-    ArchiveUnavailable,
-    Chunk,
-    Gap,
-    SignalKey,
-    event_key,
-)
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey, event_key
 from rtoc.frontends.archive.duck import (
     COLUMNS,
     DuckBackend,
@@ -32,7 +24,9 @@ from rtoc.frontends.archive.duck import (
     raw_insert,
     samples_table,
 )
-from rtoc.frontends.archive.duck_query import QueryRefused
+from rtoc.errors import QueryRefused
+
+from rtoc.errors import ArchiveError, ArchiveUnavailable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from duck_checks import check_consistent, chunk, count  # noqa: E402
