@@ -21,6 +21,7 @@ from rtoc.model import Event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pg_cluster import find_bindir, pg_cluster  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 GENERATOR = '''
 [[drivers]]
@@ -47,6 +48,12 @@ def _status(inst: Instance) -> dict:
 
 def _written(inst: Instance, name: str = "Generator.Sine") -> int:
     return {s["name"]: s["written"] for s in inst.client.request("signals")["signals"]}[name]
+
+
+def _archived(inst: Instance) -> int:
+    """Samples the archiver has written to its database since it (re)started; 0 while it
+    (re)starts."""
+    return _status(inst).get("written", 0)
 
 
 def _duck(folder: Path, name: str, sql: str):
@@ -112,10 +119,11 @@ def test_kill_9_of_the_archiver_loses_and_duplicates_nothing(tmp_path: Path) -> 
     with Instance.start(GENERATOR.format(rate=2000.0), ("Generator.Sine",), name=name,
                         folder=tmp_path) as inst:
         for _ in range(2):
-            time.sleep(1.0)
+            # killed while at work: after it has written (again) since it (re)started
+            wait_until(lambda: _archived(inst) > 0, 20, "the archiver writing samples",
+                       detail=inst.log)
             os.kill(_pid(inst, "archiver"), signal.SIGKILL)
             inst.wait_for(lambda: _status(inst).get("up"), timeout=20)
-        time.sleep(1.0)
         _archived_everything(inst)
         written = _written(inst)
     n, distinct, lo, hi = _duck(tmp_path, name, COUNTS)[0]
@@ -129,12 +137,19 @@ def test_a_ring_overrun_is_a_gap_row_and_a_warning_event(tmp_path: Path) -> None
     name = f"g{os.getpid()}x"
     config = GENERATOR.format(rate=100000.0).replace("[drivers.params]", "ring_seconds = 0.5\n[drivers.params]")
     with Instance.start(config, ("Generator.Sine",), name=name, folder=tmp_path) as inst:
-        time.sleep(1.0)
+        wait_until(lambda: _archived(inst) > 0, 20, "the archiver writing samples",
+                   detail=inst.log)
         pid = _pid(inst, "archiver")
         with inst.subscriber([], events=True) as sub:
             os.kill(pid, signal.SIGSTOP)
             try:
-                time.sleep(3.0)      # the ring holds 65536 samples: 0.66 s at 100 kS/s
+                # frozen until 300 000 samples (3 s at 100 kS/s) more are in the ring: counted
+                # in samples, not seconds, so a generator slowed by a busy machine still laps.
+                # A lap of the ring alone is not enough: the bus's queues still hold the
+                # samples (two capacities while frozen gave no gap); 3 s overflow both.
+                frozen_at = _written(inst)
+                wait_until(lambda: _written(inst) >= frozen_at + 300_000, 30,
+                           "300 000 samples written past the frozen archiver", detail=inst.log)
             finally:
                 os.kill(pid, signal.SIGCONT)
             warning = None
@@ -150,6 +165,12 @@ def test_a_ring_overrun_is_a_gap_row_and_a_warning_event(tmp_path: Path) -> None
     assert n + lost == hi + 1   # every sample up to the last archived: archived or a gap
 
 
+def _pg_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as con:
+        return con.execute("select count(*) from rtoc.samples s join rtoc.signals g "
+                           "on g.id = s.signal where g.name = 'Generator.Sine'").fetchone()[0]
+
+
 @pytest.mark.skipif(find_bindir() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl)")
 def test_postgres_outage_spools_and_replays_exactly(tmp_path: Path) -> None:
     with pg_cluster() as pg:
@@ -159,16 +180,22 @@ backend = "postgres"
 dsn = "{pg.dsn}"
 '''
         with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
-            time.sleep(2.0)
+            wait_until(lambda: _archived(inst) > 0, 20, "samples archived before the outage",
+                       detail=inst.log)
             pg.stop()
             inst.wait_for(lambda: _status(inst).get("up") is False, timeout=15)
-            time.sleep(20.0)       # tens of seconds without the database
+            # an outage long enough to spool ten batches (about ten seconds)
+            wait_until(lambda: _status(inst).get("spool_batches", 0) >= 10, 60,
+                       "ten batches spooled without the database", detail=inst.log)
             spooled = inst.client.request("archive_status")["spool_batches"]
             assert spooled >= 10
             pg.start()
             inst.wait_for(lambda: (s := _status(inst)).get("up") and s["spool_batches"] == 0,
                           timeout=60)
-            time.sleep(1.5)
+            # after the replay, live samples are archived again
+            replayed_at = _written(inst)
+            wait_until(lambda: _pg_count(pg.dsn) >= replayed_at, 30,
+                       "the samples written by the end of the replay archived", detail=inst.log)
             written = _written(inst)
         with psycopg.connect(pg.dsn) as con:
             n, distinct, lo, hi = con.execute(
@@ -181,10 +208,16 @@ dsn = "{pg.dsn}"
 def test_retention_removes_what_is_older_than_the_configured_age(tmp_path: Path) -> None:
     config = GENERATOR.format(rate=200.0) + "\n[archive]\nretention_days = " + repr(3 / 86400) + "\n"
     with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
-        time.sleep(9.0)
-        rows = inst.client.request("query", sql="select min(t), max(t), count(*) from samples")["rows"]
-        oldest, newest, n = rows[0]
-    # kept: at most the last 3 s (plus one retention period of 1 s and a flush) of ~9 s
+        def span() -> tuple[float, float, int]:
+            rows = inst.client.request("query", sql="select min(t), max(t), count(*) from samples")["rows"]
+            return rows[0]
+        # the first sample archived (or, were retention quicker, a later one)
+        first = wait_until(lambda: span()[0], 20, "a first sample archived", detail=inst.log)
+        # more than 6.5 s archived: without retention the span would break the bound below
+        wait_until(lambda: span()[1] - first > 6.5, 30, "6.5 s of samples archived",
+                   interval=0.2, detail=inst.log)
+        oldest, newest, n = span()
+    # kept: at most the last 3 s (plus one retention period of 1 s and a flush) of > 6.5 s
     assert n > 0 and newest - oldest < 3 + 1 + 1.5
 
 
@@ -214,7 +247,10 @@ def test_bus_gaps_of_signals_announced_by_meta_are_backfilled_not_lost(tmp_path:
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     cfg = '[[drivers]]\nname = "Many"\ndriver = "many_driver:Many"\n'
     with Instance.start(cfg, ("Many.S999",), env=env) as inst:
-        time.sleep(8.0)
+        # each tick's burst of 1000 messages overflows the bus's queue: wait until the gaps
+        # have cost 1000 samples (backfilled, or lost if this broke again: asserted below)
+        wait_until(lambda: (st := _status(inst)) and st["backfilled"] + st["lost"] >= 1000, 60,
+                   "bus gaps of 1000 samples in the archiver", interval=0.2, detail=inst.log)
         inst.client.request("stop", driver="Many")
         written = sum(s["written"] for s in inst.client.request("signals")["signals"]
                       if s["name"].startswith("Many."))

@@ -8,15 +8,17 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from rtoc.frontends.archive.backend import ArchiveBatch, ArchiveUnavailable, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Gap, SignalKey
 from rtoc.frontends.archive.duck import DuckBackend
+
+from rtoc.errors import ArchiveUnavailable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from duck_checks import check_consistent, chunk, count  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 # -- kill -9 in the middle of writes -----------------------------------------------------------
 CRASH_SIGNALS = 3
@@ -58,10 +60,10 @@ def test_kill_9_in_the_middle_of_writes_leaves_a_consistent_file(tmp_path: Path)
     proc.start()
     try:
         assert started.wait(60), "the writer did not start"
-        t0 = time.monotonic()
         with pytest.raises(ArchiveUnavailable, match="lock"):  # DuckDB allows one writer
             DuckBackend(path).connect()
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+        # killed once batch 7 (the first written to the file, not the WAL) is committed
+        wait_until(lambda: done.value >= 8, 60, "the writer committing 8 batches")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)

@@ -75,11 +75,15 @@ class Awkward(Driver):
         return [2**70, object(), {"k": (1, 2)}]
 
     @function
-    def block(self, seconds: float) -> str:
-        """Block the driver (like slow instrument I/O)."""
+    def block(self, seconds: float, started: str = "") -> str:
+        """Block the driver (like slow instrument I/O); first create the file ``started``
+        (if given), so a test knows the driver is blocked."""
         import time
+        from pathlib import Path
 
-        time.sleep(seconds)
+        if started:
+            Path(started).touch()
+        time.sleep(seconds)  # the blocking under test
         return "done"
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from rtoc.app.harness import Instance
 from rtoc.client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from waiting import wait_until  # noqa: E402
 
 A = '''
 [[drivers]]
@@ -33,7 +37,8 @@ def test_b_mirrors_a() -> None:
         url = a.ws_url()
         with Instance.start(B.format(url=url), ("LabA.Generator.Sine",)) as b, \
                 Client(url) as ca, Client(b.ws_url()) as cb:
-            time.sleep(2.0)
+            wait_until(lambda: len(cb.history("LabA.Generator.Sine")[0]) > 1000, 20,
+                       "more than 1000 samples mirrored in B", interval=0.2, detail=b.log)
             bt, by = cb.history("LabA.Generator.Sine")
             assert len(bt) > 1000
             at, ay = ca.history("Generator.Sine", float(bt[0]), float(bt[-1]))

@@ -24,6 +24,9 @@ from rtoc.errors import (
 )
 from rtoc.paths import instance_dir
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from waiting import wait_until  # noqa: E402
+
 HERE = Path(__file__).parent
 ENV = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
 COUNTER = '''
@@ -162,16 +165,26 @@ def test_set_and_call_take_effect_and_parameters_persist_across_restart(inst: In
     inst.wait_for(lambda: {p["name"]: p for p in {d["name"]: d for d in c.request("drivers")["drivers"]}["C"]["parameters"]}["step"]["value"] == 5.0)
 
 
+def _next_named(sub, name: str):
+    """The next message if it is a batch of ``name``, else None (others are skipped)."""
+    msg = sub.recv(timeout=0.2)
+    return msg if getattr(msg, "name", "") == name else None
+
+
 def test_create_signal_gives_a_writable_ring(inst: Instance) -> None:
     from rtoc.pipeline.ring import Ring, RingWriter
 
     reply = inst.client.request("create_signal", device="Ext", signal="Pushed", unit="V", owner="ext")
     ring = Ring.open(reply["path"])
     try:
-        with inst.subscriber(["Ext.Pushed"]) as sub:
-            time.sleep(0.3)  # the subscription reaches the engine
+        with inst.subscriber(["Ext.Pushed", "G.Sine"]) as sub:
+            # a G.Sine batch: the subscription has reached the engine (both topics went
+            # out on one connection, Ext.Pushed first)
+            wait_until(lambda: getattr(sub.recv(timeout=0.2), "name", "") == "G.Sine", 10,
+                       "a G.Sine batch on the new subscription", interval=0)
             RingWriter(ring).write([time.time()] * 3, [1.0, 2.0, 3.0])
-            batch = sub.recv(timeout=5)
+            batch = wait_until(lambda: _next_named(sub, "Ext.Pushed"), 5, "the Ext.Pushed batch",
+                               interval=0)
             assert batch is not None and list(batch.y) == [1.0, 2.0, 3.0] and batch.seq == 0
     finally:
         ring.close()
@@ -253,7 +266,7 @@ def test_hostile_clients_cannot_crash_or_wedge_the_supervisor(inst: Instance) ->
     assert inst.proc.returncode == 0 and took < 5.0
 
 
-def test_awkward_driver_results_and_blocked_drivers() -> None:
+def test_awkward_driver_results_and_blocked_drivers(tmp_path: Path) -> None:
     cfg = '[[drivers]]\nname = "A"\ndriver = "test_drivers:Awkward"\n'
     with Instance.start(cfg, ready_signals=("A.Alive",), env=ENV) as inst:
         for _ in range(6):  # more than the restart budget, had it crashed the driver
@@ -261,9 +274,10 @@ def test_awkward_driver_results_and_blocked_drivers() -> None:
         assert result[0] == repr(2**70) and result[1].startswith("<object") and result[2] == {"k": [1, 2]}
         assert _proc(inst, "A")["restarts"] == 0
         pid = _proc(inst, "A")["pid"]
+        blocked = tmp_path / "blocked"
         inst.client.sock.send(wire.pack({"op": "call", "rid": "slow", "driver": "A",
-                                         "function": "block", "args": [60]}))
-        time.sleep(0.5)
+                                         "function": "block", "args": [60, str(blocked)]}))
+        wait_until(blocked.exists, 10, "driver A blocked in block()", detail=inst.log)
         os.kill(inst.proc.pid, signal.SIGKILL)  # the supervisor dies while A is blocked
         inst.proc.wait(5)
         deadline = time.monotonic() + 15

@@ -16,12 +16,18 @@ from rtoc import wire
 
 
 class SlowDuck(DuckBackend):
-    """A real DuckDB archive whose writes take ``delay`` s (a database under load)."""
+    """A real DuckDB archive whose writes take ``delay`` s (a database under load);
+    ``writing`` is set when the first write begins."""
 
     delay = 0.6
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.writing = threading.Event()
+
     def write(self, batch: ArchiveBatch) -> int:
-        time.sleep(self.delay)
+        self.writing.set()
+        time.sleep(self.delay)  # the slowness under test, not a wait
         return super().write(batch)
 
 
@@ -34,7 +40,8 @@ def test_queries_are_answered_while_batches_wait_for_a_busy_writer(tmp_path):
     pull = ctx.socket(zmq.PULL)
     pull.bind("inproc://inbox")
     (tmp_path / "spool").mkdir()
-    arch = Archiver(SlowDuck(tmp_path / "a.duckdb"), Spool(tmp_path / "spool"),
+    duck = SlowDuck(tmp_path / "a.duckdb")
+    arch = Archiver(duck, Spool(tmp_path / "spool"),
                     {"control": "inproc://control", "data": "inproc://data", "inbox": "inproc://inbox"},
                     ctx)
     try:
@@ -46,7 +53,7 @@ def test_queries_are_answered_while_batches_wait_for_a_busy_writer(tmp_path):
         # the archiver's main loop hands batches over; with 2 waiting it blocks in _write
         loop = threading.Thread(target=lambda: [arch._write(b, time.monotonic()) for b in batches])
         loop.start()
-        time.sleep(0.2)
+        assert duck.writing.wait(10), "the writer thread never began a write"
         router.send_multipart([b"archiver", wire.pack({"op": "archive_signals", "rid": "q1"})])
         assert router.poll(10_000), "no reply while the writer was busy"
         _, reply = router.recv_multipart()
