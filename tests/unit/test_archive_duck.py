@@ -24,9 +24,8 @@ from rtoc.frontends.archive.duck import (
     raw_insert,
     samples_table,
 )
-from rtoc.errors import QueryRefused
 
-from rtoc.errors import ArchiveError, ArchiveUnavailable
+from rtoc.errors import ArchiveError, ArchiveUnavailable, QueryRefused
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from duck_checks import check_consistent, chunk, count  # noqa: E402
