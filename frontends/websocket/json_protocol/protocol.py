@@ -2,7 +2,7 @@
 
 A message is one JSON object that may carry several commands (RTOC's keys, docs/PROTOCOL.md
 "Websocket"). :meth:`JsonProtocol.handle` checks the raw text against the limits before
-parsing (``jsonguard``), checks every key (known, allowed for the client's role, of the
+parsing (``guard``), checks every key (known, allowed for the client's role, of the
 right shape) and answers each command; the reply is one object ``{"error": false, ...}``
 with a key per answered command. A bad key is answered under ``errors`` (``"error": true``)
 and nothing of it is stored, while the good keys of the same message still run. Only an
