@@ -73,7 +73,17 @@ def answer(event, rtoc):
                value=rtoc.latest("Generator.Sine"))
 '''
 
-HOST = "import json, sys; from rtoc.frontends.automation.host import main; main(json.loads(sys.argv[1]))"
+# the automation process as the supervisor starts it: main(ChildSpec) with the instance's
+# endpoints and a config whose [automation] folder is the test's
+HOST = """
+import json, sys
+from rtoc.config import AutomationConfig, Config
+from rtoc.frontends.automation.host import main
+from rtoc.pipeline.child import ChildSpec
+a = json.loads(sys.argv[1])
+main(ChildSpec("automation", a["parent_pid"], a["endpoints"],
+               Config(automation=AutomationConfig(folder=a["folder"]))))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +136,7 @@ def test_host_calls_drivers_on_timers_and_answers_driver_events(inst: Instance, 
     folder.mkdir()
     (folder / "auto.py").write_text(AUTOMATION)
     (folder / "broken.py").write_text("raise RuntimeError('file broke on purpose')\n")
-    spec = {"parent_pid": os.getpid(), "log_level": "INFO", "endpoints": inst.endpoints,
-            "folder": str(folder)}
+    spec = {"parent_pid": os.getpid(), "endpoints": inst.endpoints, "folder": str(folder)}
     log = tmp_path / "automation.log"
     with inst.subscriber([], events=True) as sub, \
             running([sys.executable, "-c", HOST, json.dumps(spec)], log) as proc:
