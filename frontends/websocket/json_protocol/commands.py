@@ -111,7 +111,7 @@ async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) 
           "sname must be a list of signal names")
     dname = value["dname"]
     need(isinstance(dname, str), "dname must be a device name (text)")
-    for n in sname:
+    for n in dict.fromkeys(sname):  # each name once: RTOC clients repeat it per sample
         push_name(dname, n)
     plot = value.get("plot", False)
     need(isinstance(plot, bool), "plot must be true or false")
