@@ -386,9 +386,14 @@ class Supervisor:
     def _forward_to(self, child: Child, identity: bytes, msg: dict, op: str, **fields) -> dict | None:
         self._fwd += 1
         fid = f"f{self._fwd}"
+        try:
+            self.router.send_multipart([child.identity, wire.pack({"op": op, "rid": fid, **fields})],
+                                       zmq.NOBLOCK)
+        except zmq.ZMQError:  # just started, not connected yet (or its queue is full)
+            raise EngineUnavailable(f"{child.kind} {child.name} cannot take requests yet "
+                                    f"({child.state}); try again") from None
         self.pending[fid] = (identity, msg.get("rid"), time.monotonic() + FORWARD_TIMEOUT, child.name)
-        self._send(child.identity, {"op": op, "rid": fid, **fields})
-        return None  # the driver's reply is forwarded when it comes
+        return None  # the child's reply is forwarded when it comes
 
     def _forwarded_reply(self, msg: dict) -> None:
         entry = self.pending.pop(msg.get("re"), None)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from rtoc.app.harness import Instance
-from rtoc.errors import RtocError
+from rtoc.errors import EngineUnavailable, RtocError
 from rtoc.model import Event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -208,13 +208,16 @@ dsn = "{pg.dsn}"
 def test_retention_removes_what_is_older_than_the_configured_age(tmp_path: Path) -> None:
     config = GENERATOR.format(rate=200.0) + "\n[archive]\nretention_days = " + repr(3 / 86400) + "\n"
     with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
-        def span() -> tuple[float, float, int]:
-            rows = inst.client.request("query", sql="select min(t), max(t), count(*) from samples")["rows"]
+        def span() -> tuple[float, float, int] | None:
+            try:
+                rows = inst.client.request("query", sql="select min(t), max(t), count(*) from samples")["rows"]
+            except EngineUnavailable:  # the archiver has just started: not connected yet
+                return None
             return rows[0]
         # the first sample archived (or, were retention quicker, a later one)
-        first = wait_until(lambda: span()[0], 20, "a first sample archived", detail=inst.log)
+        first = wait_until(lambda: (span() or [None])[0], 20, "a first sample archived", detail=inst.log)
         # more than 6.5 s archived: without retention the span would break the bound below
-        wait_until(lambda: span()[1] - first > 6.5, 30, "6.5 s of samples archived",
+        wait_until(lambda: (s := span()) and s[1] - first > 6.5, 30, "6.5 s of samples archived",
                    interval=0.2, detail=inst.log)
         oldest, newest, n = span()
     # kept: at most the last 3 s (plus one retention period of 1 s and a flush) of > 6.5 s
