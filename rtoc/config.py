@@ -119,6 +119,7 @@ class WebsocketConfig:
     users: tuple[UserConfig, ...] = ()
     anonymous: str = ""
     allowed_origins: tuple[str, ...] = ()   # browser Origins besides the server's own ("*": any)
+    hosts: tuple[str, ...] = ()             # Host header names besides host, loopback, IPs ("*": any)
     tls_cert: str = ""                      # PEM files; both set: wss:// and https://
     tls_key: str = ""
     max_message: int = 1 << 20              # bytes; larger frames close the connection (1009)

@@ -1,4 +1,4 @@
-"""Who may do what on the websocket: roles, password hashes, login, throttling, origins.
+"""Who may do what on the websocket: roles, password hashes, login, throttling, origins, hosts.
 
 Everything here is pure: no sockets, no clock (``now`` is an argument, in seconds on any
 monotonic clock), no logging. The only cost is scrypt, on purpose.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -26,8 +27,8 @@ from rtoc.client.aead import rtoc_token, scrypt_digest
 from rtoc.errors import ConfigError, RtocError
 
 __all__ = [
-    "ROLES", "BadPasswordHash", "ScryptHash", "Throttle", "User", "Users", "hash_password",
-    "origin_allowed", "parse_hash", "role_at_least", "rtoc_token", "verify_password",
+    "ROLES", "BadPasswordHash", "ScryptHash", "Throttle", "User", "Users", "accepted_hosts",
+    "hash_password", "host_allowed", "origin_allowed", "parse_hash", "role_at_least", "rtoc_token", "verify_password",
     "verify_token",
 ]
 
@@ -242,23 +243,29 @@ class Users:
 
 @dataclass
 class _Record:
-    failures: list[float] = field(default_factory=list)  # times within the window
+    failures: list[float] = field(default_factory=list)  # attempts within the window
     lockouts: int = 0
     locked_until: float = float("-inf")
     last: float = 0.0
 
 
 class Throttle:
-    """Refuse logins from an address that keeps failing.
+    """Refuse logins from an address, or for a user name, that keeps failing.
 
-    After ``max_failures`` failed logins within ``window`` seconds, the address is refused
-    for ``lockout`` seconds, doubling with each further lockout up to ``max_lockout``. A
-    success forgets the address; so does ``max_lockout`` seconds without failures after its
-    lockout ended. At most ``max_entries`` addresses are remembered: past that the least
-    recently failing ones are forgotten first (an attacker with that many addresses can
-    reset its own lockouts, but memory stays bounded).
+    Attempts are counted per address and per user name. Use :meth:`begin` before checking a
+    password: it refuses (a wait in seconds) or counts the attempt as a failure at once, so
+    parallel attempts cannot all reach scrypt before the first failure is recorded; a
+    :meth:`succeeded` login then takes its own attempt back and forgets that user's failures
+    (only that user's: a login with one account does not reset the address's count).
 
-    Addresses are opaque strings; pass the peer's IP without its port.
+    After ``max_failures`` attempts within ``window`` seconds, the next one is refused and
+    the key is locked for ``lockout`` seconds, doubling with each further lockout up to
+    ``max_lockout``; ``max_lockout`` seconds without failures after a lockout ended forget
+    it. At most ``max_entries`` keys are remembered: past that the least recently failing
+    ones are forgotten first (memory stays bounded). A locked user name locks that account
+    for everyone, on purpose: guesses spread over many addresses are throttled too.
+
+    Addresses and names are opaque strings; pass the peer's IP without its port.
     """
 
     def __init__(self, *, max_failures: int = 5, window: float = 60.0, lockout: float = 30.0,
@@ -272,43 +279,86 @@ class Throttle:
             raise ValueError(f"Throttle max_entries must be at least 1, got {max_entries}")
         self.max_failures, self.window = max_failures, window
         self.lockout, self.max_lockout, self.max_entries = lockout, max_lockout, max_entries
-        self._records: OrderedDict[str, _Record] = OrderedDict()  # least recent first
+        self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()  # least recent first
+        self.refused = 0  # attempts refused while locked (for /metrics)
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def check(self, address: str, now: float) -> float:
-        """Seconds ``address`` must still wait before it may try a login; 0.0 = allowed."""
-        record = self._records.get(address)
-        if record is None or record.locked_until <= now:
-            return 0.0
-        return record.locked_until - now
+    @staticmethod
+    def _keys(address: str, user: str | None) -> list[tuple[str, str]]:
+        return [("address", address)] + ([("user", user)] if user is not None else [])
 
-    def failed(self, address: str, now: float) -> None:
-        """Record a failed login from ``address`` at ``now`` (seconds)."""
+    def check(self, address: str, now: float, user: str | None = None) -> float:
+        """Seconds ``address`` (and ``user``) must still wait before a login; 0.0 = allowed.
+
+        Only looks: it counts nothing (see :meth:`begin`).
+        """
+        wait = 0.0
+        for key in self._keys(address, user):
+            record = self._records.get(key)
+            if record is not None and record.locked_until > now:
+                wait = max(wait, record.locked_until - now)
+        return wait
+
+    def begin(self, address: str, now: float, user: str | None = None) -> float:
+        """Start a login attempt: the seconds to wait if it is refused (nothing counted), or
+        0.0 when it may go on, counted as a failure until :meth:`succeeded` takes it back."""
+        wait = self.check(address, now, user)
+        if wait > 0:
+            self.refused += 1
+            return wait
+        records = [self._record(key, now) for key in self._keys(address, user)]
+        for record in records:
+            if len(record.failures) >= self.max_failures:
+                wait = max(wait, self._lock(record, now))
+        if wait > 0:
+            self.refused += 1
+            return wait
+        for record in records:
+            record.failures.append(now)
+        return 0.0
+
+    def failed(self, address: str, now: float, user: str | None = None) -> None:
+        """Record a failed login that :meth:`begin` did not count (a lockout at the limit)."""
+        for key in self._keys(address, user):
+            record = self._record(key, now)
+            record.failures.append(now)
+            if len(record.failures) >= self.max_failures:
+                self._lock(record, now)
+
+    def succeeded(self, address: str, now: float, user: str | None = None) -> None:
+        """A login begun with :meth:`begin` worked: take its attempt back from the address
+        and forget ``user``'s failures and lockouts (no one else's)."""
+        record = self._records.get(("address", address))
+        if record is not None and record.failures:
+            record.failures.pop()
+        if user is not None:
+            self._records.pop(("user", user), None)
+
+    def _record(self, key: tuple[str, str], now: float) -> _Record:
+        """The record of ``key``, made or refreshed, its window pruned, touched at ``now``."""
         self._forget_expired(now)
-        record = self._records.get(address)
+        record = self._records.get(key)
         if record is not None and self._expired(record, now):
-            del self._records[address]  # quiet long enough: start afresh
+            del self._records[key]  # quiet long enough: start afresh
             record = None
         if record is None:
             while len(self._records) >= self.max_entries:
                 self._records.popitem(last=False)
-            record = self._records[address] = _Record()
+            record = self._records[key] = _Record()
         else:
-            self._records.move_to_end(address)
+            self._records.move_to_end(key)
         record.last = now
         record.failures = [t for t in record.failures if t > now - self.window]
-        record.failures.append(now)
-        if len(record.failures) >= self.max_failures:
-            record.failures.clear()
-            record.lockouts += 1
-            wait = min(self.lockout * 2 ** min(record.lockouts - 1, 64), self.max_lockout)
-            record.locked_until = now + wait
+        return record
 
-    def succeeded(self, address: str, now: float) -> None:
-        """A login from ``address`` worked: forget its failures and lockouts."""
-        self._records.pop(address, None)
+    def _lock(self, record: _Record, now: float) -> float:
+        record.failures.clear()
+        record.lockouts += 1
+        wait = min(self.lockout * 2 ** min(record.lockouts - 1, 64), self.max_lockout)
+        record.locked_until = now + wait
+        return wait
 
     def _expired(self, record: _Record, now: float) -> bool:
         return (record.last <= now - self.window
@@ -318,10 +368,10 @@ class Throttle:
         # The front is the least recently failing; stop at the first one still relevant,
         # so each call costs O(1) amortised.
         while self._records:
-            address, record = next(iter(self._records.items()))
+            key, record = next(iter(self._records.items()))
             if not self._expired(record, now):
                 break
-            del self._records[address]
+            del self._records[key]
 
 
 # --- origins -------------------------------------------------------------------------------
@@ -351,7 +401,9 @@ def origin_allowed(origin: str | None, host_header: str | None, allow: tuple[str
     header's (same origin; a Host without a port means the Origin scheme's default port);
     an Origin in ``allow`` (compared as scheme://host:port, case-insensitive, default ports
     filled in), or any Origin if ``allow`` holds "*". Everything else, including the
-    ``null`` origin of sandboxed pages and malformed origins, is refused.
+    ``null`` origin of sandboxed pages and malformed origins, is refused. The ``Host``
+    header itself must pass :func:`host_allowed` first: same origin means nothing when the
+    page's name was rebound to this server.
     """
     if origin is None:
         return True
@@ -373,3 +425,69 @@ def origin_allowed(origin: str | None, host_header: str | None, allow: tuple[str
             if split.hostname.lower() == host and host_port == port:
                 return True
     return any(_origin_parts(entry) == parsed for entry in allow)
+
+
+# --- hosts ---------------------------------------------------------------------------------
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def accepted_hosts(listen: str, hosts: Iterable[str] = (), *,
+                   machine: Iterable[str] = ()) -> frozenset[str]:
+    """The names a ``Host`` header may carry, lower case, without ports or brackets.
+
+    ``listen`` is the address the server listens on; ``hosts`` the configured extra names
+    (``[websocket] hosts``; "*" accepts any). A loopback listener accepts localhost,
+    127.0.0.1 and ::1 too; a wildcard one (0.0.0.0, ::) those and ``machine``, the names
+    of this machine (its hostname, say). IP literals are always accepted (see
+    :func:`host_allowed`).
+    """
+    names = {_bare(name) for name in hosts}
+    listen_name = _bare(listen)
+    names.add(listen_name)
+    if listen_name in _WILDCARDS or listen_name in _LOOPBACK_NAMES or _is_loopback(listen_name):
+        names.update(_LOOPBACK_NAMES)
+    if listen_name in _WILDCARDS:
+        names.update(_bare(name) for name in machine)
+    names.discard("")
+    return frozenset(names)
+
+
+def host_allowed(host_header: str | None, accepted: frozenset[str]) -> bool:
+    """Whether a request's ``Host`` header names this server (DNS rebinding guard).
+
+    A page on a name the attacker controls that now resolves to this server sends its own
+    name as Host; only names in ``accepted`` (see :func:`accepted_hosts`, "*": any) and IP
+    literals (a page loaded from an IP is this server's own) pass. No Host header fails.
+    """
+    if "*" in accepted:
+        return True
+    if not host_header:
+        return False
+    try:
+        name = urlsplit("//" + host_header.strip()).hostname
+    except ValueError:
+        return False
+    if not name:
+        return False
+    name = name.lower()
+    if name in accepted:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _bare(name: str) -> str:
+    name = name.strip().lower()
+    return name[1:-1] if name.startswith("[") and name.endswith("]") else name
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

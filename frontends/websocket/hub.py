@@ -138,14 +138,14 @@ class Hub:
     # -- logins ----------------------------------------------------------------------------
     async def login(self, user: str | None, secret: str, is_token: bool, address: str,
                     now: float) -> tuple[str, str] | None | float:
-        wait = self.throttle.check(address, now)
+        # counted before scrypt, so parallel guesses cannot all get past the throttle
+        wait = self.throttle.begin(address, now, user)
         if wait > 0:
             return float(wait)
         found = await asyncio.to_thread(self.users.login, user, secret, is_token=is_token)
         if found is None:
-            self.throttle.failed(address, now)
             return None
-        self.throttle.succeeded(address, now)
+        self.throttle.succeeded(address, now, found.name)
         return found.name, found.role
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import base64
 import http
 import ipaddress
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -24,7 +25,14 @@ from dataclasses import dataclass, field
 import zmq
 import zmq.asyncio
 from rtoc.frontends.websocket import http as routes
-from rtoc.frontends.websocket.auth import Throttle, User, Users, origin_allowed
+from rtoc.frontends.websocket.auth import (
+    Throttle,
+    User,
+    Users,
+    accepted_hosts,
+    host_allowed,
+    origin_allowed,
+)
 from rtoc.frontends.websocket.binary_protocol import shell as binary_shell
 from rtoc.frontends.websocket.binary_protocol.protocol import SUBPROTOCOL, select_subprotocol
 from rtoc.frontends.websocket.hub import Hub
@@ -48,6 +56,12 @@ log = logging.getLogger(__name__)
 SENT_FRAME = encode(dumps(SENT).encode())
 FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for earlier replies
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
+
+
+def _machine_names() -> tuple[str, ...]:
+    """This machine's names, for a server listening on every address."""
+    name = socket.gethostname().lower()
+    return (name, f"{name}.local", socket.getfqdn().lower()) if name else ()
 
 
 def anonymous_role(cfg: WebsocketConfig) -> str:
@@ -79,6 +93,7 @@ class Server:
         users = Users([User(u.name, u.role, u.password_hash) for u in cfg.users],
                       self.anonymous, section="websocket")
         self.hub = Hub(endpoints, ctx, users, Throttle())
+        self.hosts = accepted_hosts(cfg.host, cfg.hosts, machine=_machine_names())
         self.proto = JsonProtocol(self.hub, Limits(max_bytes=cfg.max_message,
                                                    max_depth=cfg.max_depth))
         self.fanout = Fanout()
@@ -99,6 +114,10 @@ class Server:
     # -- connections -----------------------------------------------------------------------
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
+        if not host_allowed(headers.get("Host"), self.hosts):
+            self.counters["refused"] += 1
+            return conn.respond(http.HTTPStatus.FORBIDDEN,
+                                "Host not accepted (see [websocket] hosts)\n")
         if not origin_allowed(headers.get("Origin"), headers.get("Host"),
                               self.cfg.allowed_origins):
             self.counters["refused"] += 1

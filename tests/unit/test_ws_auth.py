@@ -203,7 +203,7 @@ def test_throttle_failures_outside_the_window_do_not_count() -> None:
     assert t.check("a", 62.0) == 30.0
 
 
-def test_throttle_lockout_doubles_up_to_the_maximum_and_success_resets() -> None:
+def test_throttle_lockout_doubles_up_to_the_maximum_and_a_success_does_not_reset_it() -> None:
     t = Throttle(max_failures=2, window=60, lockout=30, max_lockout=100)
     now, waits = 0.0, []
     for _ in range(4):
@@ -213,10 +213,10 @@ def test_throttle_lockout_doubles_up_to_the_maximum_and_success_resets() -> None
         now += waits[-1]
         assert t.check("a", now) == 0.0
     assert waits == [30.0, 60.0, 100.0, 100.0]
-    t.succeeded("a", now)
+    t.succeeded("a", now, "ada")  # only ada's failures are forgotten, not the address's
     t.failed("a", now)
     t.failed("a", now)
-    assert t.check("a", now) == 30.0
+    assert t.check("a", now) == 100.0
 
 
 def test_throttle_forgets_quiet_addresses_and_stays_bounded() -> None:

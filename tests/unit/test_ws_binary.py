@@ -74,12 +74,12 @@ class World:
         return self.samples.get(name)
 
     async def login(self, user, secret, is_token, address, now):
-        if self.throttle.check(address, now) > 0:
+        if self.throttle.begin(address, now, user) > 0:
             return 30.0
         found = self.users.login(user, secret, is_token=is_token)
         if found is None:
-            self.throttle.failed(address, now)
             return None
+        self.throttle.succeeded(address, now, found.name)
         return found.name, found.role
 
 
@@ -343,13 +343,15 @@ def test_encrypted_login_with_a_wrong_password_fails_and_counts() -> None:
 
 def test_unknown_users_get_a_plausible_hello() -> None:
     proto = b.BinaryProtocol(World())
-    real, fake1, fake2 = (_hello(proto, session(), u) for u in ("writer", "ghost", "ghost"))
+    # each hello counts as an attempt until its login succeeds: separate addresses
+    real, fake1, fake2 = (_hello(proto, b.BinSession(f"10.0.0.{i}", "read", "read"), u)
+                          for i, u in enumerate(("writer", "ghost", "ghost"), 2))
     assert set(real) == set(fake1)
     assert (fake1["n"], fake1["r"], fake1["p"]) == (real["n"], real["r"], real["p"])
     assert fake1["hash_salt"] == fake2["hash_salt"] and fake1["salt"] != fake2["salt"]
-    s = session()
-    ch = Channel(_client_key(_hello(proto, s, "ghost"), "anything"), "client")
-    out = handle(proto, s, ch.seal(bf.encode_control({"op": "login", "user": "ghost"})))
+    s = session()  # ghost's two hellos count against the name too: another unknown name
+    ch = Channel(_client_key(_hello(proto, s, "phantom"), "anything"), "client")
+    out = handle(proto, s, ch.seal(bf.encode_control({"op": "login", "user": "phantom"})))
     assert out.close == (1008, "login failed")
 
 

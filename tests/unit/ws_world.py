@@ -121,14 +121,13 @@ class MemoryWorld:
         return self.samples.get(name)
 
     async def login(self, user, secret, is_token, address, now):
-        wait = self.throttle.check(address, now)
+        wait = self.throttle.begin(address, now, user)  # as the Hub: counted before scrypt
         if wait > 0:
             return float(wait)
         found = self.users.login(user, secret, is_token=is_token)
         if found is None:
-            self.throttle.failed(address, now)
             return None
-        self.throttle.succeeded(address, now)
+        self.throttle.succeeded(address, now, found.name)
         return found.name, found.role
 
     # -- helpers -----------------------------------------------------------------------------

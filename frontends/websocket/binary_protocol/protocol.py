@@ -316,7 +316,7 @@ class BinaryProtocol:
         user = msg.get("user")
         if not isinstance(user, str) or not 0 < len(user) <= MAX_USER:
             raise BadRequest("an encrypting hello needs the user name (the key comes from its password)")
-        wait = self.world.throttle.check(s.address, now)
+        wait = self.world.throttle.begin(s.address, now, user)  # counted until it succeeds
         if wait > 0:
             out.close = (CLOSE_POLICY, "too many failed logins")
             raise LoginFailed(f"too many failed logins from {s.address}; wait {math.ceil(wait)} s")
@@ -354,13 +354,12 @@ class BinaryProtocol:
         user, role = s.pending_user, s.pending_role
         s.pending_user = s.pending_role = None
         s.log_in(user, role)
-        self.world.throttle.succeeded(s.address, now)
+        self.world.throttle.succeeded(s.address, now, user)
         return Outcome([encode_control({"re": msg.get("rid"), "op": "login", "ok": True,
                                         "user": user, "role": role})])
 
     def _login_failed(self, s: BinSession, now: float) -> Outcome:
-        self.world.throttle.failed(s.address, now)
-        s.channel = None
+        s.channel = None  # the attempt was counted by the hello's throttle.begin
         s.pending_user = s.pending_role = None
         return Outcome([error_frame(None, "login", LoginFailed("wrong user or password"))],
                        clear=True, close=(CLOSE_POLICY, "login failed"))
