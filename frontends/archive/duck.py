@@ -74,7 +74,11 @@ ROWS_PER_BATCH = 1 << 20
 
 # DuckDB settings of the archiver's database: never download extensions (a query could
 # otherwise make the archiver write to ~/.duckdb), never scan Python variables by name.
-CONFIG = {"autoinstall_known_extensions": False, "python_enable_replacements": False}
+# External access off: `rtoc query` runs on this database, and a table function the check
+# missed cannot read a file (the archive's own file, WAL and temp folder stay allowed);
+# locked so that no statement turns it back on.
+CONFIG = {"autoinstall_known_extensions": False, "python_enable_replacements": False,
+          "enable_external_access": False, "lock_configuration": True}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:

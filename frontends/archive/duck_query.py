@@ -3,7 +3,9 @@
 ``check_statement`` parses the text with DuckDB itself (``extract_statements`` and
 ``json_serialize_sql``) and walks the parse tree; nothing is matched by regular expression
 but the PRAGMA and EXPLAIN prefixes. ``DuckBackend.query`` documents what is accepted and
-refused, and runs what passes in a transaction that is always rolled back. ``plain`` makes
+refused, and runs what passes in a transaction that is always rolled back, on a database
+opened with external access off (no file but its own is read or written, whatever slips
+through the check). ``plain`` makes
 result values carriable by msgpack and JSON.
 """
 
@@ -46,8 +48,7 @@ _TABLE_FUNCTIONS = {
     "duckdb_databases", "duckdb_types", "duckdb_functions", "duckdb_settings",
     "duckdb_keywords", "duckdb_constraints", "duckdb_indexes", "duckdb_memory",
     "duckdb_dependencies", "duckdb_sequences", "duckdb_optimizers", "test_all_types",
-    "histogram", "histogram_values",
-}
+}  # not histogram/histogram_values: their first argument is a table name, so a file too
 _SIDE_EFFECTS = {"nextval", "setval", "currval", "setseed", "write_log", "sleep_ms"}
 _QUERY_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
 _EXPLAIN = re.compile(r"\s*explain\s+(?:\(\s*[^)]*\)\s*|analy[sz]e\s+)?", re.I)

@@ -428,3 +428,29 @@ def test_query_interrupted_after_timeout(backend: DuckBackend):
 def test_query_errors_are_archive_errors(backend: DuckBackend):
     with pytest.raises(ArchiveError, match="nope"):
         backend.query("SELECT nope FROM samples")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT bin FROM histogram_values('{secret}', a)",
+    "SELECT * FROM histogram('{secret}', a)",
+    "SELECT * FROM histogram_values('{secret}', b, bin_count := 2)",
+])
+def test_query_refuses_histogram_table_functions_that_read_files(filled: DuckBackend,
+                                                                 tmp_path: Path, sql: str):
+    secret = tmp_path / "secret.json"
+    secret.write_text('[{"a": 1, "b": "password"}]')
+    with pytest.raises(QueryRefused, match="histogram"):
+        filled.query(sql.format(secret=secret))
+
+
+def test_the_database_reads_no_file_even_past_the_check(backend: DuckBackend, tmp_path: Path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('[{"a": 1, "b": "password"}]')
+    con = backend._db()  # as if a function slipped through check_statement
+    for sql in (f"SELECT bin FROM histogram_values('{secret}', b)",
+                f"SELECT * FROM read_text('{secret}')", f"SELECT * FROM '{secret}'"):
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(sql).fetchall()
+    with pytest.raises(duckdb.Error, match="locked"):
+        con.execute("SET enable_external_access = true")
+    assert backend.write(ArchiveBatch(1, [chunk(key(), 10, 5)])) == 5  # its own writes work
