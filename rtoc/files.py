@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rtoc.paths import PRIVATE_FILE, make_private_dir
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (see :func:`write_atomic_bytes`)."""
@@ -13,11 +15,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_atomic_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file,
-    never a torn one: write a temporary file, fsync it, rename it over, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    never a torn one: write a temporary file, fsync it, rename it over, fsync the folder.
+    The file is readable by this user only (0600); missing folders are made 0700."""
+    make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, PRIVATE_FILE)  # an old temporary file left by a crash kept its mode
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

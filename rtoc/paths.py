@@ -1,4 +1,7 @@
-"""Where RTOC keeps things: config and data folders (XDG), the /dev/shm instance folder."""
+"""Where RTOC keeps things: config and data folders (XDG), the /dev/shm instance folder.
+
+What RTOC writes into the data folder is private: folders 0700, files 0600 (the archive,
+driver parameters and rules say what was measured and how the instance is controlled)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,26 @@ import os
 from pathlib import Path
 
 SHM_ROOT = Path("/dev/shm")
+PRIVATE_DIR = 0o700   # the data folder and its sub-folders: archive, params, rules, spool
+PRIVATE_FILE = 0o600  # the files in them
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents readable by this user only (0700); folders
+    that exist are left as they are (a ``data_dir`` may be shared on purpose)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            pass
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a folder")
+    return path
 
 
 def config_dir() -> Path:

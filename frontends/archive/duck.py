@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,7 @@ from rtoc.frontends.archive.backend import (
 from rtoc.frontends.archive.duck_query import check_statement, plain
 
 from rtoc.errors import ArchiveError, ArchiveUnavailable
+from rtoc.paths import PRIVATE_FILE, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +181,12 @@ class DuckBackend:
         if self._con is not None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             con = duckdb.connect(str(self.path), config=dict(CONFIG))
         except (duckdb.Error, OSError) as exc:
             raise _failure(exc, f"cannot open {self.path}") from exc
         try:
+            _private(self.path)
             con.begin()
             create_tables(con)
             con.commit()
@@ -471,6 +474,15 @@ class DuckBackend:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _private(path: Path) -> None:
+    """Make the archive readable by this user only: DuckDB creates it 0644 (older archives
+    too); a file someone else owns is left as it is."""
+    try:
+        os.chmod(path, PRIVATE_FILE)
+    except PermissionError as exc:
+        log.warning("archive: cannot make %s private: %s", path, exc)
+
+
 _UNAVAILABLE_TEXT = ("could not set lock", "locked", "no space", "read-only", "invalidated",
                      "connection already closed", "database is closed", "failed to commit",
                      "could not write", "could not read", "file too large")
