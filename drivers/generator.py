@@ -67,7 +67,7 @@ class Generator(Driver):
     phase = Parameter(0.0, "Phase in radians")
     block_rate = Parameter(100.0, "Most timer ticks per second; faster rates come in blocks",
                            min=1.0, max=2000.0)
-    signal = Parameter("", "Signal name; empty: named after the waveform")
+    signal = Parameter("", "Signal name; empty: named after the waveform", name="signal")
 
     def setup(self) -> None:
         self._rng = np.random.default_rng()

@@ -130,16 +130,58 @@ class DriverHost:
             log.warning("control queue full: a message to the supervisor was dropped")
 
     # -- the loop ---------------------------------------------------------------
-    def run(self, stop: threading.Event) -> int:
-        cls = loader.resolve(self.cfg.driver)
-        store = ParamStore(self.spec.config.data_path / "params" / f"{self.name}.json")
+    def _construct(self, cls: type, store: ParamStore):
+        """Make, set up and start the driver, and run its first tick: where a bad persisted
+        value shows."""
         ctx = DriverContext(name=self.name, sink=RingSink(self), options=dict(self.cfg.params),
                             clock=time.time, store=store,
                             logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
+        driver = construct(cls, ctx)
+        try:
+            driver.ensure_setup()  # once, also when the driver's own __init__ ran it
+            driver.start()  # a driver with autostart = false is not spawned until `rtoc start`
+            now = time.time()
+            deadline = driver.next_deadline()
+            if deadline is not None and now >= deadline:
+                driver.on_timer(now)
+            driver.flush()
+        except BaseException:
+            try:
+                driver.close()
+            except Exception:
+                log.exception("%s: close() after a failed start failed too", self.name)
+            raise
+        return driver
+
+    def start_driver(self, cls: type):
+        """The driver, started; when it fails to start with persisted parameter values, it
+        is started again without them, and only if that works are they set aside (moved to
+        ``params/NAME.rejected.json``) and reported: a value that crashes the driver must
+        not crash-loop it, but a failure that is not theirs must not cost the user them."""
+        store = ParamStore(self.spec.config.data_path / "params" / f"{self.name}.json")
+        try:
+            driver = self._construct(cls, store)
+        except Exception as exc:
+            if not store.used:
+                raise
+            used = set(store.used)
+            log.error("%s failed to start with its persisted parameters %s (%s: %s); "
+                      "trying without them", self.name, sorted(used), type(exc).__name__, exc)
+            driver = self._construct(cls, store.without(used))  # its failure ends the process
+            reason = f"the driver failed to start with it: {type(exc).__name__}: {exc}"
+            for name, value in store.set_aside(used, reason, time.time()).items():
+                driver.report_rejected(name, value, reason)
+        for name, info in driver.rejected_parameters.items():
+            self.send_event(Event(time=time.time(), device=self.name, priority=2,
+                                  id=f"{self.name}.parameter_rejected",
+                                  text=f"{self.name}: persisted parameter {name} = {info['value']!r} "
+                                       f"was set aside, the default is used: {info['reason']}"))
+        return driver
+
+    def run(self, stop: threading.Event) -> int:
+        cls = loader.resolve(self.cfg.driver)
         self.request("hello", role="driver", name=self.name)
-        self.driver = driver = construct(cls, ctx)
-        driver.ensure_setup()  # once, also when the driver's own __init__ ran it
-        driver.start()  # a driver with autostart = false is not spawned until `rtoc start`
+        self.driver = driver = self.start_driver(cls)
         self.send(self.describe())
         log.info("driver %s (%s) running", self.name, self.cfg.driver)
         while not stop.is_set():

@@ -205,6 +205,7 @@ class Driver:
         self._log = deque(maxlen=100)
         self.logger = ctx.logger or logging.getLogger(f"rtoc.driver.{ctx.name}")
         self.run = False
+        self.rejected_parameters: dict[str, dict] = {}  # persisted values set aside, and why
         self._load_parameters()
         if type(self).poll is not Driver.poll:
             self._timer = _Timer(self.poll, 1.0 / self.tick_rate())
@@ -467,7 +468,10 @@ class Driver:
     def describe(self) -> dict:
         """Parameters (value, type, doc) and functions (signature, doc) for the control plane."""
         return {
-            "parameters": [p.describe(getattr(self, n)) for n, p in self.parameter_specs().items()],
+            # a persisted value set aside shows beside its parameter (as `rejected`)
+            "parameters": [{**p.describe(getattr(self, n)),
+                            **({"rejected": self.rejected_parameters[n]} if n in self.rejected_parameters else {})}
+                           for n, p in self.parameter_specs().items()],
             "functions": [describe_function(n, f) for n, f in self.function_table().items()],
             "running": self.run,
             "device": self._devicename,
@@ -480,18 +484,26 @@ class Driver:
         if unknown:
             raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; "
                                  f"known: {sorted(specs)}", self._ctx.name)
+        store = self._ctx.store
         for name, spec in specs.items():
             has_config = name in options
-            found, value = self._ctx.store.initial(name, options.get(name), has_config)
-            if not found and has_config:
-                value, found = options[name], True
-            if found:
+            persisted, value = store.initial(name, options.get(name), has_config)
+            if persisted:
                 try:
                     self.__dict__[name] = spec.validate(value)
-                except ParameterError:
-                    if not has_config:
-                        continue  # a stale persisted value: fall back to the default
-                    raise
+                    continue
+                except ParameterError as exc:
+                    # a stale or damaged persisted value: set it aside, report it, and go on
+                    # with the config's value or the default
+                    store.set_aside({name}, str(exc), self._clock())
+                    self.report_rejected(name, value, str(exc))
+            if has_config:
+                self.__dict__[name] = spec.validate(options[name])  # a config error raises
+
+    def report_rejected(self, name: str, value: Any, reason: str) -> None:
+        self.rejected_parameters[name] = {"value": _plain(value), "reason": reason}
+        self.logger.error("%s: persisted parameter %s = %r set aside (in %s): %s", self._ctx.name,
+                          name, value, self._ctx.store.rejected_path, reason)
 
     def _parameter_set(self, spec: Parameter, value: Any) -> None:
         if spec.persist:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rtoc.errors import ParameterError
+from rtoc.errors import ParameterError, SignalError
 from rtoc.files import write_atomic
+from rtoc.model import check_part
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
@@ -24,17 +26,24 @@ class Parameter:
     """A driver parameter: ``frequency = Parameter(1.0, doc="Hz", min=0)``.
 
     ``type`` defaults to the default's type; ints are accepted for float parameters;
-    ``choices`` restricts the value to a set; ``min``/``max`` bound numbers.
+    ``choices`` restricts the value to a set; ``min``/``max`` bound numbers. A float must be
+    finite (NaN passes every comparison, so it would slip past ``min``/``max``) unless
+    ``finite=False``. ``name="signal"`` (or ``"device"``) makes a text parameter a signal
+    (device) name, checked as :func:`rtoc.model.check_part` checks it; an empty text stays
+    allowed (a driver's "use the default name").
     """
 
     def __init__(self, default: Any, doc: str = "", *, type: type | None = None,
                  choices: tuple | None = None, min: float | None = None,
-                 max: float | None = None, persist: bool = True):
+                 max: float | None = None, persist: bool = True, finite: bool = True,
+                 name: str | None = None):
         self.type = type or default.__class__
         if self.type not in _TYPES:
             raise TypeError(f"unsupported parameter type {self.type.__name__}")
+        if name is not None and (self.type is not str or name not in ("signal", "device")):
+            raise TypeError("name= is 'signal' or 'device', for a str parameter")
         self.doc, self.choices, self.min, self.max = doc, choices, min, max
-        self.persist = persist
+        self.persist, self.finite, self.name_kind = persist, finite, name
         self.name = ""
         self.default = self.validate(default)
 
@@ -63,6 +72,13 @@ class Parameter:
         if not isinstance(value, t) or (t in (int, float) and isinstance(value, bool)):
             raise ParameterError(f"parameter {self.name!r} must be {_TYPES[t]}, got "
                                  f"{type(value).__name__} {value!r}")
+        if t is float and self.finite and not math.isfinite(value):
+            raise ParameterError(f"parameter {self.name!r} must be a finite number, got {value!r}")
+        if self.name_kind is not None and value:
+            try:
+                check_part(self.name_kind, value)
+            except SignalError as exc:
+                raise ParameterError(f"parameter {self.name!r}: {exc}") from None
         if self.choices is not None and value not in self.choices:
             raise ParameterError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
         if self.min is not None and value < self.min:
@@ -107,6 +123,7 @@ class ParamStore:
     def __init__(self, path: Path | None):
         self.path = path
         self._data: dict[str, dict] = {}
+        self.used: set[str] = set()  # names whose persisted value initial() handed out
         if path is not None and path.exists():
             try:
                 data = json.loads(path.read_text())
@@ -121,10 +138,45 @@ class ParamStore:
             return False, None
         if has_config and entry.get("config") != config_value:
             return False, None
+        self.used.add(name)
         return True, entry["value"]
+
+    @property
+    def rejected_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_suffix(".rejected.json")
 
     def save(self, name: str, value: Any, config_value: Any) -> None:
         self._data[name] = {"value": value, "config": config_value}
+        self._write()
+
+    def set_aside(self, names: list[str] | set[str], reason: str, now: float) -> dict[str, Any]:
+        """Move persisted values out of the file into ``NAME.rejected.json`` (with the
+        reason and unix time ``now``), so that the next start uses the config or default;
+        returns ``{name: value}`` of what was moved."""
+        moved = {n: self._data.pop(n) for n in sorted(names) if n in self._data}
+        self.used.difference_update(moved)
+        if not moved or self.path is None:
+            return {n: e.get("value") if isinstance(e, dict) else e for n, e in moved.items()}
+        rejected: dict = {}
+        try:
+            old = json.loads(self.rejected_path.read_text())
+            rejected = old if isinstance(old, dict) else {}
+        except (OSError, ValueError):
+            pass
+        for n, entry in moved.items():
+            rejected[n] = {**(entry if isinstance(entry, dict) else {"value": entry}),
+                           "reason": reason, "time": now}
+        write_atomic(self.rejected_path, json.dumps(rejected, indent=1, sort_keys=True))
+        self._write()
+        return {n: e.get("value") if isinstance(e, dict) else e for n, e in moved.items()}
+
+    def without(self, names: set[str]) -> ParamStore:
+        """The same file, minus ``names`` (not written until a value is saved)."""
+        other = ParamStore(None)
+        other.path, other._data = self.path, {k: v for k, v in self._data.items() if k not in names}
+        return other
+
+    def _write(self) -> None:
         if self.path is None:
             return
         write_atomic(self.path, json.dumps(self._data, indent=1, sort_keys=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -585,6 +586,19 @@ def test_a_stale_persisted_value_falls_back_to_the_default(tmp_path: Path) -> No
                                 "gain": {"value": -4.0, "config": None}}))
     d = _tuned_with_store(path)
     assert d.mode == "fast" and d.gain == 1.0
+
+
+def test_a_persisted_value_that_fails_its_checks_is_set_aside_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "Tuned.json"
+    path.write_text(json.dumps({"gain": {"value": float("nan"), "config": 2.0},
+                                "mode": {"value": "slow", "config": None}}))
+    d = _tuned_with_store(path, {"gain": 2.0})
+    assert d.gain == 2.0 and d.mode == "slow"  # the config's value; a good value stays
+    assert json.loads(path.read_text()) == {"mode": {"value": "slow", "config": None}}
+    aside = json.loads(path.with_suffix(".rejected.json").read_text())
+    assert math.isnan(aside["gain"]["value"]) and "finite" in aside["gain"]["reason"]
+    params = {p["name"]: p for p in d.describe()["parameters"]}
+    assert "finite" in params["gain"]["rejected"]["reason"] and "rejected" not in params["mode"]
 
 
 def test_an_invalid_config_value_is_not_masked_by_the_store(tmp_path: Path) -> None:

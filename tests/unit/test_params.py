@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,47 @@ def test_store_ignores_json_that_is_not_an_object(tmp_path: Path, content: str) 
     path = tmp_path / "p.json"
     path.write_text(content)
     assert ParamStore(path).initial("x", None, False) == (False, None)
+
+
+class Named:
+    signal = Parameter("", "a signal name; empty: the default", name="signal")
+    ratio = Parameter(1.0, "any float, NaN too", finite=False)
+    rate = Parameter(1.0, "Hz", min=0.0, max=100.0)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused_unless_allowed(value: float) -> None:
+    h = Named()
+    with pytest.raises(ParameterError, match="'rate' must be a finite number"):
+        h.rate = value  # NaN compares False with min and max: it used to pass
+    assert h.rate == 1.0
+    h.ratio = value
+    assert h.ratio is value
+
+
+@pytest.mark.parametrize("value", ["a/b", " ", "x\x00y"])
+def test_a_signal_name_parameter_is_checked_as_a_name(value: str) -> None:
+    h = Named()
+    with pytest.raises(ParameterError, match="'signal'.*signal name"):
+        h.signal = value
+    h.signal = "Wave.Form"
+    h.signal = ""  # empty: the driver's default name
+    with pytest.raises(TypeError):
+        Parameter(1.0, name="signal")
+
+
+def test_set_aside_moves_entries_to_the_rejected_file(tmp_path: Path) -> None:
+    path = tmp_path / "D.json"
+    store = ParamStore(path)
+    store.save("a", 1, None)
+    store.save("b", 2, None)
+    assert store.initial("a", None, False) == (True, 1) and store.used == {"a"}
+    assert store.set_aside({"a", "zz"}, "broke", 5.0) == {"a": 1}
+    assert json.loads(path.read_text()) == {"b": {"value": 2, "config": None}}
+    assert json.loads(store.rejected_path.read_text()) == {
+        "a": {"value": 1, "config": None, "reason": "broke", "time": 5.0}}
+    assert store.used == set() and ParamStore(path).initial("a", None, False) == (False, None)
+    store.set_aside({"b"}, "too", 6.0)  # a second one is added to the same file
+    assert set(json.loads(store.rejected_path.read_text())) == {"a", "b"}
+    other = ParamStore(path).without({"b"})
+    assert other.initial("b", None, False) == (False, None)
