@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rtoc.frontends.websocket.json_protocol.fastpush import SENT, PushGather
@@ -95,6 +96,21 @@ TRICKY = tricky(
     {"y": [1.0], "sname": ["S"], "dname": "D", "plot": True},
     {"y": [1.0], "sname": ["S"], "dname": "D", "plot": 0},
     {"y": [1.0], "sname": ["S"], "dname": "D", "unit": ["V"]},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "unit": ["V", "V"]},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "unit": []},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "unit": [1]},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "unit": None},
+    {"y": [1.0, 2.0], "sname": ["S", "T"], "dname": "D", "unit": ["V"]},
+    {"y": [1.0, 2.0], "sname": ["S", "T"], "dname": "D", "unit": ["V", 2]},
+    {"y": [1.0, 2.0], "sname": ["S", "T"], "dname": "D", "unit": ["V", "A"], "x": 7.0},
+    {"y": [1.0, 2.0], "sname": ["S", "T"], "dname": "D", "x": True},
+    {"y": 1.0, "sname": ["S", "T"], "dname": "D"}, {"y": [1.0], "sname": "S", "dname": "D"},
+    {"y": 1.0, "sname": ["S"], "dname": "D", "x": 3.0},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "x": None},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "x": False},
+    {"y": [1.0], "sname": ["S"], "dname": "D", "x": "3"},
+    {"y": [1.0], "sname": [], "dname": "D"}, {"y": [], "sname": [], "dname": "D"},
+    {"y": [[1.0]], "sname": ["S"], "dname": "D"},
     {"y": [1.0], "sname": ["S"], "dname": "D", "getLatest": True},
     {"y": [2**64], "sname": ["S"], "dname": "D"}, {"y": [1.0], "sname": ["S"]},
     b'{"y": [NaN], "sname": ["S"], "dname": "D"}', b'{"y": [1.0], "sname": ["S"], "dname": "\xff"}',
@@ -173,3 +189,48 @@ def test_limits_that_leave_no_room_turn_the_fast_road_off():
     assert tight.take([plain(0)], 0, NOW, lambda n: True, 0) == 0
     loose = PushGather(Limits())
     assert loose.take([plain(0), plain(1), b"{}"], 0, NOW, lambda n: True, 0) == 2
+
+
+# Every plain push shape RTOC documents (docs/PROTOCOL.md "Data push"): unit text, a list
+# or absent; x present (a list or a number), of another length, or absent; one signal or
+# several in one message; RTOC's one-value form.
+SHAPES = {
+    "unit text": lambda i: {"y": [i], "sname": ["S"], "dname": "D", "unit": "V"},
+    "unit list": lambda i: {"y": [i], "sname": ["S"], "dname": "D", "unit": ["V"]},
+    "no unit": lambda i: {"y": [i], "sname": ["S"], "dname": "D"},
+    "x": lambda i: {"y": [i], "x": [1000.0 + i], "sname": ["S"], "dname": "D", "unit": ["V"]},
+    "x number": lambda i: {"y": [i], "x": 1000.0 + i, "sname": ["S"], "dname": "D"},
+    "x of another length": lambda i: {"y": [i], "x": [1.0, 2.0], "sname": ["S"], "dname": "D"},
+    "x null": lambda i: {"y": [i], "x": None, "sname": ["S"], "dname": "D", "unit": "V"},
+    "one value": lambda i: {"y": float(i), "sname": "S", "dname": "D", "unit": "V"},
+    "several signals": lambda i: {"y": [i, -i, 2 * i], "sname": ["S", "T", "U"], "dname": "D",
+                                  "unit": ["V", "A", "W"]},
+    "several, x": lambda i: {"y": [i, -i], "x": [1000.0 + i, 2000.0 + i], "sname": ["T", "S"],
+                             "dname": "D", "unit": "V"},
+    "several, one signal": lambda i: {"y": [i, i + 0.5], "sname": ["S", "S"], "dname": "D",
+                                      "unit": ["V", "V"]},
+    "several, plot false": lambda i: {"y": [i, -i], "sname": ["S", "T"], "dname": "D",
+                                      "plot": False},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_documented_push_shape_takes_the_fast_road_and_stores_what_the_full_road_does(shape):
+    make = SHAPES[shape]
+    claims = [json.dumps({"y": [0.0], "x": [1.0], "sname": [n], "dname": "D"}).encode()
+              for n in "STU"]
+    batch = [json.dumps(make(i)).encode() for i in range(1, 201)]
+    fast, world_fast = protocol(anonymous="write")
+    full, world_full = protocol(anonymous="write")
+    s_fast, s_full = session("write"), session("write")
+    asyncio.run(fast.handle_batch(s_fast, claims, NOW))
+    for m in claims:
+        asyncio.run(full.handle(s_full, m, NOW))
+    gather = PushGather(Limits())
+    assert gather.take(batch, 0, NOW, world_fast.writes, 0) == len(batch)  # all of them
+    replies = asyncio.run(fast.handle_batch(s_fast, batch, NOW))
+    assert all(r is SENT for r in replies) and len(replies) == len(batch)
+    expected = [r for m in batch for r in asyncio.run(full.handle(s_full, m, NOW))]
+    assert expected == replies
+    assert same_samples(world_fast.samples, world_full.samples)
+    assert world_fast.units == world_full.units

@@ -16,8 +16,10 @@ It takes a message only when the full road would accept it and answer exactly
 * it parses with ``orjson`` (which refuses NaN/Infinity tokens, invalid UTF-8 and integers
   beyond 64 bits: those take the full road and its answers);
 * the keys are push keys only, ``plot`` is absent or false, ``y`` and ``sname`` are equally
-  long non-empty lists of numbers and names, ``dname`` and ``unit`` are text, ``x`` is absent
-  or a list of numbers (of another length: the samples are stamped ``now``, as RTOC did);
+  long non-empty lists of numbers and names (or, for one sample, a number and a name),
+  ``dname`` is text, ``unit`` is absent, text, or a list of text as long as ``y``, ``x`` is
+  absent, null, a number or a list of numbers (of another length than ``y``: the samples
+  are stamped ``now``, as RTOC did);
 * this process already writes every named signal (``World.writes``): the names were
   checked when the signal was claimed and the write cannot be refused.
 
@@ -67,6 +69,8 @@ class PushGather:
         loads, decode_error, max_len = orjson.loads, orjson.JSONDecodeError, self.max_len
         max_number = None if numbers_checked else self.max_number
         pending = self.pending
+        last = None  # (device, name) of the entry used last: a stream repeats it
+        entry: tuple = ()
         j = first
         for j in range(first, len(messages)):  # noqa: B007 - j is the count taken
             raw = messages[j]
@@ -80,60 +84,93 @@ class PushGather:
                 break
             if type(d) is not dict or not d.keys() <= _KEYS or d.get("plot", False) is not False:
                 break
-            y, names, device, unit = d.get("y"), d.get("sname"), d.get("dname"), d.get("unit", "")
-            if (type(y) is not list or type(names) is not list or type(device) is not str
-                    or type(unit) is not str or not y or len(names) != len(y)):
+            y, names, device = d.get("y"), d.get("sname"), d.get("dname")
+            if type(device) is not str:
                 break
-            x = d.get("x")
-            if len(y) == 1:  # one sample: the streaming device's message, kept short
-                v, n = y[0], names[0]
-                if type(v) not in _NUMBER or type(n) is not str:
+            # one sample: y a number or [number], sname a name or [name] (RTOC's forms)
+            if type(y) is list:
+                if len(y) != 1:
+                    if not self._take_several(d, y, names, device, now, writes, reply + j - first):
+                        break
+                    last = None
+                    continue
+                v = y[0]
+            else:
+                v = y
+            n = names[0] if type(names) is list and len(names) == 1 else names
+            if type(v) not in _NUMBER or type(n) is not str:
+                break
+            unit = d.get("unit", "")
+            if type(unit) is not str:
+                if type(unit) is not list or len(unit) != 1 or type(unit[0]) is not str:
                     break
-                if x is None:
-                    t = now
-                elif type(x) is list and len(x) == 1 and type(x[0]) in _NUMBER:
+                unit = unit[0]
+            x = d.get("x")
+            if x is None:
+                t = now
+            elif type(x) is list:
+                if len(x) == 1 and type(x[0]) in _NUMBER:
                     t = x[0]
-                elif type(x) is list and all(type(e) in _NUMBER for e in x):
+                elif all(type(e) in _NUMBER for e in x):
                     t = now
                 else:
                     break
-                entry = pending.get((device, n))
+            elif type(x) in _NUMBER:
+                t = x
+            else:
+                break
+            if last is None or n != last[1] or device != last[0]:
+                last = (device, n)
+                entry = pending.get(last)
                 if entry is None:
                     if not writes(f"{device}.{n}"):
                         break
-                    entry = pending[(device, n)] = ([], [], unit, [])
-                entry[0].append(t)
-                entry[1].append(v)
-                entry[3].append(reply + j - first)
-            elif not self._take_several(d, y, names, device, unit, x, now, writes,
-                                        reply + j - first):
-                break
+                    entry = pending[last] = ([], [], unit, [])
+            entry[0].append(t)
+            entry[1].append(v)
+            entry[3].append(reply + j - first)
         else:
             return len(messages) - first
         return j - first
 
-    def _take_several(self, d: dict, y: list, names: list, device: str, unit: str,
-                      x: list | None, now: float, writes: Callable[[str], bool],
-                      reply: int) -> bool:
+    def _take_several(self, d: dict, y: list, names: object, device: str, now: float,
+                      writes: Callable[[str], bool], reply: int) -> bool:
+        """A message of several samples, of one signal or several (``sname[i]`` is the
+        signal of ``y[i]``)."""
+        k = len(y)
+        if k == 0 or type(names) is not list or len(names) != k:
+            return False
         for v in y:
             if type(v) not in _NUMBER:
                 return False
-        if x is not None:
-            if type(x) is not list:
-                return False
-            for v in x:
-                if type(v) not in _NUMBER:
+        unit = d.get("unit", "")
+        if type(unit) is str:
+            units = None
+        elif type(unit) is list and len(unit) == k:
+            for u in unit:
+                if type(u) is not str:
                     return False
-        if x is None or len(x) != len(y):
-            x = [now] * len(y)
+            units = unit
+        else:
+            return False
+        x = d.get("x")
+        if x is not None:
+            if type(x) is list:
+                for v in x:
+                    if type(v) not in _NUMBER:
+                        return False
+            elif type(x) not in _NUMBER:
+                return False
+        if type(x) is not list or len(x) != k:
+            x = [now] * k
         pending = self.pending
         for n in names:
             if type(n) is not str or ((device, n) not in pending and not writes(f"{device}.{n}")):
                 return False
-        for n, t, v in zip(names, x, y, strict=True):
+        for i, (n, t, v) in enumerate(zip(names, x, y, strict=True)):
             entry = pending.get((device, n))
             if entry is None:
-                entry = pending[(device, n)] = ([], [], unit, [])
+                entry = pending[(device, n)] = ([], [], unit if units is None else units[i], [])
             entry[0].append(t)
             entry[1].append(v)
             entry[3].append(reply)
