@@ -17,13 +17,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtoc.pipeline.ring import Ring, RingReader, capacity_for
+from rtoc.pipeline.ring import Ring, RingReader, capacity_for, file_size
 
-from rtoc.errors import InstanceError, InstanceRunning, SignalNotFound, SignalOwned
+from rtoc.errors import (
+    InstanceError,
+    InstanceRunning,
+    ShmBudgetExceeded,
+    SignalNotFound,
+    SignalOwned,
+)
 from rtoc.model import check_part, signal_name
 from rtoc.paths import instance_dir
 
 log = logging.getLogger(__name__)
+_BUDGET_KEYS = {"total": "shm_budget", "clients": "shm_clients_share", "per_client": "shm_per_client"}
 
 
 class Instance:
@@ -92,6 +99,24 @@ class SignalEntry:
                 "capacity": self.ring.capacity, "epoch": self.epoch}
 
 
+@dataclass(frozen=True)
+class RingBudget:
+    """Bytes of /dev/shm the rings may take: all together (``total``), the rings of clients
+    (owners ``client:...``) together (``clients``, less than ``total``: the rest is kept for
+    drivers and the engine), and one client owner's (``per_client``). Clients' size hints
+    are capped at ``max_rate`` samples/s and ``max_seconds``. 0: no limit."""
+
+    total: int = 0
+    clients: int = 0
+    per_client: int = 0
+    max_rate: float = 0.0
+    max_seconds: float = 0.0
+
+
+def is_client(owner: str) -> bool:
+    return owner.startswith("client:")
+
+
 class SignalRegistry:
     """Signals by full name; each has one ring and one owner (the writer)."""
 
@@ -99,13 +124,21 @@ class SignalRegistry:
         self.folder = folder
         self.by_name: dict[str, SignalEntry] = {}
         self._next_id = 1
+        self.refused = 0  # claims refused by the budget
+
+    def used_bytes(self, owner: str | None = None, clients: bool = False) -> int:
+        """Bytes of the rings of ``owner`` (None: of all; ``clients``: of every client)."""
+        return sum(file_size(e.ring.capacity) for e in self.by_name.values()
+                   if (owner is None or e.owner == owner) and (not clients or is_client(e.owner)))
 
     def claim(self, device: str, signal: str, unit: str, owner: str, rate: float = 1.0,
-              seconds: float = 4.0) -> tuple[SignalEntry, bool]:
+              seconds: float = 4.0, budget: RingBudget | None = None) -> tuple[SignalEntry, bool]:
         """The signal's entry, created on first claim; ``(entry, created)``.
 
         The same owner claiming again (a restarted driver) gets the same ring, so its
-        sequence numbers continue; another owner gets SignalOwned.
+        sequence numbers continue; another owner gets SignalOwned. A new ring that would
+        pass a ``budget`` is refused (ShmBudgetExceeded); a client's ``rate`` (samples/s)
+        and ``seconds`` hints are first capped by it.
         """
         name = signal_name(check_part("device", device), check_part("signal", signal))
         entry = self.by_name.get(name)
@@ -114,14 +147,34 @@ class SignalRegistry:
                 raise SignalOwned(f"signal {name} is written by {entry.owner!r}; "
                                   f"{owner!r} cannot write it too", name)
             return entry, False
+        budget = budget or RingBudget()
+        if is_client(owner):
+            rate = min(rate, budget.max_rate) if budget.max_rate else rate
+            seconds = min(seconds, budget.max_seconds) if budget.max_seconds else seconds
+        capacity = capacity_for(max(rate, 1.0), seconds)
+        self._check_budget(name, owner, file_size(capacity), budget)
         sig = self._next_id
-        ring = Ring.create(self.folder / f"{sig}.ring", capacity_for(max(rate, 1.0), seconds), sig)
+        ring = Ring.create(self.folder / f"{sig}.ring", capacity, sig)
         self._next_id += 1
         entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1),
                             time.time_ns())
         self.by_name[name] = entry
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
         return entry, True
+
+    def _check_budget(self, name: str, owner: str, size: int, budget: RingBudget) -> None:
+        limits = [("total", budget.total, self.used_bytes(), "all rings of the instance")]
+        if is_client(owner):
+            limits += [("clients", budget.clients, self.used_bytes(clients=True), "clients' rings"),
+                       ("per_client", budget.per_client, self.used_bytes(owner), f"{owner}'s rings")]
+        for key, limit, used, what in limits:
+            if limit and used + size > limit:
+                self.refused += 1
+                log.warning("signal %s refused: %s would pass the %s budget", name, owner, key)
+                raise ShmBudgetExceeded(
+                    f"signal {name} refused: its ring ({size >> 20} MiB) would take {what} past "
+                    f"their budget ({used >> 20} of {limit >> 20} MiB in use; [supervisor] "
+                    f"{_BUDGET_KEYS[key]})", owner, key)
 
     def remove(self, name: str) -> SignalEntry:
         """Forget ``name`` and delete its ring file (readers that still map it keep their

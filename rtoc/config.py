@@ -8,6 +8,7 @@ With no file, the defaults run the generator and the system driver.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -61,6 +62,13 @@ class SupervisorConfig:
     burst_starts: int = 5        # ... and a child that starts this often ...
     burst_seconds: float = 10.0  # ... within this window is marked failed
     stop_timeout: float = 4.0    # s for all children to stop before SIGKILL
+    # the rings in /dev/shm: a new ring past a budget is refused (error shm_budget)
+    shm_budget: int = 0          # bytes all rings may take; 0: half the size of /dev/shm
+    shm_clients_share: float = 0.5  # part of shm_budget clients' rings may take together
+                                    # (the rest stays for drivers and the engine)
+    shm_per_client: int = 512 << 20  # bytes of one client's rings (all websocket clients are one)
+    max_client_rate: float = 100_000.0  # samples/s a client's ring-size hint may ask at most
+    max_client_seconds: float = 60.0    # s of samples a client's ring-size hint may ask at most
 
 
 @dataclass(frozen=True)
@@ -231,6 +239,15 @@ def _check(config: Config, text: str, source: str) -> None:
         seen.add(d.name)
         if not d.ring_seconds > 0:
             fail("must be > 0", f"drivers[{i}].ring_seconds")
+    sv = config.supervisor
+    for key in ("shm_budget", "shm_per_client"):
+        if getattr(sv, key) < 0:
+            fail(f"must be >= 0 (bytes), got {getattr(sv, key)}", f"supervisor.{key}")
+    if not 0 < sv.shm_clients_share <= 1:
+        fail(f"must be in (0, 1], got {sv.shm_clients_share}", "supervisor.shm_clients_share")
+    for key in ("max_client_rate", "max_client_seconds"):
+        if not 0 < getattr(sv, key) < math.inf:
+            fail(f"must be a positive, finite number, got {getattr(sv, key)}", f"supervisor.{key}")
     e = config.engine
     for key in ("tick", "idle_tick", "max_delay", "heartbeat"):
         if not getattr(e, key) > 0:

@@ -19,7 +19,8 @@
     │   └── RuleNotFound(RuleError, LookupError)
     ├── RingError(RtocError)
     │   ├── RingFormatError(RingError, ValueError) not a ring file, wrong version
-    │   └── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
+    │   ├── ShmFull(RingError, OSError)            /dev/shm has no room for a ring
+    │   └── ShmBudgetExceeded(RingError)           a new ring would pass the rings' budget
     ├── InstanceError(RtocError)
     │   └── InstanceRunning(InstanceError)         another supervisor holds the instance
     ├── EngineUnavailable(RtocError)               the engine (or archiver) is (re)starting
@@ -191,6 +192,17 @@ class RingFormatError(RingError, ValueError):
 
 class ShmFull(RingError, OSError):
     code = "shm_full"
+
+
+class ShmBudgetExceeded(RingError):
+    """A new ring would pass a budget of ``[supervisor]`` (``budget``: which one)."""
+
+    code = "shm_budget"
+    http_status = 507
+
+    def __init__(self, message: str = "", owner: str = "", budget: str = ""):
+        super().__init__(message)
+        self.owner, self.budget = owner, budget
 
 
 class InstanceError(RtocError):

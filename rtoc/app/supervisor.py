@@ -44,7 +44,7 @@ from rtoc.paths import endpoints as instance_endpoints
 from rtoc.pipeline import driver_host, engine
 from rtoc.pipeline.child import ChildSpec, sigint_ignored_by_children
 from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
-from rtoc.pipeline.registry import Instance, SignalRegistry
+from rtoc.pipeline.registry import Instance, RingBudget, SignalRegistry
 from rtoc.pipeline.resampler import warm_up as resampler_warm_up
 from rtoc.pipeline.ring import warm_up
 
@@ -507,9 +507,18 @@ class Supervisor:
         return self._claim(f"client:{msg.get('owner') or identity.hex()}", msg)
 
     def _claim(self, owner: str, msg: dict) -> dict:
+        sv = self.config.supervisor
+        total = sv.shm_budget
+        if not total:  # half of /dev/shm (its size, not what is free: that changes)
+            st = os.statvfs(self.registry.folder)
+            total = st.f_blocks * st.f_frsize // 2
+        budget = RingBudget(total=total, clients=int(total * sv.shm_clients_share),
+                            per_client=sv.shm_per_client, max_rate=sv.max_client_rate,
+                            max_seconds=sv.max_client_seconds)
         entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
                                              str(msg.get("unit") or ""), owner,
-                                             _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0))
+                                             _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0),
+                                             budget)
         if created:
             self._send(b"engine", {"op": "signal_added", "signal": entry.info()})
         return {"ok": True, **entry.info(), "seq": entry.ring.committed}

@@ -6,9 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
-from rtoc.pipeline.registry import Instance, SignalRegistry
+from rtoc.pipeline.registry import Instance, RingBudget, SignalRegistry
+from rtoc.pipeline.ring import file_size
 
-from rtoc.errors import InstanceError, InstanceRunning, SignalNotFound, SignalOwned
+from rtoc.errors import (
+    InstanceError,
+    InstanceRunning,
+    ShmBudgetExceeded,
+    SignalNotFound,
+    SignalOwned,
+)
 
 
 def test_lock_leftovers_and_release(tmp_path: Path) -> None:
@@ -66,3 +73,48 @@ def test_remove_deletes_the_ring_and_a_new_claim_makes_a_new_signal(tmp_path: Pa
     again, created = reg.claim("Lab", "T", "C", "websocket")
     assert created and again.id != entry.id
     reg.close()
+
+
+MIB = 1 << 20
+RING = file_size(1 << 16)  # the smallest ring (1 sample/s): 1 MiB and a header
+
+
+def test_a_clients_rate_hint_is_capped(tmp_path: Path) -> None:
+    reg = SignalRegistry(tmp_path)
+    try:
+        budget = RingBudget(max_rate=100_000.0, max_seconds=10.0)
+        e, _ = reg.claim("C", "Huge", "", "client:ws", rate=1e12, seconds=1e6, budget=budget)
+        assert e.ring.capacity == 1 << 20  # 1e5 x 10 s, not the largest ring (64 MiB)
+        d, _ = reg.claim("D", "Fast", "", "D", rate=1e7, seconds=4.0, budget=budget)
+        assert d.ring.capacity == 1 << 22  # a driver's rate is its own: not capped
+    finally:
+        reg.close()
+
+
+def test_ring_budgets_per_client_for_clients_and_in_total(tmp_path: Path) -> None:
+    reg = SignalRegistry(tmp_path)
+    budget = RingBudget(total=10 * RING, clients=6 * RING, per_client=4 * RING)
+    try:
+        for i in range(4):
+            reg.claim("A", f"S{i}", "", "client:a", budget=budget)
+        with pytest.raises(ShmBudgetExceeded, match="client:a's rings.*shm_per_client") as info:
+            reg.claim("A", "S4", "", "client:a", budget=budget)
+        assert info.value.code == "shm_budget" and info.value.budget == "per_client"
+        assert "A.S4" not in reg.by_name and len(list(tmp_path.glob("*.ring"))) == 4
+        reg.claim("A", "S0", "", "client:a", budget=budget)  # an existing ring costs nothing
+        for i in range(2):
+            reg.claim("B", f"S{i}", "", "client:b", budget=budget)
+        with pytest.raises(ShmBudgetExceeded, match="clients' rings") as info:
+            reg.claim("B", "S2", "", "client:b", budget=budget)
+        assert info.value.budget == "clients"
+        # what clients may not take stays for drivers (and the engine) ...
+        for i in range(4):
+            reg.claim("D", f"S{i}", "", "D", budget=budget)
+        with pytest.raises(ShmBudgetExceeded, match="all rings") as info:  # ... up to the total
+            reg.claim("D", "S4", "", "D", budget=budget)
+        assert info.value.budget == "total" and reg.refused == 3
+        assert reg.used_bytes() == 10 * RING and reg.used_bytes(clients=True) == 6 * RING
+        reg.remove("A.S1")  # a removed ring gives its bytes back
+        reg.claim("D", "S4", "", "D", budget=budget)
+    finally:
+        reg.close()
