@@ -167,6 +167,22 @@ def event_from_row(row: tuple) -> dict[str, Any]:
     return ev
 
 
+def minmax_pairs(t_lo: np.ndarray, y_lo: np.ndarray, t_hi: np.ndarray,
+                 y_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin extremes of a min/max decimation in the database (float64[bins] each: the
+    t and y of the least and of the greatest sample, bins in time order) as one series
+    ordered by t: both samples of a bin, earlier first; one when they are the same sample
+    (or the bin holds NaN only)."""
+    first = t_lo <= t_hi
+    t = np.empty(2 * len(t_lo))
+    y = np.empty(2 * len(t_lo))
+    t[0::2], y[0::2] = np.where(first, t_lo, t_hi), np.where(first, y_lo, y_hi)
+    t[1::2], y[1::2] = np.where(first, t_hi, t_lo), np.where(first, y_hi, y_lo)
+    keep = np.ones(len(t), bool)
+    keep[1::2] = ~((t_lo == t_hi) & ((y_lo == y_hi) | np.isnan(y_lo)))
+    return t[keep], y[keep]
+
+
 class Backend(Protocol):
     """A database the archiver writes to. Every method may raise ArchiveUnavailable."""
 
@@ -188,6 +204,14 @@ class Backend(Protocol):
     def history(self, name: str, t_from: float, t_to: float) -> tuple[np.ndarray, np.ndarray]:
         """Samples of ``name`` (every epoch) with ``t_from <= t <= t_to``, ordered by t:
         float64 arrays."""
+
+    def history_span(self, name: str, t_from: float, t_to: float) -> tuple[int, float, float]:
+        """(samples, first t, last t) in the range, counted in the database."""
+
+    def history_minmax(self, name: str, t_from: float, t_to: float, bins: int, lo: float,
+                       hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """Min/max decimation in the database over ``bins`` equal time intervals of
+        ``lo..hi``: at most ``2 * bins`` samples, ordered by t (see ``minmax_pairs``)."""
 
     def buckets(self, name: str, t_from: float, t_to: float, width: float) -> dict[str, np.ndarray]:
         """Fixed-interval aggregates over the samples: ``start`` (a multiple of ``width``),

@@ -42,6 +42,7 @@ from rtoc.frontends.archive.backend import (
     event_from_row,
     event_key,
     event_row,
+    minmax_pairs,
     unarchived,
 )
 from rtoc.frontends.archive.duck_query import check_statement, plain
@@ -377,6 +378,41 @@ class DuckBackend:
             order = np.argsort(t, kind="stable")
             t, y = t[order], y[order]
         return t, y
+
+    def history_span(self, name: str, t_from: float, t_to: float) -> tuple[int, float, float]:
+        """(samples, first t, last t) of ``name`` with ``t_from <= t <= t_to``; (0, NaN, NaN)
+        when there are none. One aggregate: no row leaves the database."""
+        sid = self._id(name)
+        if sid is None:
+            return 0, math.nan, math.nan
+        n, lo, hi = self._read("history span", "SELECT count(*), min(t), max(t) FROM samples "
+                               "WHERE signal = ? AND t >= ? AND t <= ?",
+                               [sid, t_from, t_to]).fetchone()
+        return int(n), (math.nan if lo is None else lo), (math.nan if hi is None else hi)
+
+    def history_minmax(self, name: str, t_from: float, t_to: float, bins: int, lo: float,
+                       hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """Min/max decimation in the database: ``bins`` equal time intervals over
+        ``lo..hi`` (the span's first and last t); per interval the sample of the least and
+        of the greatest y (NaN never wins; an interval of NaN only gives one NaN), ordered
+        by t: ``t``, ``y`` float64[<= 2 * bins]. The archiver holds ``bins`` rows, never
+        the range (20 M samples: flat memory)."""
+        sid = self._id(name)
+        if sid is None:
+            return np.empty(0), np.empty(0)
+        scale = bins / (hi - lo) if hi > lo else 0.0
+        res = self._read("history", """
+            SELECT least(floor((t - $lo) * $scale), $last)::BIGINT AS k,
+                   coalesce(arg_min(t, y) FILTER (WHERE NOT isnan(y)), min(t)) AS t_lo,
+                   coalesce(min(y) FILTER (WHERE NOT isnan(y)), 'NaN') AS y_lo,
+                   coalesce(arg_max(t, y) FILTER (WHERE NOT isnan(y)), min(t)) AS t_hi,
+                   coalesce(max(y) FILTER (WHERE NOT isnan(y)), 'NaN') AS y_hi
+            FROM samples WHERE signal = $sid AND t >= $a AND t <= $b
+            GROUP BY k ORDER BY k""",
+            {"lo": lo, "scale": scale, "last": bins - 1, "sid": sid, "a": t_from,
+             "b": t_to}).fetchnumpy()
+        return minmax_pairs(*(np.ascontiguousarray(res[k], np.float64)
+                              for k in ("t_lo", "y_lo", "t_hi", "y_hi")))
 
     def buckets(self, name: str, t_from: float, t_to: float, width: float) -> dict[str, np.ndarray]:
         """Fixed intervals ``start = floor(t / width) * width`` over the samples with

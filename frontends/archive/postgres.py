@@ -57,6 +57,7 @@ from rtoc.frontends.archive.backend import (
     event_from_row,
     event_key,
     event_row,
+    minmax_pairs,
     unarchived,
 )
 from rtoc.frontends.archive.pg_binary import SampleRows, copy_samples, register_loaders
@@ -445,6 +446,57 @@ class PostgresBackend:
         t = ts[0] if len(ts) == 1 else np.concatenate(ts)
         y = ys[0] if len(ys) == 1 else np.concatenate(ys)
         return t, y
+
+    def history_span(self, name: str, t_from: float, t_to: float) -> tuple[int, float, float]:
+        """(samples, first t, last t) of ``name`` with ``t_from <= t <= t_to``; (0, NaN, NaN)
+        when there are none. One aggregate: no row leaves the database."""
+        with self._guard("history"):
+            conn = self._connection()
+            sid = self._id(conn, name)
+            if sid is None:
+                return 0, math.nan, math.nan
+            n, lo, hi = conn.execute(self._q(
+                "SELECT count(*), min(t), max(t) FROM {s}.samples WHERE signal = %(s)s "
+                "AND t >= %(a)s AND t <= %(b)s"),
+                {"s": sid, "a": float(t_from), "b": float(t_to)}).fetchone()
+        return int(n), (math.nan if lo is None else lo), (math.nan if hi is None else hi)
+
+    def history_minmax(self, name: str, t_from: float, t_to: float, bins: int, lo: float,
+                       hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """Min/max decimation in the database: ``bins`` equal time intervals over
+        ``lo..hi``; per interval the earliest sample of the least and of the greatest y
+        (NaN never wins; an interval of NaN only gives one NaN), ordered by t: ``t``, ``y``
+        float64[<= 2 * bins]. Two scans (the extremes, then their times) and one row of
+        arrays back: the archiver holds ``bins`` values, never the range."""
+        scale = bins / (hi - lo) if hi > lo else 0.0
+        k = "least(floor((t - %(lo)s) * %(sc)s), %(last)s)::bigint"
+        rows = "FROM {s}.samples WHERE signal = %(s)s AND t >= %(a)s AND t <= %(b)s"
+        with self._guard("history"):
+            conn = self._connection()
+            sid = self._id(conn, name)
+            if sid is None:
+                return np.empty(0), np.empty(0)
+            cur = conn.execute(self._q(f"""
+                WITH b AS (
+                    SELECT {k} AS k, min(y) FILTER (WHERE y <> 'NaN') AS y_lo,
+                           max(y) FILTER (WHERE y <> 'NaN') AS y_hi, min(t) AS t_any
+                    {rows} GROUP BY 1),
+                x AS (
+                    SELECT b.k, min(s.t) FILTER (WHERE s.y = b.y_lo) AS t_lo,
+                           min(s.t) FILTER (WHERE s.y = b.y_hi) AS t_hi
+                    FROM (SELECT {k} AS k, t, y {rows}) s JOIN b ON b.k = s.k
+                    WHERE s.y = b.y_lo OR s.y = b.y_hi GROUP BY b.k)
+                SELECT array_agg(coalesce(x.t_lo, b.t_any) ORDER BY b.k),
+                       array_agg(coalesce(b.y_lo, 'NaN') ORDER BY b.k),
+                       array_agg(coalesce(x.t_hi, b.t_any) ORDER BY b.k),
+                       array_agg(coalesce(b.y_hi, 'NaN') ORDER BY b.k)
+                FROM b LEFT JOIN x ON x.k = b.k"""),
+                {"lo": float(lo), "sc": float(scale), "last": int(bins) - 1, "s": sid,
+                 "a": float(t_from), "b": float(t_to)}, binary=True)
+            row = cur.fetchone()
+        if row is None or row[0] is None:
+            return np.empty(0), np.empty(0)
+        return minmax_pairs(*(np.asarray(a, np.float64) for a in row))
 
     def buckets(self, name: str, t_from: float, t_to: float, width: float) -> dict[str, np.ndarray]:
         """Fixed intervals ``start = floor(t / width) * width`` over the samples with
