@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
+from rtoc.pipeline.curve import client as curve_client
+from rtoc.pipeline.curve import server as curve_server
 
 from rtoc import wire
+from rtoc.config import BusConfig
 from rtoc.model import Event, Notification
 
 COPY_THRESHOLD = 1 << 16  # bytes; pyzmq copies smaller frames anyway
@@ -28,8 +31,10 @@ HWM = 256
 class Publisher:
     """The engine's PUB socket."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int = HWM):
+    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int = HWM,
+                 curve: BusConfig | None = None):
         self.sock = ctx.socket(zmq.PUB)
+        curve_server(self.sock, curve)  # ``[bus]``'s CURVE keys, if any
         self.sock.setsockopt(zmq.SNDHWM, hwm)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.bind(endpoint)
@@ -175,10 +180,11 @@ class Subscriber:
     def __init__(self, endpoint: str, signals: list[str] | None = None, events: bool = False,
                  meta: bool = False, ctx: zmq.Context | None = None, hwm: int = HWM,
                  notify: bool = False, views: list[str] | None = None,
-                 aggregates: list[str] | None = None):
+                 aggregates: list[str] | None = None, curve: BusConfig | None = None):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
+        curve_client(self.sock, curve)  # ``[bus]``'s CURVE keys (a child's ctx has them)
         self.sock.setsockopt(zmq.RCVHWM, hwm)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)

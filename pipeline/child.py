@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 import zmq
+from rtoc.pipeline import curve
 
 from rtoc import log
 from rtoc.config import Config, DriverConfig
@@ -122,10 +123,13 @@ def run_child(spec: ChildSpec, body: Body, context: type[zmq.Context] = zmq.Cont
     stop = start_child(spec.role, spec.config.log_level, spec.parent_pid)
     ctx = context()
     code = 1
+    stop_auth = lambda: None  # noqa: E731
     try:
+        stop_auth = curve.secure_context(ctx, spec.config.bus)  # every socket a CURVE client
         code = body(spec, stop, ctx)
     except Exception:
         logger.exception("%s crashed", spec.role)
     finally:
+        stop_auth()
         ctx.term()
     sys.exit(code)

@@ -10,8 +10,10 @@ import itertools
 import os
 
 import zmq
+from rtoc.pipeline.curve import client
 
 from rtoc import wire
+from rtoc.config import BusConfig
 from rtoc.errors import ControlTimeout, raise_for_reply
 
 
@@ -19,11 +21,12 @@ class ControlClient:
     """A blocking request/reply client of an instance's control endpoint."""
 
     def __init__(self, endpoint: str, timeout: float = 5.0, ctx: zmq.Context | None = None,
-                 identity: bytes | None = None):
+                 identity: bytes | None = None, curve: BusConfig | None = None):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.endpoint, self.timeout = endpoint, timeout
         self.sock = self.ctx.socket(zmq.DEALER)
+        client(self.sock, curve)  # ``[bus]``'s CURVE keys, needed on tcp:// (a child's ctx has them)
         self.sock.setsockopt(zmq.LINGER, 0)
         if identity:
             self.sock.setsockopt(zmq.IDENTITY, identity)

@@ -152,7 +152,8 @@ class EngineProcess:
         self.cfg = cfg
         self.core = EngineCore(cfg)
         self.reactions = Reactions(rules_path, events, actions, cfg.event_history,
-                                   cfg.sync_timeout, cfg.max_event_rate)
+                                   cfg.sync_timeout, cfg.max_event_rate, cfg.max_event_total_rate,
+                                   cfg.throttle_report, cfg.max_rule_load)
         self.writers: dict[str, RingWriter] = {}            # signals actions write to
         self.book = ActionBook(f"act-{os.getpid()}")          # requests and samples in flight
         self.resamplers: dict[int, Resampler] = {}
@@ -177,7 +178,10 @@ class EngineProcess:
             now = time.monotonic()
             pubs = self.core.scan(now)
             self._publish(pubs, now)
-            self._events(self.reactions.tick(now))
+            t0 = time.perf_counter()
+            events = self.reactions.tick(now)
+            self.reactions.note_cost(time.perf_counter() - t0, now)
+            self._events(events)
             if pubs:
                 last_data = now
             if now - last_view >= VIEW_EVERY:
@@ -217,7 +221,10 @@ class EngineProcess:
                     r.reset()
                 r.feed(p.t, p.y)
             if p.name in watched and len(p.t):
-                self._events(self.reactions.feed(p.name, p.t, p.y, now))
+                t0 = time.perf_counter()  # what the rules cost: new ones are refused past a budget
+                events = self.reactions.feed(p.name, p.t, p.y, now)
+                self.reactions.note_cost(time.perf_counter() - t0, now)
+                self._events(events)
 
     def _views(self, wall: float | None) -> None:
         """Close the view/aggregate buckets due at ``wall`` (unix s; None: all, at the end)
@@ -343,7 +350,7 @@ class EngineProcess:
                 self._reply(msg)
         elif op in REACTION_OPS:
             try:
-                reply = self.reactions.handle(op, msg)
+                reply = self.reactions.handle(op, msg, time.monotonic())
             except RtocError as exc:
                 reply = error_reply(exc)
             except Exception as exc:  # a request must never take the engine down

@@ -62,6 +62,9 @@ class RuleState:
         self.fired = 0
         self.suppressed = 0
         self.late = 0
+        self.unreported = 0                  # suppressed since the last throttle report
+        self.reported_at: float | None = None  # `now` of that report
+        self.last_t = 0.0                    # unix s of the last sample it fired at
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -138,16 +141,26 @@ class RuleState:
         return Firing(t[idx], values[idx], src)
 
 
+THROTTLE_ID = "rtoc.rule_throttled"  # the id of the events that report a throttled rule
+
+
 @dataclass
 class Conditions:
-    """All active event rules; ``max_rate`` caps each rule's events per second (the rest
-    are counted in ``suppressed``): a ``true`` trigger on a 1 MS/s signal must not flood."""
+    """All active event rules; ``max_rate`` caps each rule's events per second and
+    ``max_total_rate`` all rules' together (the rest are counted in ``suppressed``): a
+    ``true`` trigger on a 1 MS/s signal, or hundreds of rules, must not flood the engine. A
+    throttled rule is reported by an event (id ``rtoc.rule_throttled``, priority 1, the
+    count in ``value``) at most every ``report_every`` s (0: never)."""
 
     sync_timeout: float = 0.2
     max_rate: float = 1000.0
+    max_total_rate: float = math.inf
+    report_every: float = 0.0
     states: dict[str, RuleState] = field(default_factory=dict)
     by_signal: dict[str, list[tuple[RuleState, int]]] = field(default_factory=dict)
     _budget: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _total: tuple[float, float] | None = None
+    _unreported: set[str] = field(default_factory=set)
 
     def set_rules(self, rules: list[EventRule]) -> None:
         """Use ``rules`` (active ones); a rule whose definition did not change keeps its
@@ -185,6 +198,12 @@ class Conditions:
         for st in self.states.values():
             if st.waiting_since is not None:
                 self._events(st, st.release(now, self.sync_timeout), now, out)
+        for name in list(self._unreported):  # a rule throttled, then quiet: its last report
+            st = self.states.get(name)
+            if st is None:
+                self._unreported.discard(name)
+            else:
+                self._report(st, now, out)
         return out
 
     def flush(self, now: float) -> list[Event]:
@@ -202,9 +221,13 @@ class Conditions:
         if firing is None:
             return out
         n = len(firing.t)
-        allowed = self._allow(st.rule.name, n, now)
+        allowed = self._allow_total(self._allow(st.rule.name, n, now), now)
         st.fired += allowed
         st.suppressed += n - allowed
+        st.last_t = float(firing.t[-1])
+        if allowed < n and self.report_every > 0:
+            st.unreported += n - allowed
+            self._unreported.add(st.rule.name)
         r = st.rule
         for i in range(allowed):  # at most max_rate per second: Python per event is fine
             source = st.signals[int(firing.source[i])]
@@ -215,7 +238,31 @@ class Conditions:
                        value=float(firing.value[i]), extra={"rule": r.name, "source": source})
             text = render(r.text, ev, r.name) if r.text else r.name
             out.append(Event(ev.time, text, ev.device, ev.signal, ev.priority, ev.id, ev.value, ev.extra))
+        if st.unreported:
+            self._report(st, now, out)
         return out
+
+    def _report(self, st: RuleState, now: float, out: list[Event]) -> None:
+        """The throttle report of ``st``, when one is due."""
+        if st.reported_at is not None and now - st.reported_at < self.report_every:
+            return
+        name, k = st.rule.name, st.unreported
+        out.append(Event(time=st.last_t, priority=1, id=THROTTLE_ID, value=k,
+                         text=f"rule {name} throttled: {k} events suppressed (at most "
+                              f"{self.max_rate:g}/s per rule, {self.max_total_rate:g}/s for all)",
+                         extra={"rule": name, "suppressed": k, "total_suppressed": st.suppressed}))
+        st.unreported, st.reported_at = 0, now
+        self._unreported.discard(name)
+
+    def _allow_total(self, n: int, now: float) -> int:
+        """Token bucket over all rules: ``max_total_rate`` per second."""
+        if math.isinf(self.max_total_rate) or n == 0:
+            return n
+        tokens, last = self._total or (self.max_total_rate, now)
+        tokens = min(self.max_total_rate, tokens + (now - last) * self.max_total_rate)
+        allowed = min(n, int(math.floor(tokens)))
+        self._total = (tokens - allowed, now)
+        return allowed
 
     def _allow(self, name: str, n: int, now: float) -> int:
         """Token bucket: ``max_rate`` per second, bursts up to ``max_rate``."""

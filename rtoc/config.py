@@ -49,6 +49,10 @@ class EngineConfig:
     heartbeat: float = 1.0       # s between meta heartbeats
     event_history: int = 10000   # events the engine keeps for queries
     max_event_rate: float = 1000.0  # events per second per rule at most (the rest counted)
+    max_event_total_rate: float = 2000.0  # events per second of all rules together at most
+    throttle_report: float = 10.0  # s between two events reporting one throttled rule at least
+    max_rule_load: float = 0.5   # part of the engine's time event rules may take (over 5 s)
+                                 # before new or changed rules are refused
     sync_timeout: float = 0.2    # s a multi-signal condition waits for a silent signal
     view_points: int = 2000      # view/<signal> points per signal per second at most
     view_grace: float = 0.25     # s after its end a view bucket is closed without more data
@@ -259,7 +263,8 @@ def _check(config: Config, text: str, source: str) -> None:
         key = given("engine.min_batch", "engine.max_batch")
         fail(f"max_batch must be >= min_batch, got min_batch {e.min_batch} and max_batch "
              f"{e.max_batch}", key)
-    for key in ("sync_timeout", "max_event_rate", "view_grace"):
+    for key in ("sync_timeout", "max_event_rate", "view_grace", "max_event_total_rate",
+                "throttle_report", "max_rule_load"):
         if not getattr(e, key) > 0:
             fail("must be > 0", f"engine.{key}")
     if e.event_history < 1:

@@ -37,7 +37,8 @@ def _endpoints(args) -> dict:
 def _client(args):
     from rtoc.pipeline.control import ControlClient
 
-    return ControlClient(_endpoints(args)["control"], timeout=args.timeout)
+    return ControlClient(_endpoints(args)["control"], timeout=args.timeout,
+                         curve=_config(args).bus)
 
 
 def _parse_value(text: str):
@@ -127,7 +128,7 @@ def cmd_tail(args) -> int:
     ep = _endpoints(args)
     lines = 0
     deadline = time.monotonic() + args.duration if args.duration else None
-    with Subscriber(ep["data"], args.signals) as sub:
+    with Subscriber(ep["data"], args.signals, curve=_config(args).bus) as sub:
         while args.count is None or lines < args.count:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--role", default="read", choices=("read", "write", "admin"))
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     pw.set_defaults(fn=cmd_passwd)
+    sub.add_parser("keys", help="make CURVE keys for [bus] (needed for tcp:// endpoints)"
+                   ).set_defaults(fn=cmd_keys)
     cli_events.add_parsers(sub, _client, _endpoints)
     cli_archive.add_parsers(sub, _client)
     return p
@@ -263,6 +266,20 @@ def cmd_passwd(args) -> int:
     print(f'name = "{args.user or "user"}"')
     print(f'role = "{args.role}"')
     print(f'password_hash = "{hash_password(password)}"')
+    return 0
+
+
+def cmd_keys(args) -> int:
+    """Print a new ``[bus]`` CURVE key set; the secrets are printed once, never stored."""
+    from rtoc.pipeline.curve import new_keys
+
+    keys = new_keys()
+    print("# rtoc keys: CURVE keys for tcp:// endpoints. Where rtoc runs, all four;")
+    print("# on a machine that only connects (rtoc status, scripts), all but curve_server_secret.")
+    print("# Keep the secrets as secret as a password; rtoc.toml should be readable by you only.")
+    print("[bus]")
+    for key, value in keys.items():
+        print(f'{key} = "{value}"')
     return 0
 
 

@@ -41,7 +41,7 @@ from rtoc.frontends.archive import process as archive_process
 from rtoc.frontends.automation import host as automation_host
 from rtoc.frontends.websocket import server as websocket_server
 from rtoc.paths import endpoints as instance_endpoints
-from rtoc.pipeline import driver_host, engine
+from rtoc.pipeline import curve, driver_host, engine
 from rtoc.pipeline.child import ChildSpec, sigint_ignored_by_children
 from rtoc.pipeline.evaluator import warm_up as conditions_warm_up
 from rtoc.pipeline.registry import Instance, RingBudget, SignalRegistry
@@ -135,8 +135,10 @@ class Supervisor:
     def _run(self) -> int:
         self.instance.acquire()
         ctx = zmq.Context()
+        stop_auth = curve.secure_context(ctx, self.config.bus)  # tcp:// needs the keys
         self.router = ctx.socket(zmq.ROUTER)
         try:
+            curve.server(self.router, self.config.bus)
             self.router.setsockopt(zmq.LINGER, 0)
             self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes over its identity
             self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -155,6 +157,7 @@ class Supervisor:
                 self._shutdown()
         finally:
             self.router.close(0)
+            stop_auth()
             ctx.term()
             if hasattr(self, "registry"):
                 self.registry.close()

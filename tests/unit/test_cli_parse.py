@@ -13,7 +13,7 @@ from rtoc.app import cli
 COMMANDS = {  # each sub-command with the least it needs
     "run": [], "config": [], "status": [], "signals": [], "drivers": [],
     "tail": ["Gen.Sine"], "call": ["Gen.f"], "set": ["Gen.p", "1"],
-    "start": ["Gen"], "stop": ["Gen"], "restart": ["Gen"], "passwd": [],
+    "start": ["Gen"], "stop": ["Gen"], "restart": ["Gen"], "passwd": [], "keys": [],
     "events": [], "rules": [], "rules list": [], "rules enable": ["event", "x"],
     "rules put": ["event", "{}"],
     "export": ["Gen.Sine", "-o", "out.csv"], "import": ["in.csv", "--device", "D", "--columns", "a"],

@@ -60,6 +60,9 @@ stop_timeout = 2.5
 control = "tcp://127.0.0.1:5550"
 data = "tcp://127.0.0.1:5551"
 inbox = ""
+curve_server_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+curve_client_key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+curve_client_secret = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
 
 [[drivers]]
 name = "Gen"
@@ -116,7 +119,10 @@ def test_a_full_valid_file(tmp_path: Path) -> None:
                                     max_delay=0.01, max_batch=1024, heartbeat=2.0)
     assert type(c.engine.heartbeat) is float  # an int in TOML, a float field
     assert c.supervisor == SupervisorConfig(1.0, 8.0, 3, 20.0, 2.5)
-    assert c.bus == BusConfig("tcp://127.0.0.1:5550", "tcp://127.0.0.1:5551", "")
+    assert c.bus == BusConfig("tcp://127.0.0.1:5550", "tcp://127.0.0.1:5551", "",
+                              "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "",
+                              "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID",
+                              "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs")
     assert c.drivers == (
         DriverConfig("Gen", "generator", True, {"samplerate": 1000.0, "waveform": "square"}, 8.0),
         DriverConfig("Sys", "system", False, {}, 4.0),
