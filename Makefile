@@ -37,6 +37,7 @@ bench: $(VENV)/.bench           ## benchmarks (see bench/README.md); never part 
 	$(BIN)/python bench/run_archive.py
 	$(BIN)/python bench/run_websocket.py
 	$(BIN)/python bench/run_ws_binary.py
+	$(BIN)/python bench/run_ws_clients.py
 	$(BIN)/python bench/run_dashboard.py
 
 soak: $(VENV)/.test             ## long stress runs

@@ -77,11 +77,24 @@ class SupervisorConfig:
 
 @dataclass(frozen=True)
 class BusConfig:
-    """Endpoints; empty means ``ipc://`` in the instance folder."""
+    """Endpoints; empty means ``ipc://`` in the instance folder. An endpoint on the network
+    (``tcp://``) needs the CURVE keys (``rtoc keys`` makes them): anyone reaching the
+    control plane could otherwise query, stop drivers and write signals. With keys, every
+    socket of the bus and control plane is encrypted and only holders of the client key
+    get in. Keys are Z85 text of 40 characters."""
 
     control: str = ""
     data: str = ""
     inbox: str = ""
+    curve_server_key: str = ""     # the server's public key (the supervisor's and engine's)
+    curve_server_secret: str = ""  # its secret: needed only where `rtoc run` runs
+    curve_client_key: str = ""     # the clients' public key (children, rtoc commands, scripts)
+    curve_client_secret: str = ""  # ... and its secret
+
+    @property
+    def has_curve(self) -> bool:
+        """Whether a client has the keys it needs (the server's also needs its secret)."""
+        return bool(self.curve_server_key and self.curve_client_key and self.curve_client_secret)
 
 
 @dataclass(frozen=True)
@@ -288,12 +301,36 @@ def _check(config: Config, text: str, source: str) -> None:
         fail("must be >= 1", "archive.max_batch")
     if not a.retention_days >= 0:
         fail("must be >= 0 (0: keep everything)", "archive.retention_days")
+    _check_bus(config.bus, fail)
     _check_websocket(config.websocket, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
         for i, name in enumerate(names):
             if name in names[:i]:
                 fail(f"{kind[:-1]} name {name!r} is used twice", f"{kind}[{i}].name")
+
+
+_Z85_KEY_RE = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
+# ZeroMQ's transports that reach other machines (ipc:// and inproc:// do not)
+_NETWORK_TRANSPORTS = ("tcp", "udp", "pgm", "epgm", "norm", "ws", "wss", "tipc", "vmci")
+
+
+def _check_bus(b: BusConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    keys = ("curve_server_key", "curve_server_secret", "curve_client_key", "curve_client_secret")
+    for key in keys:
+        value = getattr(b, key)
+        if value and not _Z85_KEY_RE.fullmatch(value):
+            fail("must be a Z85 CURVE key of 40 characters (`rtoc keys` makes a set)", f"bus.{key}")
+    if any(getattr(b, k) for k in keys) and not b.has_curve:
+        missing = next(k for k in keys if k != "curve_server_secret" and not getattr(b, k))
+        fail("the CURVE keys go together: curve_server_key, curve_client_key and "
+             "curve_client_secret (and curve_server_secret where rtoc runs)", f"bus.{missing}")
+    for key in ("control", "data", "inbox"):
+        endpoint = getattr(b, key)
+        if endpoint.split("://")[0].lower() in _NETWORK_TRANSPORTS and not b.has_curve:
+            fail(f"{endpoint.split('://')[0]}:// has no authentication: anyone who reaches it "
+                 "controls the instance; set bus.curve_server_key, curve_client_key and "
+                 "curve_client_secret (`rtoc keys` prints them) or use ipc://", f"bus.{key}")
 
 
 ROLES = ("none", "read", "write", "admin")
