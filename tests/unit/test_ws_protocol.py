@@ -56,9 +56,11 @@ def test_login_by_name_and_throttling_after_failures() -> None:
         assert r["login"]["authorized"] is False
     (r,) = ask(proto, s, {"login": {"user": "boss", "password": PASSWORDS["boss"]}})
     assert r["error"] is True and "too many failed logins" in r["errors"]["login"]
-    other = session("none", "10.1.1.2")  # throttling is per address
+    other = session("none", "10.1.1.2")  # per address and per user: boss is locked anywhere
     (r,) = ask(proto, other, {"login": {"user": "boss", "password": PASSWORDS["boss"]}})
-    assert r["login"] == {"authorized": True, "user": "boss", "role": "admin"}
+    assert "too many failed logins" in r["errors"]["login"]
+    (r,) = ask(proto, other, {"login": {"user": "writer", "password": PASSWORDS["writer"]}})
+    assert r["login"] == {"authorized": True, "user": "writer", "role": "write"}
 
 
 def test_push_plot_false_writes_one_sample_per_name_at_now_when_x_is_missing() -> None:
