@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from rtoc.pipeline import curve
 from rtoc.pipeline.action_book import ActionBook
 from rtoc.pipeline.bus import DataBatch, Publisher
 from rtoc.pipeline.child import ChildSpec, run_child
@@ -30,7 +31,7 @@ from rtoc.pipeline.ring import Ring, RingReader, RingWriter
 from rtoc.pipeline.ring_kernels import SEQLOCK, SNAPSHOT
 
 from rtoc import wire
-from rtoc.config import EngineConfig
+from rtoc.config import BusConfig, EngineConfig
 from rtoc.errors import RtocError, error_reply
 from rtoc.events.rules import ActionRule, Effect, EventRule
 from rtoc.model import Event, Notification
@@ -148,7 +149,7 @@ class EngineCore:
 class EngineProcess:
     def __init__(self, cfg: EngineConfig, endpoints: dict, ctx: zmq.Context,
                  rules_path: Path | None = None, events: tuple[EventRule, ...] = (),
-                 actions: tuple[ActionRule, ...] = ()):
+                 actions: tuple[ActionRule, ...] = (), bus: BusConfig | None = None):
         self.cfg = cfg
         self.core = EngineCore(cfg)
         self.reactions = Reactions(rules_path, events, actions, cfg.event_history,
@@ -157,8 +158,9 @@ class EngineProcess:
         self.writers: dict[str, RingWriter] = {}            # signals actions write to
         self.book = ActionBook(f"act-{os.getpid()}")          # requests and samples in flight
         self.resamplers: dict[int, Resampler] = {}
-        self.pub = Publisher(ctx, endpoints["data"])
+        self.pub = Publisher(ctx, endpoints["data"], curve=bus)
         self.inbox = ctx.socket(zmq.PULL)
+        curve.server(self.inbox, bus)
         self.inbox.setsockopt(zmq.LINGER, 0)
         self.inbox.bind(endpoints["inbox"])
         self.ctrl = ctx.socket(zmq.DEALER)
@@ -419,7 +421,8 @@ def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
     conditions_warm_up()
     resampler_warm_up()
     cfg = spec.config
-    engine = EngineProcess(cfg.engine, spec.endpoints, ctx, cfg.rules_path, cfg.events, cfg.actions)
+    engine = EngineProcess(cfg.engine, spec.endpoints, ctx, cfg.rules_path, cfg.events, cfg.actions,
+                           bus=cfg.bus)
     try:
         return engine.run(stop)
     finally:
