@@ -297,6 +297,8 @@ class Server:
             ("rtoc_ws_pushes_dropped_total", "Pushes dropped at full client queues", {}, self.counters["pushes_dropped"]),
             ("rtoc_ws_refused_total", "Connections refused (origin, client limit)", {}, self.counters["refused"]),
             ("rtoc_ws_samples_pushed_total", "Samples written by websocket clients", {}, self.hub.pushed),
+            ("rtoc_ws_logins_throttled_total", "Login attempts refused by the throttle", {},
+             self.hub.throttle.refused),
             ("rtoc_ws_binary_clients", "Connected rtoc.bin.v1 clients", {}, len(self.binary.clients)),
             ("rtoc_ws_binary_frames_dropped_total", "Data frames dropped at full rtoc.bin.v1 send queues",
              {}, self.binary.counters["frames_dropped"]),
