@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_a_wildcard_listener_accepts_the_machines_names() -> None:
 
 class _Conn:
     remote_address = ("127.0.0.1", 40000)
+
+    def __init__(self) -> None:
+        self.connection_lost_waiter: Future = Future()  # never lost while the test runs
 
     def respond(self, status: http.HTTPStatus, text: str) -> Response:
         return Response(status.value, status.phrase, Headers(), text.encode())
