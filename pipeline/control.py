@@ -25,6 +25,7 @@ class ControlClient:
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.endpoint, self.timeout = endpoint, timeout
+        self.curve = curve  # a Subscriber of the same instance needs the same keys
         self.sock = self.ctx.socket(zmq.DEALER)
         client(self.sock, curve)  # ``[bus]``'s CURVE keys, needed on tcp:// (a child's ctx has them)
         self.sock.setsockopt(zmq.LINGER, 0)

@@ -155,6 +155,9 @@ class WebsocketConfig:
     send_queue: int = 256                   # messages waiting per client before pushes drop
     push_interval: float = 0.01             # s between two pushes to clients at least
     event_level: int = 0                    # events pushed to a client: priority >= this
+    max_subscriptions: int = 1000           # names (signals, devices, views) one client subscribes
+    max_subscriptions_total: int = 20_000   # ... all clients together
+    max_reply_points: int = 200_000         # points of one getSignal reply, all signals together
 
 
 @dataclass(frozen=True)
@@ -349,12 +352,14 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
         fail(f"must be >= 1024, got {w.max_message}", "websocket.max_message")
     if not 2 <= w.max_depth <= 500:
         fail(f"must be 2..500, got {w.max_depth}", "websocket.max_depth")
-    for key in ("max_clients", "send_queue"):
+    for key in ("max_clients", "send_queue", "max_subscriptions", "max_subscriptions_total"):
         if getattr(w, key) < 1:
             fail(f"must be >= 1, got {getattr(w, key)}", f"websocket.{key}")
     for key in ("ping_interval", "ping_timeout", "push_interval"):
         if not getattr(w, key) > 0:
             fail("must be > 0", f"websocket.{key}")
+    if w.max_reply_points < 4:
+        fail(f"must be >= 4, got {w.max_reply_points}", "websocket.max_reply_points")
     names: set[str] = set()
     for i, u in enumerate(w.users):
         if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", u.name) or u.name in names:

@@ -5,7 +5,8 @@
 * Data in: a client's samples go straight into shared-memory rings that this process
   claims with ``create_signal`` (owner ``client:websocket``), like a driver; events go to
   the engine's inbox.
-* Rings out: ``getSignal`` reads a ring directly (a snapshot copy) when it covers the range.
+* Rings out: ``getSignal`` reads a ring directly (a snapshot copy) when it covers the range,
+  on a worker thread: :meth:`Hub.ring` may run on several threads at once.
 * Logins: scrypt runs on a worker thread, so a login never stalls the other clients.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,7 @@ class Hub:
         self.writers: dict[str, RingWriter] = {}
         self._claiming: dict[str, asyncio.Lock] = {}
         self.readers: dict[str, Ring] = {}
+        self._opening = threading.Lock()  # ring() runs on worker threads
         self.paths: dict[str, str] = {}
         self.events_dropped = 0
         self.pushed = 0
@@ -110,7 +113,8 @@ class Hub:
     async def remove_signal(self, name: str) -> dict:
         """Remove a signal clients pushed: this process lets go of its ring first."""
         for table in (self.writers, self.readers):
-            held = table.pop(name, None)
+            with self._opening:
+                held = table.pop(name, None)
             if held is not None:
                 (held.ring if isinstance(held, RingWriter) else held).close()
         return await self.request("remove_signal", name=name)
@@ -123,16 +127,23 @@ class Hub:
 
     # -- rings out -------------------------------------------------------------------------
     def ring(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        ring = self.readers.get(name)
-        if ring is None:
-            path = self.paths.get(name)
-            if not path:
-                return None
-            try:
-                ring = self.readers[name] = Ring.open(path)
-            except (OSError, ValueError):
-                return None
-        res = RingReader(ring, cursor=0, max_batch=ring.capacity).snapshot()
+        """A copy of what the signal's ring holds (t, y float64[n]), or None. Thread-safe:
+        getSignal calls it on worker threads; a ring closed meanwhile (``remove_signal``)
+        reads as None."""
+        with self._opening:
+            ring = self.readers.get(name)
+            if ring is None:
+                path = self.paths.get(name)
+                if not path:
+                    return None
+                try:
+                    ring = self.readers[name] = Ring.open(path)
+                except (OSError, ValueError):
+                    return None
+        try:
+            res = RingReader(ring, cursor=0, max_batch=ring.capacity).snapshot()
+        except (TypeError, AttributeError, ValueError):  # closed under us (hdr is None)
+            return None
         return res.t, res.y
 
     # -- logins ----------------------------------------------------------------------------

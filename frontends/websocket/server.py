@@ -42,7 +42,7 @@ from rtoc.frontends.websocket.json_protocol.fastpush import SENT
 from rtoc.frontends.websocket.json_protocol.framing import encode, warm_up
 from rtoc.frontends.websocket.json_protocol.guard import Limits
 from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
-from rtoc.frontends.websocket.session import Session
+from rtoc.frontends.websocket.session import Session, SubscriptionLimit
 from rtoc.pipeline.child import ChildSpec, run_child
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -94,10 +94,13 @@ class Server:
                       self.anonymous, section="websocket")
         self.hub = Hub(endpoints, ctx, users, Throttle())
         self.hosts = accepted_hosts(cfg.host, cfg.hosts, machine=_machine_names())
+        self.subscriptions = SubscriptionLimit(cfg.max_subscriptions, cfg.max_subscriptions_total)
         self.proto = JsonProtocol(self.hub, Limits(max_bytes=cfg.max_message,
-                                                   max_depth=cfg.max_depth))
+                                                   max_depth=cfg.max_depth),
+                                  self.subscriptions, cfg.max_reply_points)
         self.fanout = Fanout()
         self.binary = binary_shell.Binary(self.hub, cfg.max_message)
+        self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.clients: dict[Session, Client] = {}
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)
@@ -167,8 +170,7 @@ class Server:
                 replies = await self.proto.handle_batch(session, batch, time.time())
                 self.counters["messages_out"] += len(replies)
                 # replies wait for room, never dropped; one queue item per batch
-                await client.queue.put(b"".join(SENT_FRAME if r is SENT else encode(dumps(r).encode())
-                                                for r in replies))
+                await client.queue.put(await self.proto.encode(replies))  # big ones off the loop
                 self._resubscribe()
             if conn.fault is not None:  # a broken frame: first the replies to what came before
                 await self._sent(client, FAULT_FLUSH)
@@ -213,14 +215,14 @@ class Server:
 
     # -- the bus ---------------------------------------------------------------------------
     def _resubscribe(self) -> None:
-        """Subscribe the SUB to what some client wants (data of signals and devices, views)."""
+        """Subscribe the SUB to what some client wants (data of signals and devices, views):
+        ``Session.topics`` checks every name again, so no client string reaches libzmq
+        unchecked (an unbounded topic crashed it)."""
+        sessions = [*self.clients, *self.binary.clients]
+        self.subscriptions.live(sessions)
         want: set[bytes] = set()
-        for s in [*self.clients, *self.binary.clients]:
-            if s.all_signals:
-                want.add(wire.DATA_PREFIX.encode())
-            want.update(wire.data_topic(n) for n in s.signals)
-            want.update(wire.data_topic(d + ".") for d in s.devices)
-            want.update((wire.VIEW_PREFIX + n).encode() for n in s.views)
+        for s in sessions:
+            want |= s.topics()
         for t in want - self.topics:
             self.sub.setsockopt(zmq.SUBSCRIBE, t)
         for t in self.topics - want:
@@ -300,6 +302,9 @@ class Server:
             ("rtoc_ws_logins_throttled_total", "Login attempts refused by the throttle", {},
              self.hub.throttle.refused),
             ("rtoc_ws_binary_clients", "Connected rtoc.bin.v1 clients", {}, len(self.binary.clients)),
+            ("rtoc_ws_subscriptions", "Names subscribed by all clients", {}, self.subscriptions.used()),
+            ("rtoc_ws_subscriptions_refused_total", "Subscriptions refused (max_subscriptions)",
+             {}, self.subscriptions.refused),
             ("rtoc_ws_binary_frames_dropped_total", "Data frames dropped at full rtoc.bin.v1 send queues",
              {}, self.binary.counters["frames_dropped"]),
         ]

@@ -8,7 +8,10 @@ answered, and the connection lives on. A name that breaks the naming rule is a S
 
 Signal names are ``"Device.Signal"``: at most :data:`MAX_NAME` characters in all (the
 binary frame header's limit), device and signal non-empty, neither containing ``/`` or NUL
-(a name becomes a bus topic).
+(a name becomes a bus topic). A device name alone (``subscribe ["device", name]``) follows
+the same rule (:func:`device_name`), and :func:`topic` is the only way a client's name
+becomes a ZeroMQ subscription: libzmq keeps topics in a trie it walks recursively, so an
+unchecked 1 MB name crashed the process (SIGSEGV) when it was unsubscribed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from rtoc.errors import BadRequest, SignalError
 from rtoc.model import check_part, split_name
 
 __all__ = ["BadRequest", "MAX_NAME", "MAX_NAMES", "MAX_PASSWORD", "MAX_POINTS", "MAX_UNIT",
-           "MAX_USER", "need", "signal_name", "push_name", "names", "number", "integer"]
+           "MAX_USER", "need", "signal_name", "device_name", "push_name", "names", "number",
+           "integer", "topic"]
 
 MAX_NAMES = 10_000          # names in one list (subscribe, getLatest, getSignal ...)
 MAX_PASSWORD = 1024         # characters of a password or an authorize token
@@ -46,6 +50,30 @@ def signal_name(name: str) -> tuple[str, str]:
     check_part("device", device)
     check_part("signal", signal)
     return device, signal
+
+
+def device_name(name: str) -> str:
+    """A device name alone (what ``subscribe ["device", name]`` names): the device part of
+    :func:`signal_name`'s rule, at most :data:`MAX_NAME` characters."""
+    if not isinstance(name, str):
+        raise BadRequest("a device name must be text")
+    if len(name) > MAX_NAME:
+        raise SignalError(f"device name {name[:40]!r}... is longer than {MAX_NAME} characters",
+                          name[:MAX_NAME])
+    check_part("device", name)
+    if "." in name:
+        raise SignalError(f"device name {name[:40]!r} must not contain '.'", name)
+    return name
+
+
+def topic(prefix: str, name: str, device: bool = False) -> bytes:
+    """The bus topic ``prefix + name`` of a client's signal name (``device``: of a device's
+    signals, ``prefix + name + "."``), checked by :func:`signal_name` / :func:`device_name`
+    first, so no client string reaches a ZeroMQ SUBSCRIBE unchecked."""
+    if device:
+        return f"{prefix}{device_name(name)}.".encode()
+    signal_name(name)
+    return (prefix + name).encode()
 
 
 def push_name(device: str, signal: str) -> str:

@@ -51,7 +51,8 @@ def cmd_events(args, client, endpoints: dict) -> int:
     show = (lambda ev: print(json.dumps(ev.to_dict()), flush=True)) if args.json else \
         (lambda ev: print(format_event(ev), flush=True))
     # subscribe first, so nothing falls between the history and the live part
-    sub = Subscriber(endpoints["data"], signals=[], events=True, notify=args.notify) if args.follow else None
+    sub = Subscriber(endpoints["data"], signals=[], events=True, notify=args.notify,
+                     curve=getattr(client, "curve", None)) if args.follow else None
     try:
         shown_before: set = set()
         if args.history:

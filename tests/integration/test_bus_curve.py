@@ -98,5 +98,14 @@ def test_an_instance_on_tcp_with_keys_answers_only_key_holders() -> None:
             with Subscriber(inst.endpoints["data"], None, curve=bus) as sub:
                 assert all(sub.recv(timeout=0.1) is None for _ in range(10))
         assert inst.client.request("status")["processes"]  # the key holder still gets in
+        # the rtoc commands take the keys from the same rtoc.toml
+        cfg = str(inst.folder / "rtoc.toml")
+        for argv in (["status"], ["tail", "Generator.Sine", "-n", "1", "--duration", "20"],
+                     ["events", "--history", "1", "--duration", "0.5"]):
+            out = subprocess.run([sys.executable, "-m", "rtoc", "--config", cfg, *argv],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, (argv, out.stderr)
+            if argv[0] == "tail":
+                assert "Generator.Sine" in out.stdout
     finally:
         inst.cleanup()

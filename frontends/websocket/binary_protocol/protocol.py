@@ -72,7 +72,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from rtoc.frontends.websocket.auth import SCRYPT_N, SCRYPT_P, SCRYPT_R, Throttle, Users, parse_hash
-from rtoc.frontends.websocket.session import Session
+from rtoc.frontends.websocket.session import Session, SubscriptionLimit
 from rtoc.frontends.websocket.validate import (
     MAX_PASSWORD,
     MAX_POINTS,
@@ -206,6 +206,7 @@ class BinaryProtocol:
         self.secret = secret if secret is not None else random(32)
         self.ack_every = ack_every
         self.claimed: set[str] = set()  # signals whose ring this core sized
+        self.subscriptions = SubscriptionLimit()  # the server shares one with the JSON road
 
     async def handle(self, s: BinSession, frame: bytes, now: float) -> Outcome:
         """The outcome of one frame from the client of ``s`` (``now``: unix s)."""
@@ -402,7 +403,10 @@ class BinaryProtocol:
         if names == "*" and mode == "raw":
             s.all_signals = True
         else:
-            (s.signals if mode == "raw" else s.views).update(_names(names))
+            target = s.signals if mode == "raw" else s.views
+            new = set(_names(names)) - target
+            self.subscriptions.admit(s, s.subscription_count() + len(new))
+            target.update(new)
         out.resubscribe = True
         return _subscription(s)
 

@@ -9,17 +9,20 @@ and instance settings ``admin``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from rtoc.frontends.websocket.validate import (
     MAX_NAMES,
     MAX_PASSWORD,
     MAX_POINTS,
     BadRequest,
+    device_name,
     integer,
     names,
     need,
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
     from rtoc.frontends.websocket.session import Session
 
 DEFAULT_POINTS = 200_000   # samples per signal in a getSignal reply unless maxN says otherwise
+REPLY_POINTS = 200_000     # points of one getSignal reply in all ([websocket] max_reply_points)
+ENCODE_AFTER = 20_000      # points past which a getSignal reply is encoded off the loop
+CHUNK = 32_768             # values encoded by one orjson call (the GIL is held that long)
 EVENT_LIST = 1000          # events in a getEventList reply
 
 
@@ -220,55 +226,138 @@ async def get_event(p: JsonProtocol, s: Session, value: Any, msg: dict, now: flo
     return {str(e[2]): e for e in await _events(p) if f"{e[0]}.{e[1]}" in want}
 
 
+class Heavy(dict):
+    """A ``getSignal`` answer of more than :data:`ENCODE_AFTER` points, its samples still
+    numpy arrays: its reply is encoded on a worker thread (:meth:`JsonProtocol.encode`),
+    in chunks, so that thread never holds the GIL for long."""
+
+    def fragments(self) -> dict:
+        """The answer with each array as pre-encoded JSON (``orjson.Fragment``)."""
+        return {n: [orjson.Fragment(_json_array(e[0])), orjson.Fragment(_json_array(e[1])), *e[2:]]
+                for n, e in self.items()}
+
+    def lists(self) -> dict:
+        return {n: [e[0].tolist(), e[1].tolist(), *e[2:]] for n, e in self.items()}
+
+
+def _json_array(a: np.ndarray) -> bytes:
+    """float64[n] as a JSON list (NaN, infinities: null), :data:`CHUNK` values per call."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if len(a) <= CHUNK:
+        return orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY)
+    return b"[" + b",".join(orjson.dumps(a[i:i + CHUNK], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+                            for i in range(0, len(a), CHUNK)) + b"]"
+
+
 async def get_signal(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """``["D.S", ...]``, ``"all"``, or ``{dname, sname, xmin, xmax, database, maxN}`` (or a
-    list of such maps): ``{"D.S": [x, y, unit, sigID, xmin, xmax]}``."""
+    list of such maps): ``{"D.S": [x, y, unit, sigID, xmin, xmax]}`` (x, y lists).
+
+    A name asked twice is answered once (its last asking counts: the reply has one entry per
+    name). All entries together hold at most ``p.reply_points`` points: an entry without
+    ``maxN`` gets :data:`DEFAULT_POINTS` or its share of what the explicit ones leave; past
+    that the request is refused before anything is read. Ring copies and decimation run on
+    a worker thread (at most ``HEAVY_THREADS`` at once), so one client's big reply does not
+    stall the others.
+    """
+    out = await get_signal_arrays(p, s, value, msg, now)
+    if isinstance(out, Heavy):
+        return await asyncio.to_thread(out.lists)
+    return out
+
+
+async def get_signal_arrays(p: JsonProtocol, s: Session, value: Any, msg: dict,
+                            now: float) -> dict:
+    """:func:`get_signal` as the websocket command answers it: a big answer stays arrays
+    (:class:`Heavy`), encoded off the event loop with the reply."""
     signals = {sig["name"]: sig for sig in await _signals(p)}
+    wanted = _wanted(value, signals, p.reply_points)
+    out: dict[str, list] = {}
+    points = 0
+    for name, (xmin, xmax, database, max_n) in wanted.items():
+        t, y = await _history(p, name, xmin, xmax, database, max_n)
+        if name not in signals and not len(t):
+            raise SignalNotFound(f"no signal {name!r}", name)
+        sig = signals.get(name, {})
+        out[name] = [t, y, sig.get("unit", ""), sig.get("id"),
+                     float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None]
+        points += len(t)
+    if points > ENCODE_AFTER:
+        return Heavy(out)
+    return {n: [e[0].tolist(), e[1].tolist(), *e[2:]] for n, e in out.items()}
+
+
+def _wanted(value: Any, signals: dict, budget: int) -> dict[str, tuple[float, float, bool, int]]:
+    """name -> (xmin, xmax, database, maxN) of a getSignal value, each name once, maxN
+    filled in so that they sum to at most ``budget`` (else BadRequest)."""
     if value == "all" or value is True:
         value = sorted(signals)
     requests = value if isinstance(value, list) else [value]
     need(len(requests) <= MAX_NAMES, f"getSignal: at most {MAX_NAMES} signals")
-    out = {}
+    asked: dict[str, tuple[float, float, bool, int | None]] = {}
+    seen: set[str] = set()  # names given as text: checked once however often repeated
     for r in requests:
         if isinstance(r, str):
+            if r in seen:
+                asked[r] = asked.pop(r)  # the last asking counts
+                continue
+            seen.add(r)
             r = dict(zip(("dname", "sname"), signal_name(r), strict=True))
         need(isinstance(r, dict) and isinstance(r.get("dname"), str) and isinstance(r.get("sname"), str),
              'getSignal entries must be "Device.Signal" or {dname, sname, xmin, xmax, maxN}')
         name = push_name(r["dname"], r["sname"])
         xmin = -math.inf if r.get("xmin") is None else number(r["xmin"], "xmin")
         xmax = math.inf if r.get("xmax") is None else number(r["xmax"], "xmax")
-        max_n = integer(r.get("maxN", DEFAULT_POINTS), "maxN", 4, MAX_POINTS)
-        t, y = await _history(p, name, xmin, xmax, bool(r.get("database", False)), max_n)
-        if name not in signals and not len(t):
-            raise SignalNotFound(f"no signal {name!r}", name)
-        sig = signals.get(name, {})
-        out[name] = [t.tolist(), y.tolist(), sig.get("unit", ""), sig.get("id"),
-                     float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None]
-    return out
+        max_n = None if r.get("maxN") is None else integer(r["maxN"], "maxN", 4, MAX_POINTS)
+        asked.pop(name, None)  # the last asking counts
+        asked[name] = (xmin, xmax, bool(r.get("database", False)), max_n)
+    explicit = sum(m for *_, m in asked.values() if m is not None)
+    n_default = sum(m is None for *_, m in asked.values())
+    share = min(DEFAULT_POINTS, (budget - explicit) // n_default) if n_default else 0
+    if explicit > budget or (n_default and share < 4):
+        raise BadRequest(f"getSignal asks for {explicit + 4 * n_default} points or more "
+                         f"({len(asked)} signals); at most {budget} in one message "
+                         "([websocket] max_reply_points): ask for fewer signals or a smaller maxN")
+    return {n: (lo, hi, db, share if m is None else m) for n, (lo, hi, db, m) in asked.items()}
 
 
 async def _history(p: JsonProtocol, name: str, xmin: float, xmax: float, database: bool,
                    max_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ring when it covers the range, else the archive's history (ring + archive)."""
-    ring = p.world.ring(name)
-    if ring is not None and not database:
-        t, y = ring
-        covered = len(t) and t[0] <= xmin
-        if covered or (xmin == -math.inf and xmax == math.inf):
-            keep = (t >= xmin) & (t <= xmax)
-            return _decimate(t[keep], y[keep], max_n)
+    """The ring when it covers the range, else the archive's history (ring + archive).
+    Ring copies and decimation run on a worker thread."""
+    unbounded = xmin == -math.inf and xmax == math.inf
+    if not database:
+        async with p.heavy:
+            got = await asyncio.to_thread(_from_ring, p.world, name, xmin, xmax, max_n,
+                                          unbounded)
+        if got is not None:
+            return got
     try:
         reply = await p.world.request("history", signal=name,
                                       **{"from": None if xmin == -math.inf else xmin,
                                          "to": None if xmax == math.inf else xmax},
                                       max_points=max_n)
     except (ArchiveOff, EngineUnavailable):
-        if ring is None:
+        async with p.heavy:
+            got = await asyncio.to_thread(_from_ring, p.world, name, xmin, xmax, max_n, True)
+        if got is None:
             raise
-        t, y = ring
-        keep = (t >= xmin) & (t <= xmax)
-        return _decimate(t[keep], y[keep], max_n)
+        return got
     return np.frombuffer(reply["t"], "<f8"), np.frombuffer(reply["y"], "<f8")
+
+
+def _from_ring(world: Any, name: str, xmin: float, xmax: float, max_n: int,
+               anyway: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(worker thread) The ring's samples in ``xmin..xmax``, decimated to ``max_n``, when
+    the ring covers ``xmin`` (or ``anyway``); None when it does not, or there is no ring."""
+    ring = world.ring(name)
+    if ring is None:
+        return None
+    t, y = ring
+    if not anyway and not (len(t) and t[0] <= xmin):
+        return None
+    keep = (t >= xmin) & (t <= xmax)
+    return _decimate(t[keep], y[keep], max_n)
 
 
 def _decimate(t: np.ndarray, y: np.ndarray, max_n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -280,15 +369,22 @@ def _decimate(t: np.ndarray, y: np.ndarray, max_n: int) -> tuple[np.ndarray, np.
 
 # -- subscriptions -----------------------------------------------------------------------------
 def _target(value: Any, what: str) -> tuple[str, str]:
+    """``["signal", "D.S"]`` or ``["device", "D"]``, each name by the rule of both roads
+    (it becomes a bus topic)."""
     need(isinstance(value, list) and len(value) == 2 and value[0] in ("signal", "device")
          and isinstance(value[1], str), f"{what} must be ['signal', 'D.S'] or ['device', name]")
     if value[0] == "signal":
         signal_name(value[1])
+    else:
+        device_name(value[1])
     return value[0], value[1]
 
 
 async def subscribe(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
-    s.subscribe(*_target(value, "subscribe"))
+    kind, name = _target(value, "subscribe")
+    if name not in (s.signals if kind == "signal" else s.devices):
+        p.subscriptions.admit(s, s.subscription_count() + 1)
+    s.subscribe(kind, name)
     return s.subscription()
 
 
@@ -311,7 +407,9 @@ async def unsubscribe_all(p: JsonProtocol, s: Session, value: Any, msg: dict, no
 
 async def subscribe_view(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
     """(extension) resampled view pushes ``{"view": {...}}`` of these signals (replaces)."""
-    s.views = set(names(value, "subscribeView"))
+    views = set(names(value, "subscribeView"))
+    p.subscriptions.admit(s, s.subscription_count() - len(s.views) + len(views))
+    s.views = views
     return s.subscription()
 
 
@@ -410,7 +508,7 @@ TABLE: dict[str, Command] = {
     "getSignalInfo": Command(get_signal_info, "read", "signalInfo"),
     "getEventList": Command(get_event_list, "read", "events"),
     "getEvent": Command(get_event, "read", "events"),
-    "getSignal": Command(get_signal, "read", "signals"),
+    "getSignal": Command(get_signal_arrays, "read", "signals"),
     "getPluginList": Command(get_plugin_list, "read", "pluginList"),
     "getSession": Command(get_session, "read", "session"),
 }

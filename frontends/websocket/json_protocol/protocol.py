@@ -17,20 +17,29 @@ dictionaries: the core itself reads no clock (``now`` is an argument) and opens 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 from rtoc.frontends.websocket.json_protocol import commands, manage
+from rtoc.frontends.websocket.json_protocol.fanout import dumps
 from rtoc.frontends.websocket.json_protocol.fastpush import SENT, PushGather
+from rtoc.frontends.websocket.json_protocol.framing import encode
 from rtoc.frontends.websocket.json_protocol.guard import Limits, MessageRejected, loads
-from rtoc.frontends.websocket.session import Session
+from rtoc.frontends.websocket.session import Session, SubscriptionLimit
 
 from rtoc.errors import RtocError
 
 log = logging.getLogger(__name__)
 #: the answer to a command that failed by a bug of ours (the traceback is logged)
 INTERNAL = "internal error (the server logged it)"
+#: getSignal replies read, decimated and encoded on worker threads at once (the rest wait)
+HEAVY_THREADS = 1
+#: the frame of the shared "sent" reply of the fast push road, encoded once
+SENT_FRAME = encode(dumps(SENT).encode())
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS  # as fanout.dumps
 
 class World(Protocol):
     """What the protocol needs of the running system (the server's adapter implements it)."""
@@ -71,9 +80,15 @@ PUSH_KEYS = ("y", "x", "sname", "dname", "unit", "plot")
 class JsonProtocol:
     """Answers the RTOC JSON protocol for every session of one server."""
 
-    def __init__(self, world: World, limits: Limits):
+    def __init__(self, world: World, limits: Limits, subscriptions: SubscriptionLimit | None = None,
+                 reply_points: int = commands.REPLY_POINTS):
+        """``subscriptions`` is shared with the binary road (the total is the server's);
+        ``reply_points``: points in all of one ``getSignal`` reply at most."""
         self.world = world
         self.limits = limits
+        self.subscriptions = subscriptions or SubscriptionLimit()
+        self.reply_points = reply_points
+        self.heavy = asyncio.Semaphore(HEAVY_THREADS)
 
     async def handle(self, session: Session, data: str | bytes, now: float) -> list[dict]:
         """The replies to one message, in order (``authorize`` adds ``{"authorized": b}``
@@ -127,6 +142,15 @@ class JsonProtocol:
         await self._write_gathered(gather, out)
         return out
 
+    async def encode(self, replies: list[dict]) -> bytes:
+        """The replies as one block of websocket text frames. A block holding a big
+        ``getSignal`` answer (``commands.Heavy``: megabytes of JSON) is encoded on a worker
+        thread, so the other clients' replies do not wait for it."""
+        if any(type(r.get("signals")) is commands.Heavy for r in replies if r is not SENT):
+            async with self.heavy:
+                return await asyncio.to_thread(encode_replies, replies)
+        return encode_replies(replies)
+
     async def _write_gathered(self, gather: PushGather, out: list[dict]) -> None:
         for device, signal, unit, t, y, replies in gather.drain():
             try:
@@ -161,6 +185,22 @@ class JsonProtocol:
     def _report_dropped(session: Session, reply: dict) -> None:
         if session.report_dropped():
             reply["dropped"] = session.dropped
+
+
+def encode_replies(replies: list[dict]) -> bytes:
+    """One text frame per reply, joined (``SENT`` pre-encoded); a reply with a big
+    ``getSignal`` answer (``commands.Heavy``) with its arrays encoded in chunks."""
+    return b"".join(SENT_FRAME if r is SENT else _encode_heavy(r)
+                    if type(r.get("signals")) is commands.Heavy else encode(dumps(r).encode())
+                    for r in replies)
+
+
+def _encode_heavy(reply: dict) -> bytes:
+    heavy = reply["signals"]
+    try:
+        return encode(orjson.dumps({**reply, "signals": heavy.fragments()}, option=_OPTIONS))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits elsewhere: the slow encoder
+        return encode(dumps({**reply, "signals": heavy.lists()}).encode())
 
 
 def _message(exc: BaseException) -> str:
