@@ -243,7 +243,8 @@ class Users:
 
 @dataclass
 class _Record:
-    failures: list[float] = field(default_factory=list)  # attempts within the window
+    failures: list[float] = field(default_factory=list)  # times within the window
+    pending: list[float] = field(default_factory=list)   # attempts begun, not yet decided
     lockouts: int = 0
     locked_until: float = float("-inf")
     last: float = 0.0
@@ -252,35 +253,40 @@ class _Record:
 class Throttle:
     """Refuse logins from an address, or for a user name, that keeps failing.
 
-    Attempts are counted per address and per user name. Use :meth:`begin` before checking a
-    password: it refuses (a wait in seconds) or counts the attempt as a failure at once, so
-    parallel attempts cannot all reach scrypt before the first failure is recorded; a
-    :meth:`succeeded` login then takes its own attempt back and forgets that user's failures
-    (only that user's: a login with one account does not reset the address's count).
+    Attempts are counted per address and per user name, before the password is checked:
+    :meth:`begin` refuses (a wait in seconds) or records the attempt as pending; the caller
+    then reports :meth:`failed` or :meth:`succeeded`. At most ``max_failures`` failures and
+    pending attempts together are allowed per key, so parallel guesses cannot all reach
+    scrypt before the first failure is recorded (the others are refused for ``busy``
+    seconds, without a lockout); an attempt never decided (a client that went away) counts
+    as a failure after ``window`` seconds.
 
-    After ``max_failures`` attempts within ``window`` seconds, the next one is refused and
-    the key is locked for ``lockout`` seconds, doubling with each further lockout up to
-    ``max_lockout``; ``max_lockout`` seconds without failures after a lockout ended forget
-    it. At most ``max_entries`` keys are remembered: past that the least recently failing
-    ones are forgotten first (memory stays bounded). A locked user name locks that account
-    for everyone, on purpose: guesses spread over many addresses are throttled too.
+    After ``max_failures`` failures within ``window`` seconds the key is locked for
+    ``lockout`` seconds, doubling with each further lockout up to ``max_lockout``;
+    ``max_lockout`` seconds without failures after a lockout ended forget it. A success
+    forgets only its user's failures and lockouts, not the address's (a login with one
+    account must not reset the count of guesses at another). A locked user name is locked
+    for everyone, on purpose: guesses spread over many addresses are throttled too. At most
+    ``max_entries`` keys are remembered: past that the least recently failing ones are
+    forgotten first (memory stays bounded).
 
     Addresses and names are opaque strings; pass the peer's IP without its port.
     """
 
     def __init__(self, *, max_failures: int = 5, window: float = 60.0, lockout: float = 30.0,
-                 max_lockout: float = 900.0, max_entries: int = 10_000):
+                 max_lockout: float = 900.0, max_entries: int = 10_000, busy: float = 1.0):
         if max_failures < 1 or window <= 0 or lockout <= 0 or max_lockout < lockout:
             raise ValueError(
                 f"Throttle needs max_failures >= 1, window > 0 and 0 < lockout <= max_lockout, "
                 f"got {max_failures}, {window}, {lockout}, {max_lockout}"
             )
-        if max_entries < 1:
-            raise ValueError(f"Throttle max_entries must be at least 1, got {max_entries}")
-        self.max_failures, self.window = max_failures, window
+        if max_entries < 1 or not busy > 0:
+            raise ValueError(f"Throttle max_entries must be at least 1 and busy > 0, got "
+                             f"{max_entries}, {busy}")
+        self.max_failures, self.window, self.busy = max_failures, window, busy
         self.lockout, self.max_lockout, self.max_entries = lockout, max_lockout, max_entries
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()  # least recent first
-        self.refused = 0  # attempts refused while locked (for /metrics)
+        self.refused = 0  # attempts refused (locked or busy), for /metrics
 
     def __len__(self) -> int:
         return len(self._records)
@@ -290,10 +296,8 @@ class Throttle:
         return [("address", address)] + ([("user", user)] if user is not None else [])
 
     def check(self, address: str, now: float, user: str | None = None) -> float:
-        """Seconds ``address`` (and ``user``) must still wait before a login; 0.0 = allowed.
-
-        Only looks: it counts nothing (see :meth:`begin`).
-        """
+        """Seconds ``address`` (and ``user``) must still wait before a login because of a
+        lockout; 0.0 = allowed. Only looks: it counts nothing (see :meth:`begin`)."""
         wait = 0.0
         for key in self._keys(address, user):
             record = self._records.get(key)
@@ -303,41 +307,54 @@ class Throttle:
 
     def begin(self, address: str, now: float, user: str | None = None) -> float:
         """Start a login attempt: the seconds to wait if it is refused (nothing counted), or
-        0.0 when it may go on, counted as a failure until :meth:`succeeded` takes it back."""
+        0.0 when the password may be checked; then call :meth:`failed` or :meth:`succeeded`."""
         wait = self.check(address, now, user)
-        if wait > 0:
-            self.refused += 1
-            return wait
-        records = [self._record(key, now) for key in self._keys(address, user)]
-        for record in records:
-            if len(record.failures) >= self.max_failures:
-                wait = max(wait, self._lock(record, now))
-        if wait > 0:
-            self.refused += 1
-            return wait
-        for record in records:
-            record.failures.append(now)
-        return 0.0
+        if wait == 0.0:
+            records = [self._record(key, now) for key in self._keys(address, user)]
+            for record in records:
+                if record.locked_until > now:  # expired pending attempts locked it
+                    wait = max(wait, record.locked_until - now)
+                elif len(record.failures) + len(record.pending) >= self.max_failures:
+                    wait = max(wait, self.busy)
+            if wait == 0.0:
+                for record in records:
+                    record.pending.append(now)
+                return 0.0
+        self.refused += 1
+        return wait
 
     def failed(self, address: str, now: float, user: str | None = None) -> None:
-        """Record a failed login that :meth:`begin` did not count (a lockout at the limit)."""
+        """A login from ``address`` (for ``user``) failed at ``now`` (seconds)."""
         for key in self._keys(address, user):
             record = self._record(key, now)
-            record.failures.append(now)
-            if len(record.failures) >= self.max_failures:
-                self._lock(record, now)
+            if record.pending:
+                record.pending.pop(0)
+            self._fail(record, now)
 
     def succeeded(self, address: str, now: float, user: str | None = None) -> None:
-        """A login begun with :meth:`begin` worked: take its attempt back from the address
-        and forget ``user``'s failures and lockouts (no one else's)."""
-        record = self._records.get(("address", address))
-        if record is not None and record.failures:
-            record.failures.pop()
-        if user is not None:
-            self._records.pop(("user", user), None)
+        """A login worked: its attempt is done, and ``user``'s failures and lockouts are
+        forgotten (no one else's)."""
+        for key in self._keys(address, user):
+            record = self._records.get(key)
+            if record is None:
+                continue
+            if record.pending:
+                record.pending.pop(0)
+            if key[0] == "user":
+                record.failures.clear()
+                record.lockouts, record.locked_until = 0, float("-inf")
+
+    def _fail(self, record: _Record, now: float) -> None:
+        record.failures.append(now)
+        if len(record.failures) >= self.max_failures:
+            record.failures.clear()
+            record.lockouts += 1
+            wait = min(self.lockout * 2 ** min(record.lockouts - 1, 64), self.max_lockout)
+            record.locked_until = max(record.locked_until, now + wait)
 
     def _record(self, key: tuple[str, str], now: float) -> _Record:
-        """The record of ``key``, made or refreshed, its window pruned, touched at ``now``."""
+        """The record of ``key``, made or refreshed, touched at ``now``; pending attempts
+        older than the window count as failures."""
         self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and self._expired(record, now):
@@ -351,17 +368,13 @@ class Throttle:
             self._records.move_to_end(key)
         record.last = now
         record.failures = [t for t in record.failures if t > now - self.window]
+        while record.pending and record.pending[0] <= now - self.window:
+            record.pending.pop(0)  # never decided: the client went away mid-login
+            self._fail(record, now)
         return record
 
-    def _lock(self, record: _Record, now: float) -> float:
-        record.failures.clear()
-        record.lockouts += 1
-        wait = min(self.lockout * 2 ** min(record.lockouts - 1, 64), self.max_lockout)
-        record.locked_until = now + wait
-        return wait
-
     def _expired(self, record: _Record, now: float) -> bool:
-        return (record.last <= now - self.window
+        return (record.last <= now - self.window and not record.pending
                 and record.locked_until <= now - self.max_lockout)
 
     def _forget_expired(self, now: float) -> None:

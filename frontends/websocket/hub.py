@@ -155,6 +155,7 @@ class Hub:
             return float(wait)
         found = await asyncio.to_thread(self.users.login, user, secret, is_token=is_token)
         if found is None:
+            self.throttle.failed(address, now, user)
             return None
         self.throttle.succeeded(address, now, found.name)
         return found.name, found.role

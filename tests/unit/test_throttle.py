@@ -67,12 +67,30 @@ def test_another_users_success_does_not_clear_an_address() -> None:
 def test_a_success_clears_only_that_users_failures() -> None:
     t = Throttle(max_failures=3)
     for _ in range(2):
-        assert t.begin("a", 0.0, "ada") == 0.0  # failed
+        assert t.begin("a", 0.0, "ada") == 0.0
+        t.failed("a", 0.0, "ada")
     assert t.begin("b", 0.0, "ada") == 0.0
-    t.succeeded("b", 0.0, "ada")  # ada's name is forgotten, address a's two remain
+    t.succeeded("b", 0.0, "ada")  # ada's failures are forgotten, address a's two remain
     assert t.begin("a", 0.0, "bob") == 0.0
-    assert t.begin("a", 0.0, "bob") > 0  # the fourth attempt from a
+    t.failed("a", 0.0, "bob")  # the third failure from a locks it
+    assert t.begin("a", 0.0, "carl") == 30.0
     assert t.begin("c", 0.0, "ada") == 0.0
+
+
+def test_parallel_logins_wait_but_are_not_locked_out() -> None:
+    t = Throttle(max_failures=3, busy=1.0)
+    assert [t.begin("a", 0.0, f"u{i}") for i in range(5)] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    for i in range(3):
+        t.succeeded("a", 0.1, f"u{i}")
+    assert t.begin("a", 0.2, "u3") == 0.0  # the first ones are done: room again
+    assert t.check("a", 0.2) == 0.0
+
+
+def test_an_attempt_never_decided_counts_as_a_failure_after_the_window() -> None:
+    t = Throttle(max_failures=2, window=60)
+    assert t.begin("a", 0.0, "ada") == 0.0 and t.begin("a", 0.0, "ada") == 0.0  # went away
+    assert t.begin("a", 10.0, "ada") == 1.0  # still pending: busy
+    assert t.begin("a", 61.0, "ada") == 30.0  # both counted as failures: locked
 
 
 def test_a_legitimate_user_logging_in_often_is_not_locked() -> None:
@@ -85,6 +103,7 @@ def test_a_legitimate_user_logging_in_often_is_not_locked() -> None:
 def test_refused_attempts_are_counted() -> None:
     t = Throttle(max_failures=1)
     assert t.begin("a", 0.0) == 0.0
-    assert t.begin("a", 0.0) == 30.0
-    assert t.begin("a", 1.0) == 29.0
+    assert t.begin("a", 0.0) == 1.0  # busy
+    t.failed("a", 0.5)
+    assert t.begin("a", 1.0) == 29.5  # locked
     assert t.refused == 2

@@ -78,6 +78,7 @@ class World:
             return 30.0
         found = self.users.login(user, secret, is_token=is_token)
         if found is None:
+            self.throttle.failed(address, now, user)
             return None
         self.throttle.succeeded(address, now, found.name)
         return found.name, found.role

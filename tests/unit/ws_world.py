@@ -126,6 +126,7 @@ class MemoryWorld:
             return float(wait)
         found = self.users.login(user, secret, is_token=is_token)
         if found is None:
+            self.throttle.failed(address, now, user)
             return None
         self.throttle.succeeded(address, now, found.name)
         return found.name, found.role

@@ -317,7 +317,7 @@ class BinaryProtocol:
         user = msg.get("user")
         if not isinstance(user, str) or not 0 < len(user) <= MAX_USER:
             raise BadRequest("an encrypting hello needs the user name (the key comes from its password)")
-        wait = self.world.throttle.begin(s.address, now, user)  # counted until it succeeds
+        wait = self.world.throttle.begin(s.address, now, user)  # decided by the login frame
         if wait > 0:
             out.close = (CLOSE_POLICY, "too many failed logins")
             raise LoginFailed(f"too many failed logins from {s.address}; wait {math.ceil(wait)} s")
@@ -360,7 +360,8 @@ class BinaryProtocol:
                                         "user": user, "role": role})])
 
     def _login_failed(self, s: BinSession, now: float) -> Outcome:
-        s.channel = None  # the attempt was counted by the hello's throttle.begin
+        self.world.throttle.failed(s.address, now, s.pending_user)  # begun by the hello
+        s.channel = None
         s.pending_user = s.pending_role = None
         return Outcome([error_frame(None, "login", LoginFailed("wrong user or password"))],
                        clear=True, close=(CLOSE_POLICY, "login failed"))
