@@ -32,6 +32,7 @@ from rtoc.errors import (
     EngineUnavailable,
     ParameterError,
     RtocError,
+    ShmBudgetExceeded,
     SignalNotFound,
     SignalOwned,
     error_reply,
@@ -518,10 +519,15 @@ class Supervisor:
         budget = RingBudget(total=total, clients=int(total * sv.shm_clients_share),
                             per_client=sv.shm_per_client, max_rate=sv.max_client_rate,
                             max_seconds=sv.max_client_seconds)
-        entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
-                                             str(msg.get("unit") or ""), owner,
-                                             _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0),
-                                             budget)
+        try:
+            entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
+                                                 str(msg.get("unit") or ""), owner,
+                                                 _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0),
+                                                 budget)
+        except ShmBudgetExceeded as exc:  # seen on the bus's meta topic, counted in `refused`
+            self._meta("shm_budget", owner=owner, budget=exc.budget, refused=self.registry.refused,
+                       message=str(exc))
+            raise
         if created:
             self._send(b"engine", {"op": "signal_added", "signal": entry.info()})
         return {"ok": True, **entry.info(), "seq": entry.ring.committed}

@@ -35,6 +35,7 @@ def test_huge_rate_hints_are_refused_past_the_budget_and_drivers_still_get_rings
         assert [m["capacity"] for m in made] == [1 << 20] * 3  # capped hints: 16 MiB rings
         assert len(refused) == 13
         assert "shm_per_client" in refused[0] and "shm_clients_share" in refused[-1]
+        assert "budget" in inst.log()  # each refusal is logged (and a meta message on the bus)
         assert inst.client.request("set", driver="G", param="signal", value="Fresh")["value"] == "Fresh"
         inst.wait_for(lambda: any(s["name"] == "G.Fresh" for s in c.request("signals")["signals"]))
         procs = {p["name"]: p for p in c.request("status")["processes"]}
