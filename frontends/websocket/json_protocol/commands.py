@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 DEFAULT_POINTS = 200_000   # samples per signal in a getSignal reply unless maxN says otherwise
 REPLY_POINTS = 200_000     # points of one getSignal reply in all ([websocket] max_reply_points)
 ENCODE_AFTER = 20_000      # points past which a getSignal reply is encoded off the loop
-CHUNK = 32_768             # values encoded by one orjson call (the GIL is held that long)
+CHUNK = 16_384             # values encoded by one orjson call (the GIL is held that long)
 EVENT_LIST = 1000          # events in a getEventList reply
 
 
