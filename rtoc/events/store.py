@@ -21,7 +21,9 @@ from rtoc.files import write_atomic
 
 log = logging.getLogger(__name__)
 KINDS = {"event": EventRule, "action": ActionRule}
-MAX_RULES = 1000  # of each kind (every event rule costs the engine work on every batch)
+# of each kind: a backstop on the file and the listing only; what event rules cost the
+# engine is capped by their measured evaluation time ([engine] max_rule_load), not a count
+MAX_RULES = 10_000
 VERSION = 1
 
 

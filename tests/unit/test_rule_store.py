@@ -270,3 +270,15 @@ def test_other_kinds_are_refused(path: Path, kind: object) -> None:
         assert info.value.key == "kind"
     assert names(s) == (["hot", "cold"], ["tell"])
     assert not path.exists()
+
+
+def test_the_count_of_rules_is_only_a_backstop() -> None:
+    """What event rules may cost is the engine's measured load (tests/unit/test_reactions_budget.py),
+    not a count of 1000: cheap rules beyond it are accepted, up to the backstop."""
+    store = RuleStore(None)
+    for i in range(1500):
+        store.put("event", {"name": f"r{i}", "cond": "A.x > 1"})
+    assert len(store.events) == 1500
+    store.rules["event"].update({f"x{i}": store.rules["event"]["r0"] for i in range(10_000 - 1500)})
+    with pytest.raises(RuleError, match="at most 10000 event rules"):
+        store.put("event", {"name": "one-more", "cond": "A.x > 1"})
