@@ -305,6 +305,8 @@ class Server:
             ("rtoc_ws_subscriptions", "Names subscribed by all clients", {}, self.subscriptions.used()),
             ("rtoc_ws_subscriptions_refused_total", "Subscriptions refused (max_subscriptions)",
              {}, self.subscriptions.refused),
+            ("rtoc_ws_replies_refused_total", "getSignal requests refused (max_reply_points)",
+             {}, self.proto.replies_refused),
             ("rtoc_ws_binary_frames_dropped_total", "Data frames dropped at full rtoc.bin.v1 send queues",
              {}, self.binary.counters["frames_dropped"]),
         ]

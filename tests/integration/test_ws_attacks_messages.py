@@ -8,6 +8,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import time
+import urllib.request
 
 import numpy as np
 import websockets
@@ -61,6 +62,9 @@ def test_huge_names_in_subscriptions_are_refused_and_the_server_stays_up() -> No
                 assert r["error"] is False and "Generator.Sine" in r["latest"]
 
         asyncio.run(attack())
+        with urllib.request.urlopen(inst.ws_url() + "metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        assert "rtoc_ws_subscriptions_refused_total 1.0" in metrics  # the 100 views > 50
         after = websocket_process(inst)
         assert after["state"] == "running"
         assert after.get("restarts", 0) == before.get("restarts", 0)

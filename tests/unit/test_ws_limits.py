@@ -155,6 +155,7 @@ def test_points_of_one_reply_are_bounded_with_a_clear_error() -> None:
     r = ask(proto, session(), {"getSignal": {"dname": "Big", "sname": "Ring", "maxN": 2_000_000}})
     assert "at most 1000 in one message" in r["errors"]["getSignal"]
     assert "max_reply_points" in r["errors"]["getSignal"] and world.ring_reads == 0
+    assert proto.replies_refused == 1  # counted (/metrics: rtoc_ws_replies_refused_total)
     both = [{"dname": "Big", "sname": "Ring", "maxN": 600},
             {"dname": "Generator", "sname": "Sine", "maxN": 600}]
     assert ask(proto, session(), {"getSignal": both})["error"] is True

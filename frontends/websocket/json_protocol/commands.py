@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -245,8 +246,11 @@ def _json_array(a: np.ndarray) -> bytes:
     a = np.ascontiguousarray(a, dtype=np.float64)
     if len(a) <= CHUNK:
         return orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY)
-    return b"[" + b",".join(orjson.dumps(a[i:i + CHUNK], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
-                            for i in range(0, len(a), CHUNK)) + b"]"
+    parts = []
+    for i in range(0, len(a), CHUNK):
+        parts.append(orjson.dumps(a[i:i + CHUNK], option=orjson.OPT_SERIALIZE_NUMPY)[1:-1])
+        time.sleep(0)  # hand the GIL to the event loop now, not at the next switch interval
+    return b"[" + b",".join(parts) + b"]"
 
 
 async def get_signal(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float) -> dict:
@@ -271,7 +275,12 @@ async def get_signal_arrays(p: JsonProtocol, s: Session, value: Any, msg: dict,
     """:func:`get_signal` as the websocket command answers it: a big answer stays arrays
     (:class:`Heavy`), encoded off the event loop with the reply."""
     signals = {sig["name"]: sig for sig in await _signals(p)}
-    wanted = _wanted(value, signals, p.reply_points)
+    try:
+        wanted = _wanted(value, signals, p.reply_points)
+    except BadRequest as exc:
+        if "max_reply_points" in str(exc):
+            p.replies_refused += 1
+        raise
     out: dict[str, list] = {}
     points = 0
     for name, (xmin, xmax, database, max_n) in wanted.items():

@@ -88,6 +88,7 @@ class JsonProtocol:
         self.limits = limits
         self.subscriptions = subscriptions or SubscriptionLimit()
         self.reply_points = reply_points
+        self.replies_refused = 0  # getSignal requests past reply_points
         self.heavy = asyncio.Semaphore(HEAVY_THREADS)
 
     async def handle(self, session: Session, data: str | bytes, now: float) -> list[dict]:
