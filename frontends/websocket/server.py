@@ -108,6 +108,7 @@ class Server:
         self.sub.connect(endpoints["data"])
         self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC.encode())
         self.topics: set[bytes] = set()
+        self._subscribed: list[tuple[int, int]] = []  # (session id, version) of the last topics
         self.waiting = asyncio.Event()  # data waits for the push loop
         self.events_seen = 0
         self.started = time.time()
@@ -219,6 +220,10 @@ class Server:
         ``Session.topics`` checks every name again, so no client string reaches libzmq
         unchecked (an unbounded topic crashed it)."""
         sessions = [*self.clients, *self.binary.clients]
+        seen = [(id(s), s.version) for s in sessions]
+        if seen == self._subscribed:
+            return  # nothing changed since the last batch (the common case)
+        self._subscribed = seen
         self.subscriptions.live(sessions)
         want: set[bytes] = set()
         for s in sessions:

@@ -38,6 +38,8 @@ class Session:
     events: bool = True                              # push events at all
     dropped: int = 0                                 # pushes lost to a full send queue
     reported_dropped: int = 0
+    version: int = 0                                 # bumped by every subscription change
+    _topics: tuple[int, set[bytes]] | None = field(default=None, repr=False)
 
     def log_in(self, user: str, role: str) -> None:
         self.user, self.role = user, role
@@ -72,19 +74,27 @@ class Session:
     def wants_event(self, priority: int) -> bool:
         return self.events and self.may("read") and priority >= self.event_level
 
+    def changed(self) -> None:
+        """Mark the subscriptions changed (whoever changes the sets directly calls this)."""
+        self.version += 1
+
     def subscribe(self, kind: str, name: str) -> None:
         (self.signals if kind == "signal" else self.devices).add(name)
+        self.changed()
 
     def unsubscribe(self, kind: str, name: str) -> None:
         (self.signals if kind == "signal" else self.devices).discard(name)
+        self.changed()
 
     def subscribe_all(self) -> None:
         self.all_signals = True
+        self.changed()
 
     def unsubscribe_all(self) -> None:
         self.all_signals = False
         self.signals.clear()
         self.devices.clear()
+        self.changed()
 
     def subscription_count(self) -> int:
         """Names subscribed (signals, devices and views; "all" counts as none)."""
@@ -92,7 +102,10 @@ class Session:
 
     def topics(self) -> set[bytes]:
         """The bus topics this session needs; a name that breaks the rule (none should get
-        this far) is left out and logged, never subscribed."""
+        this far) is left out and logged, never subscribed. Computed again only after
+        :meth:`changed` (the server asks after every batch of messages)."""
+        if self._topics is not None and self._topics[0] == self.version:
+            return self._topics[1]
         want: set[bytes] = set()
         if self.all_signals:
             want.add(wire.DATA_PREFIX.encode())
@@ -104,6 +117,7 @@ class Session:
                     want.add(topic(prefix, name, device))
                 except RtocError:
                     log.warning("not subscribing %s's bad name %r", self.address, name[:60])
+        self._topics = (self.version, want)
         return want
 
     def subscription(self) -> dict:

@@ -68,12 +68,16 @@ def device_name(name: str) -> str:
 
 def topic(prefix: str, name: str, device: bool = False) -> bytes:
     """The bus topic ``prefix + name`` of a client's signal name (``device``: of a device's
-    signals, ``prefix + name + "."``), checked by :func:`signal_name` / :func:`device_name`
-    first, so no client string reaches a ZeroMQ SUBSCRIBE unchecked."""
-    if device:
-        return f"{prefix}{device_name(name)}.".encode()
-    signal_name(name)
-    return (prefix + name).encode()
+    signals, ``prefix + name + "."``), so no client string reaches a ZeroMQ SUBSCRIBE
+    unchecked. The names were checked in full when subscribed; this check runs for every
+    name whenever the server's topics are recomputed, so it is only what keeps libzmq safe
+    and the topic exact: at most :data:`MAX_NAME` characters, no ``/`` or NUL, a dot in a
+    signal name and none in a device name (else a SignalError)."""
+    if not (0 < len(name) <= MAX_NAME and "/" not in name and "\x00" not in name
+            and ("." not in name if device else "." in name[1:-1])):
+        raise SignalError(f"{'device' if device else 'signal'} name {name[:40]!r} cannot be "
+                          f"a bus topic", name[:MAX_NAME])
+    return f"{prefix}{name}{'.' if device else ''}".encode()
 
 
 def push_name(device: str, signal: str) -> str:

@@ -193,3 +193,18 @@ def test_arrays_are_encoded_in_chunks_as_one_json_list(n: int) -> None:
         a[n // 2] = np.nan
     got = json.loads(commands._json_array(a))
     assert got == [None if np.isnan(v) else v for v in a.tolist()]
+
+
+def test_topics_are_computed_again_only_after_a_change() -> None:
+    proto, _ = protocol()
+    s = session()
+    ask(proto, s, {"subscribe": ["signal", "A.a"]})
+    first = s.topics()
+    assert s.topics() is first  # cached: the server asks after every batch
+    ask(proto, s, {"subscribeView": ["A.b"]})
+    assert s.topics() == {b"data/A.a", b"view/A.b"}
+    binary, bs = b.BinaryProtocol(BinWorld()), b.BinSession("10.0.0.3", "read", "read")
+    handle(binary, bs, ctl("subscribe", signals=["B.a"]))
+    assert bs.topics() == {b"data/B.a"}
+    handle(binary, bs, ctl("unsubscribe", signals=["B.a"]))
+    assert bs.topics() == set()

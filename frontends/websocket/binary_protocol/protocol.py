@@ -408,6 +408,7 @@ class BinaryProtocol:
             new = set(_names(names)) - target
             self.subscriptions.admit(s, s.subscription_count() + len(new))
             target.update(new)
+        s.changed()
         out.resubscribe = True
         return _subscription(s)
 
@@ -426,6 +427,7 @@ class BinaryProtocol:
         else:
             for x in sets:
                 x.difference_update(_names(names))
+        s.changed()
         out.resubscribe = True
         return _subscription(s)
 

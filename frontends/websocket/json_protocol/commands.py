@@ -419,6 +419,7 @@ async def subscribe_view(p: JsonProtocol, s: Session, value: Any, msg: dict, now
     views = set(names(value, "subscribeView"))
     p.subscriptions.admit(s, s.subscription_count() - len(s.views) + len(views))
     s.views = views
+    s.changed()
     return s.subscription()
 
 
