@@ -153,6 +153,14 @@ class WebsocketConfig:
     ping_interval: float = 20.0             # s
     ping_timeout: float = 20.0              # s without a pong closes the connection
     send_queue: int = 256                   # messages waiting per client before pushes drop
+    send_queue_bytes: int = 1 << 20         # bytes waiting per client: pushes drop, replies wait
+    binary_send_queue_bytes: int = 16 << 20  # the same for an rtoc.bin.v1 client (data at MS/s)
+    inbox_bytes: int = 1 << 20              # bytes of received messages waiting before reading pauses
+    slow_client_timeout: float = 30.0       # s a send queue may stay full before the client is closed (1008)
+    max_big_replies: int = 8                # get... replies (getSignal: megabytes) owed to clients at once
+    max_clients_per_address: int = 64       # connections from one address at once (0: no cap)
+    max_frame_anonymous: int = 16 << 10     # bytes of an rtoc.bin.v1 frame from a client that may not push
+    metrics_token: str = ""                 # GET /metrics with "Authorization: Bearer <token>" (besides the read role)
     push_interval: float = 0.01             # s between two pushes to clients at least
     event_level: int = 0                    # events pushed to a client: priority >= this
     max_subscriptions: int = 1000           # names (signals, devices, views) one client subscribes
@@ -355,7 +363,14 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
     for key in ("max_clients", "send_queue", "max_subscriptions", "max_subscriptions_total"):
         if getattr(w, key) < 1:
             fail(f"must be >= 1, got {getattr(w, key)}", f"websocket.{key}")
-    for key in ("ping_interval", "ping_timeout", "push_interval"):
+    for key in ("send_queue_bytes", "binary_send_queue_bytes", "inbox_bytes", "max_frame_anonymous"):
+        if getattr(w, key) < 1024:
+            fail(f"must be >= 1024 (bytes), got {getattr(w, key)}", f"websocket.{key}")
+    if w.max_big_replies < 1:
+        fail(f"must be >= 1, got {w.max_big_replies}", "websocket.max_big_replies")
+    if w.max_clients_per_address < 0:
+        fail(f"must be >= 0 (0: no cap), got {w.max_clients_per_address}", "websocket.max_clients_per_address")
+    for key in ("ping_interval", "ping_timeout", "push_interval", "slow_client_timeout"):
         if not getattr(w, key) > 0:
             fail("must be > 0", f"websocket.{key}")
     if w.max_reply_points < 4:

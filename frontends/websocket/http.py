@@ -1,9 +1,10 @@
 """Plain HTTP on the websocket port: the dashboard, ``/metrics``, ``/api/signals``.
 
 ``route`` maps a GET request (path and query) to ``(status, content type, body)``; the
-server turns that into a response. Reading the API needs the ``read`` role: anonymous
-clients have it unless ``[websocket] anonymous = "none"``, in which case HTTP Basic
-credentials of a configured user are needed. An error's status follows its type
+server turns that into a response. Reading the API and ``/metrics`` (every signal and
+client address) needs the ``read`` role: anonymous clients have it unless ``[websocket]
+anonymous = "none"``, in which case HTTP Basic credentials of a configured user are needed
+(or, for ``/metrics`` only, the ``metrics_token`` as a Bearer token: ``metrics_allowed``). An error's status follows its type
 (``RtocError.http_status``: a bad query 400, an unknown signal 404 ...); an exception that
 is no RtocError is a bug of ours: logged with its traceback, answered 500.
 """
@@ -55,7 +56,8 @@ def static_file(name: str) -> Reply:
     return 200, kind, f.read_bytes()
 
 
-async def route(proto: JsonProtocol, session: Session, target: str, metrics: Any) -> Reply:
+async def route(proto: JsonProtocol, session: Session, target: str, metrics: Any,
+                metrics_allowed: bool = False) -> Reply:
     url = urlsplit(target)
     path, query = url.path, parse_qs(url.query)
     if path in ("/", "/index.html"):
@@ -63,6 +65,9 @@ async def route(proto: JsonProtocol, session: Session, target: str, metrics: Any
     if path.startswith("/static/"):
         return static_file(path[len("/static/"):])
     if path == "/metrics":
+        if not (metrics_allowed or session.may("read")):
+            return _error(401, "log in (HTTP Basic) as a user with the read role, or send the "
+                               "metrics_token (Authorization: Bearer)")
         return 200, "text/plain; version=0.0.4; charset=utf-8", (await metrics()).encode()
     if path == "/api/signals" or path.startswith("/api/signals/"):
         if not session.may("read"):

@@ -4,14 +4,19 @@ Read, feed, drain, write: the websocket messages a JSON client sent since the la
 (``BatchConnection.next_batch``) go to :meth:`JsonProtocol.handle_batch` and their replies,
 encoded as one block of frames, to the client's send queue; the bus reader feeds :class:`Fanout`, whose messages
 a timer moves to the send queues every ``push_interval``. Each client has one sender task
-and a bounded queue: replies wait for room (a client that does not read slows only
-itself), pushes that find the queue full are dropped and counted.
+and a queue bounded in bytes (``send_queue_bytes``; its inbox too, ``inbox_bytes``):
+replies wait for room (a client that does not read slows only itself), pushes that find
+the queue full are dropped and counted, and a client whose queue stays full
+``slow_client_timeout`` s is closed (1008) and counted. A connection's slot (``max_clients``,
+``max_clients_per_address``) and its queue are freed when its TCP connection is lost,
+whatever its tasks are waiting for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import http
 import ipaddress
 import logging
@@ -19,8 +24,9 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import zmq
 import zmq.asyncio
@@ -35,6 +41,7 @@ from rtoc.frontends.websocket.auth import (
 )
 from rtoc.frontends.websocket.binary_protocol import shell as binary_shell
 from rtoc.frontends.websocket.binary_protocol.protocol import SUBPROTOCOL, select_subprotocol
+from rtoc.frontends.websocket.binary_protocol.shell import SendQueue, close_now, slow_reason
 from rtoc.frontends.websocket.hub import Hub
 from rtoc.frontends.websocket.json_protocol.batch_conn import BatchConnection
 from rtoc.frontends.websocket.json_protocol.fanout import Fanout, dumps
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 SENT_FRAME = encode(dumps(SENT).encode())
 FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for earlier replies
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
+CHUNK = 1000  # messages of a batch handled at most before their replies wait for room
+CLOSE_SLOW = 1008  # close code for a client that does not read (policy violation)
+BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is still there
 
 
 def _machine_names() -> tuple[str, ...]:
@@ -82,7 +92,7 @@ def anonymous_role(cfg: WebsocketConfig) -> str:
 class Client:
     conn: BatchConnection
     session: Session
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue())
+    queue: SendQueue  # (reply frames: bytes | push text: str, None)
     sender: asyncio.Task | None = None
 
 
@@ -99,7 +109,11 @@ class Server:
                                                    max_depth=cfg.max_depth),
                                   self.subscriptions, cfg.max_reply_points)
         self.fanout = Fanout()
-        self.binary = binary_shell.Binary(self.hub, cfg.max_message)
+        self.binary = binary_shell.Binary(self.hub, cfg.max_message, queue_bytes=cfg.binary_send_queue_bytes,
+                                          max_frame_anonymous=cfg.max_frame_anonymous,
+                                          slow_timeout=cfg.slow_client_timeout)
+        self.open: Counter[str] = Counter()  # TCP connections per address past the upgrade check
+        self.big = asyncio.Semaphore(cfg.max_big_replies)  # get... replies not yet written out
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.clients: dict[Session, Client] = {}
         self.sub = ctx.socket(zmq.SUB)
@@ -113,7 +127,7 @@ class Server:
         self.events_seen = 0
         self.started = time.time()
         self.counters = {"messages_in": 0, "messages_out": 0, "pushes_dropped": 0,
-                         "connections": 0, "refused": 0}
+                           "connections": 0, "refused": 0, "refused_address": 0, "slow_closed": 0}
 
     # -- connections -----------------------------------------------------------------------
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -127,17 +141,44 @@ class Server:
             self.counters["refused"] += 1
             return conn.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         if headers.get("Upgrade", "").lower() == "websocket":
-            if len(self.clients) + len(self.binary.clients) >= self.cfg.max_clients:
+            address = _address(conn)
+            if self.open.total() >= self.cfg.max_clients:
                 self.counters["refused"] += 1
                 return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
+            if 0 < self.cfg.max_clients_per_address <= self.open[address]:
+                self.counters["refused"] += 1
+                self.counters["refused_address"] += 1
+                return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                    "too many clients from this address (max_clients_per_address)\n")
+            self._hold_slot(conn, address)
             return None
         session = await self._http_session(conn, headers)
-        status, kind, body = await routes.route(self.proto, session, request.path, self.metrics)
+        status, kind, body = await routes.route(self.proto, session, request.path, self.metrics,
+                                                metrics_allowed=self._metrics_token(headers))
         hdrs = Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
                         ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
         if status == 401:
             hdrs["WWW-Authenticate"] = 'Basic realm="rtoc"'
         return Response(status, http.HTTPStatus(status).phrase, hdrs, body)
+
+    def _hold_slot(self, conn: ServerConnection, address: str) -> None:
+        """Count the connection against the limits until its TCP connection is lost (not
+        until a handler ends: a handler may wait on a client that is gone)."""
+        self.open[address] += 1
+
+        def free(_: object) -> None:
+            self.open[address] -= 1
+            if self.open[address] <= 0:
+                del self.open[address]
+
+        conn.connection_lost_waiter.add_done_callback(free)
+
+    def _metrics_token(self, headers: Headers) -> bool:
+        """The request carries ``Authorization: Bearer <metrics_token>``."""
+        token = self.cfg.metrics_token
+        got = headers.get("Authorization", "")
+        return bool(token) and got.startswith("Bearer ") and \
+            hmac.compare_digest(got[7:].strip().encode(), token.encode())
 
     async def _http_session(self, conn: ServerConnection, headers: Headers) -> Session:
         session = Session(_address(conn), self.anonymous, self.anonymous)
@@ -160,26 +201,88 @@ class Server:
             self.counters["connections"] += 1
             await binary_shell.serve(self, conn, session)
             return
-        conn.use_batches(self.cfg.max_message)
-        client = Client(conn, session, asyncio.Queue(self.cfg.send_queue))
+        conn.use_batches(self.cfg.max_message, self.cfg.inbox_bytes)
+        client = Client(conn, session, SendQueue(self.cfg.send_queue_bytes, self.cfg.send_queue))
+        conn.connection_lost_waiter.add_done_callback(lambda _: client.queue.close())
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
         self.counters["connections"] += 1
         try:
             while (batch := await conn.next_batch()) is not None:
                 self.counters["messages_in"] += len(batch)
-                replies = await self.proto.handle_batch(session, batch, time.time())
-                self.counters["messages_out"] += len(replies)
-                # replies wait for room, never dropped; one queue item per batch
-                await client.queue.put(await self.proto.encode(replies))  # big ones off the loop
-                self._resubscribe()
+                if not await self._answer(client, batch):
+                    break
             if conn.fault is not None:  # a broken frame: first the replies to what came before
                 await self._sent(client, FAULT_FLUSH)
                 conn.fail()
         finally:
-            self.clients.pop(session, None)
-            client.sender.cancel()
+            self._forget(client)
+
+    async def _answer(self, client: Client, batch: list[bytes]) -> bool:
+        """Handle ``batch`` in chunks, each chunk's replies one queue item that waits for
+        room; False when the client is gone or was closed for not reading."""
+        for chunk in _chunks(batch):
+            release = None
+            if b'"get' in chunk[-1]:
+                release = await self._big_slot(client)
+                if release is None:
+                    return False
+            queued = False
+            try:
+                replies = await self.proto.handle_batch(client.session, chunk, time.time())
+                self.counters["messages_out"] += len(replies)
+                self._resubscribe()
+                frames = await self.proto.encode(replies)
+                queued = await client.queue.put(frames, release, self.cfg.slow_client_timeout)
+            finally:
+                if release is not None and not queued:
+                    release()
+            if not queued:
+                self._close_slow(client)
+                return False
+        return True
+
+    async def _big_slot(self, client: Client) -> Callable[[], None] | None:
+        """Wait until the client's earlier replies are written out (one big reply per
+        client: one that does not read holds no more) and a slot of ``max_big_replies`` is
+        free (a few in the whole server); the slot's release, or None when the client is gone
+        or was closed for not reading."""
+        try:
+            await asyncio.wait_for(client.queue.drained(), self.cfg.slow_client_timeout)
+        except TimeoutError:
+            self._close_slow(client)
+            return None
+        while not client.queue.closed:
+            try:
+                await asyncio.wait_for(self.big.acquire(), BIG_WAIT)
+            except TimeoutError:
+                continue
+            if client.queue.closed:
+                self.big.release()
+                return None
+            return self.big.release
+        return None
+
+    def _forget(self, client: Client) -> None:
+        """Drop a client's state (idempotent): its queue, its sender, its subscriptions."""
+        client.queue.close()
+        if self.clients.get(client.session) is client:
+            del self.clients[client.session]
             self._resubscribe()
+        if client.sender is not None:
+            client.sender.cancel()
+
+    def _close_slow(self, client: Client) -> None:
+        """Close a client whose send queue stayed full (it does not read): counted, its
+        memory freed at once; the close frame (1008 with the reason) follows what it did not
+        read, and the connection is cut if it does not read that either."""
+        if client.queue.closed:
+            return
+        self.counters["slow_closed"] += 1
+        reason = slow_reason(client.queue.max_bytes, self.cfg.slow_client_timeout)
+        log.info("client %s closed: %s", client.session.address, reason)
+        self._forget(client)
+        close_now(client.conn, CLOSE_SLOW, reason)
 
     async def _send_loop(self, client: Client) -> None:
         """Everything queued goes out in one write: replies come as encoded frames (bytes),
@@ -187,13 +290,17 @@ class Server:
         queue = client.queue
         try:
             while True:
-                items = [await queue.get()]
-                while not queue.empty():
-                    items.append(queue.get_nowait())
-                pushes = sum(type(i) is str for i in items)
-                self.counters["messages_out"] += pushes
-                await client.conn.send_frames(b"".join(
-                    encode(i.encode()) if type(i) is str else i for i in items))
+                items = [await queue.get(), *queue.take_all()]
+                try:
+                    pushes = sum(type(i) is str for i, _ in items)
+                    self.counters["messages_out"] += pushes
+                    await client.conn.send_frames(b"".join(
+                        encode(i.encode()) if type(i) is str else i for i, _ in items))
+                finally:
+                    queue.done(len(items))
+                    for _, release in items:  # a big reply's slot (written out or given up)
+                        if release is not None:
+                            release()
         except ConnectionClosed:
             pass
 
@@ -202,15 +309,13 @@ class Server:
         """Until the client's queue is written out (or ``timeout`` s, for one that does not
         read)."""
         end = time.monotonic() + timeout
-        while not client.queue.empty() and not client.sender.done() and time.monotonic() < end:
+        while client.queue.unfinished and not client.sender.done() and time.monotonic() < end:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0)  # the sender writes what it took before it awaits
 
     def _offer(self, client: Client, text: str) -> None:
         """A push: queued when there is room, else dropped and counted."""
-        try:
-            client.queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if not client.queue.offer(text, None):
             client.session.dropped += 1
             self.counters["pushes_dropped"] += 1
 
@@ -280,7 +385,11 @@ class Server:
                     if Fanout.wants(client.session, kind, name):
                         self._offer(client, text)
                 s = client.session
-                if s.dropped != s.reported_dropped and client.queue.qsize() < client.queue.maxsize // 2:
+                if client.queue.stays_full(self.cfg.slow_client_timeout):
+                    self._close_slow(client)
+                    continue
+                if s.dropped != s.reported_dropped and client.queue.bytes < client.queue.max_bytes // 2 \
+                        and len(client.queue.items) < client.queue.max_items // 2:
                     s.reported_dropped = s.dropped
                     self._offer(client, dumps({"dropped": s.dropped}))
             await asyncio.sleep(self.cfg.push_interval)
@@ -302,7 +411,12 @@ class Server:
             ("rtoc_ws_messages_in_total", "Messages received from clients", {}, self.counters["messages_in"]),
             ("rtoc_ws_messages_out_total", "Messages sent to clients", {}, self.counters["messages_out"]),
             ("rtoc_ws_pushes_dropped_total", "Pushes dropped at full client queues", {}, self.counters["pushes_dropped"]),
-            ("rtoc_ws_refused_total", "Connections refused (origin, client limit)", {}, self.counters["refused"]),
+            ("rtoc_ws_refused_total", "Connections refused (origin, client limits)", {}, self.counters["refused"]),
+            ("rtoc_ws_refused_address_total", "Connections refused by max_clients_per_address", {},
+             self.counters["refused_address"]),
+            ("rtoc_ws_slow_closed_total", "Clients closed for not reading (send queue full slow_client_timeout s)",
+             {}, self.counters["slow_closed"] + self.binary.counters["slow_closed"]),
+            ("rtoc_ws_connections_open", "TCP connections holding a client slot", {}, self.open.total()),
             ("rtoc_ws_samples_pushed_total", "Samples written by websocket clients", {}, self.hub.pushed),
             ("rtoc_ws_logins_throttled_total", "Login attempts refused by the throttle", {},
              self.hub.throttle.refused),
@@ -316,7 +430,9 @@ class Server:
              {}, self.binary.counters["frames_dropped"]),
         ]
         samples += [("rtoc_ws_send_queue", "Messages waiting for a client", {"client": c.session.address},
-                     c.queue.qsize()) for c in self.clients.values()]
+                     len(c.queue.items)) for c in self.clients.values()]
+        samples += [("rtoc_ws_send_queue_bytes", "Bytes waiting for a client", {"client": c.session.address},
+                     c.queue.bytes) for c in [*self.clients.values(), *self.binary.clients.values()]]
         try:
             status = await self.hub.request("status")
         except Exception:
@@ -366,6 +482,21 @@ class Server:
     def close(self) -> None:
         self.sub.close(0)
         self.hub.close()
+
+
+def _chunks(batch: list[bytes]) -> list[list[bytes]]:
+    """``batch`` cut after every message that may ask for a big reply (a ``get...``
+    command: getSignal answers megabytes) and every ``CHUNK`` messages, so that at most one
+    big reply is owed beyond what the send queue holds; runs of pushes stay together (the
+    fast road writes each run's samples at once)."""
+    out, start = [], 0
+    for i, raw in enumerate(batch):
+        if i + 1 - start >= CHUNK or b'"get' in raw:
+            out.append(batch[start:i + 1])
+            start = i + 1
+    if start < len(batch):
+        out.append(batch[start:])
+    return out
 
 
 def _host(host: str) -> str:

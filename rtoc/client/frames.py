@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from rtoc import wire
@@ -40,6 +41,8 @@ VERSION = 1
 CONTROL, DATA, VIEW = 0x01, 0x02, 0x03
 MAX_HEADER = 1 << 16        # bytes of a data frame's msgpack header at most
 MAX_NAME = 1024             # characters of a signal name
+MAX_ITEMS = 1 << 16         # entries of one msgpack array or map in a control frame or header
+MAX_TEXT = 1 << 20          # bytes of one msgpack string
 
 
 class FrameError(RtocError, ValueError):
@@ -140,11 +143,24 @@ def decode(frame: bytes | bytearray | memoryview) -> Control | Data:
 
 
 def _unpack(data: Any, what: str) -> dict:
-    # no size limit here: the websocket bounds its messages (the server's max_message)
+    """The msgpack map ``data`` holds. The websocket bounds the frame's size; the
+    ``max_*_len`` bounds keep a small frame from claiming huge containers (msgpack
+    otherwise sizes them by the whole buffer). Binary values (history's ``t``/``y``) may
+    fill the frame."""
+    raw = bytes(data)
     try:
-        return wire.unpack(bytes(data), limit=None)
-    except ValueError as exc:
-        raise FrameError(f"{what}: {exc}") from None
+        obj = msgpack.unpackb(raw, raw=False, strict_map_key=False, ext_hook=_no_ext,
+                              timestamp=1, max_str_len=MAX_TEXT, max_bin_len=len(raw),
+                              max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise FrameError(f"{what}: not a msgpack message: {exc}") from None
+    if not isinstance(obj, dict):
+        raise FrameError(f"{what}: expected a msgpack map, got {type(obj).__name__}")
+    return obj
+
+
+def _no_ext(code: int, data: bytes) -> None:
+    raise ValueError(f"msgpack extension type {code} is not accepted")
 
 
 def samples_in(frame: bytes) -> int:

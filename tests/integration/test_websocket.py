@@ -246,7 +246,8 @@ def test_http_dashboard_metrics_and_signal_api_with_basic_auth() -> None:
             except urllib.error.HTTPError as e:
                 return e.code, e.headers["Content-Type"], e.read()
 
-        status, kind, body = get("/metrics")
+        assert get("/metrics")[0] == 401  # anonymous = none: /metrics lists signals and clients
+        status, kind, body = get("/metrics", "ann")
         assert status == 200 and kind.startswith("text/plain")
         text = body.decode()
         assert 'rtoc_signal_rate{signal="Generator.Sine"}' in text and "rtoc_ws_clients" in text

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,69 +30,127 @@ from rtoc.frontends.websocket.binary_protocol.protocol import (
 from rtoc.frontends.websocket.session import Session
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from rtoc.client.aead import Channel
 from rtoc.client.frames import FrameError, samples_in
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 32 << 20       # bytes of one frame from a client at most (a 2 M-sample push)
-QUEUE_BYTES = 64 << 20     # bytes waiting for one client before pushed data is dropped
+MAX_FRAME_ANONYMOUS = 16 << 10  # bytes of one frame from a client that may not push
+QUEUE_BYTES = 8 << 20      # bytes waiting for one client before pushed data is dropped
+SLOW_TIMEOUT = 30.0        # s a client's send queue may stay full before it is closed
 CLOSE_GRACE = 2.0          # s the last frames (an error) get before a policy close
+CLOSE_POLICY = 1008
 
 
 class SendQueue:
-    """A connection's outgoing ``(plaintext, channel)`` frames, bounded in bytes.
+    """A connection's outgoing ``(payload, channel)`` items, bounded in bytes (and, with
+    ``max_items``, in items).
 
-    ``put`` waits for room, ``offer`` refuses when there is none; a single frame larger
-    than the bound still goes when the queue is empty (a large history reply).
+    ``put`` waits for room (at most ``timeout`` s), ``offer`` refuses when there is none; a
+    single item larger than the bound still goes when the queue is empty (a large history
+    reply; "empty" means that the sender also wrote out what it took, so a client that does not
+    read holds at most one such item). An item's tag (the second element) that is callable
+    is called once the item is written out or dropped (a budget to give back).
+    ``full_since`` is when the queue last ran out of room (``clock()`` s; None while
+    there is room): a client whose queue :meth:`stays_full` does not read and is closed.
+    :meth:`close` (the connection is gone) wakes every waiter: ``put`` then returns False,
+    so the connection's handler ends whether or not its sender task still runs.
     """
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, max_items: int = 0, clock: Callable[[], float] = time.monotonic):
         self.max_bytes = max_bytes
-        self.items: deque[tuple[bytes, Channel | None]] = deque()
+        self.max_items = max_items
+        self.clock = clock
+        self.items: deque[tuple[Any, Channel | None]] = deque()
         self.bytes = 0
         self.unfinished = 0
+        self.closed = False
+        self.full_since: float | None = None
         self._more = asyncio.Event()
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _fits(self, frame: bytes) -> bool:
-        return not self.items or self.bytes + len(frame) <= self.max_bytes
+    def _fits(self, frame: bytes | str) -> bool:
+        if not self.unfinished:
+            return True
+        fits = self.bytes + len(frame) <= self.max_bytes and \
+            (not self.max_items or len(self.items) < self.max_items)
+        if not fits and self.full_since is None:
+            self.full_since = self.clock()
+        return fits
 
-    def _append(self, frame: bytes, channel: Channel | None) -> None:
+    def _append(self, frame: bytes | str, channel: Channel | None) -> None:
         self.items.append((frame, channel))
         self.bytes += len(frame)
         self.unfinished += 1
         self._idle.clear()
         self._more.set()
 
-    def offer(self, frame: bytes, channel: Channel | None) -> bool:
-        if not self._fits(frame):
+    def offer(self, frame: bytes | str, channel: Channel | None) -> bool:
+        if self.closed or not self._fits(frame):
             return False
         self._append(frame, channel)
         return True
 
-    async def put(self, frame: bytes, channel: Channel | None) -> None:
-        while not self._fits(frame):
+    async def put(self, frame: bytes | str, channel: Channel | None, timeout: float | None = None) -> bool:
+        """Queue ``frame`` once there is room; False (not queued) when the queue was closed
+        or no room came within ``timeout`` s."""
+        end = None if timeout is None else self.clock() + timeout
+        while not self.closed and not self._fits(frame):
             self._room.clear()
-            await self._room.wait()
+            try:
+                await asyncio.wait_for(self._room.wait(), None if end is None else max(0.0, end - self.clock()))
+            except TimeoutError:
+                return False
+        if self.closed:
+            return False
         self._append(frame, channel)
+        return True
 
-    async def get(self) -> tuple[bytes, Channel | None]:
+    async def get(self) -> tuple[Any, Channel | None]:
         while not self.items:
             self._more.clear()
             await self._more.wait()
         frame, channel = self.items.popleft()
         self.bytes -= len(frame)
+        if self.bytes <= self.max_bytes // 2:
+            self.full_since = None
         self._room.set()
         return frame, channel
 
-    def done(self) -> None:
-        """The frame last taken with ``get`` was sent (or given up)."""
-        self.unfinished -= 1
+    def take_all(self) -> list[tuple[Any, Channel | None]]:
+        """Every item waiting (after one :meth:`get`; each still needs its :meth:`done`)."""
+        items = list(self.items)
+        self.items.clear()
+        self.bytes = 0
+        self.full_since = None
+        self._room.set()
+        return items
+
+    def done(self, n: int = 1) -> None:
+        """The ``n`` items last taken were sent (or given up)."""
+        self.unfinished -= n
         if self.unfinished == 0:
             self._idle.set()
+            self._room.set()
+
+    def stays_full(self, timeout: float) -> bool:
+        """The queue has had no room for ``timeout`` s."""
+        return self.full_since is not None and self.clock() - self.full_since >= timeout
+
+    def close(self) -> None:
+        """The connection is gone: drop what waits, wake every ``put`` (it returns False)."""
+        self.closed = True
+        for _, tag in self.items:
+            if callable(tag):
+                tag()
+        self.items.clear()
+        self.bytes = 0
+        self._room.set()
+        self._idle.set()
 
     async def drained(self) -> None:
         await self._idle.wait()
@@ -107,22 +166,35 @@ class BinClient:
 
 class Binary:
     """The binary connections of one websocket server. ``hub`` is the server's
-    :class:`hub.Hub` (the core's World); ``max_message`` the server's frame limit (bytes)."""
+    :class:`hub.Hub` (the core's World); ``max_message`` the server's frame limit (bytes);
+    ``max_frame_anonymous`` the frame limit (bytes) of a session that may not push (before
+    its login, unless anonymous clients have the write role); ``queue_bytes`` the send
+    queue's bound; a client whose queue stays full ``slow_timeout`` s is closed (1008)."""
 
     def __init__(self, hub: Any, max_message: int = 0, max_frame: int = MAX_FRAME,
-                 queue_bytes: int = QUEUE_BYTES):
+                 queue_bytes: int = QUEUE_BYTES, max_frame_anonymous: int = MAX_FRAME_ANONYMOUS,
+                 slow_timeout: float = SLOW_TIMEOUT):
         self.fanout = BinaryFanout()
         self.proto = BinaryProtocol(hub)
         self.clients: dict[BinSession, BinClient] = {}
         self.max_frame = max(max_message, max_frame)
+        self.max_frame_anonymous = max_frame_anonymous
+        self.max_control = max(max_message, 1 << 16)
         self.queue_bytes = queue_bytes
-        self.counters = {"connections": 0, "frames_in": 0, "frames_out": 0, "frames_dropped": 0}
+        self.slow_timeout = slow_timeout
+        self.counters = {"connections": 0, "frames_in": 0, "frames_out": 0, "frames_dropped": 0,
+                         "slow_closed": 0}
 
     def sessions(self) -> list[BinSession]:
         return list(self.clients)
 
+    def frame_limit(self, s: BinSession) -> int:
+        """Bytes one frame of ``s`` may have: pushes only for who may write."""
+        return self.max_frame if s.may("write") else self.max_frame_anonymous
+
     def flush(self) -> None:
-        """Move every session's waiting data frames to its send queue (the push timer)."""
+        """Move every session's waiting data frames to its send queue (the push timer);
+        close the clients whose queue stayed full."""
         for client in list(self.clients.values()):
             s = client.session
             for frame in self.fanout.take(s):
@@ -130,10 +202,43 @@ class Binary:
                     s.dropped_frames += 1
                     s.dropped += samples_in(frame)
                     self.counters["frames_dropped"] += 1
-            if client.queue.bytes <= client.queue.max_bytes // 2:
+            if client.queue.stays_full(self.slow_timeout):
+                self.close_slow(client)
+            elif client.queue.bytes <= client.queue.max_bytes // 2:
                 report = dropped_report(s)
                 if report is not None:
                     client.queue.offer(report, s.channel)
+
+    def close_slow(self, client: BinClient) -> None:
+        """Close a client that does not read (its queue stayed full): counted, logged, its
+        queue dropped at once (the handler then ends)."""
+        if client.queue.closed:
+            return
+        self.counters["slow_closed"] += 1
+        reason = slow_reason(client.queue.max_bytes, self.slow_timeout)
+        log.info("binary client %s closed: %s", client.session.address, reason)
+        client.queue.close()
+        close_now(client.conn, CLOSE_POLICY, reason)
+
+
+def slow_reason(max_bytes: int, timeout: float) -> str:
+    return f"not reading: send queue over {max_bytes} bytes for {timeout:g} s"
+
+
+def close_now(conn: ServerConnection, code: int, reason: str, grace: float = CLOSE_GRACE) -> None:
+    """Close ``conn`` without waiting for it: the close frame goes behind what waits in the
+    transport; a peer that does not read it within ``grace`` s is cut off (the memory its
+    unread bytes hold is freed then)."""
+    if conn.protocol.state is State.OPEN:
+        conn.protocol.fail(code, reason)
+        conn.send_data()  # the close frame to the transport
+    transport = conn.transport
+    conn.loop.call_later(grace, transport.abort)
+
+
+def _on_lost(conn: ServerConnection, queue: SendQueue) -> None:
+    """The queue closes when the TCP connection is gone, whatever the sender task does."""
+    conn.connection_lost_waiter.add_done_callback(lambda _: queue.close())
 
 
 async def serve(server: Any, conn: ServerConnection, session: Session) -> None:
@@ -142,8 +247,9 @@ async def serve(server: Any, conn: ServerConnection, session: Session) -> None:
     whose address and roles this connection starts with."""
     b: Binary = server.binary
     s = BinSession.of(session)
-    conn.protocol.max_message_size = b.max_frame  # pushes are larger than JSON messages
+    conn.protocol.max_message_size = b.frame_limit(s)  # pushes are larger than JSON messages
     client = BinClient(conn, s, SendQueue(b.queue_bytes))
+    _on_lost(conn, client.queue)
     client.sender = asyncio.create_task(_send_loop(b, client))
     b.clients[s] = client
     b.fanout.add(s)
@@ -154,11 +260,17 @@ async def serve(server: Any, conn: ServerConnection, session: Session) -> None:
             if isinstance(message, str):
                 out = Outcome([error_frame(None, None, FrameError(
                     "rtoc.bin.v1 uses binary websocket messages only"))])
+            elif s.channel is None and message[:1] == b"\x01" and len(message) > b.max_control:
+                out = Outcome([error_frame(None, None, FrameError(
+                    f"control frame of {len(message)} bytes (at most {b.max_control})"))])
             else:
                 out = await b.proto.handle(s, message, time.time())
+            conn.protocol.max_message_size = b.frame_limit(s)  # a login changes it
             channel = None if out.clear else s.channel
             for frame in out.frames:
-                await client.queue.put(frame, channel)
+                if not await client.queue.put(frame, channel, b.slow_timeout):
+                    b.close_slow(client)
+                    return
             if out.resubscribe:
                 server._resubscribe()
             if out.close is not None:
@@ -174,6 +286,7 @@ async def serve(server: Any, conn: ServerConnection, session: Session) -> None:
     finally:
         b.clients.pop(s, None)
         b.fanout.remove(s)
+        client.queue.close()
         client.sender.cancel()
         server._resubscribe()
 

@@ -10,9 +10,11 @@ a JSON connection the data frames take a faster road (see ``framing.py`` for why
 * On the batch road each TCP read goes through one :class:`FrameReader`; the messages it
   completes wait in an inbox that :meth:`next_batch` empties at once, and control frames
   go to ``websockets`` as received. A frame that breaks RFC 6455 ends the inbox; the
-  handler answers the messages before it and then calls :meth:`fail`. When the inbox holds more than ``HIGH`` messages the
-  socket stops being read (TCP pushes back on the client; nothing is dropped) until the
-  handler has taken them (it takes all at once).
+  handler answers the messages before it and then calls :meth:`fail`. When the inbox holds
+  more than ``inbox_bytes`` bytes (or ``HIGH`` messages) the socket stops being read (TCP
+  pushes back on the client; nothing is dropped) until the handler has taken them (it
+  takes all at once), so a client that sends faster than its replies are read costs at
+  most that much here.
 * Out, :meth:`send_frames` writes frames the caller encoded (a whole batch of replies in
   one write) and waits while the transport's buffer is over its limit.
 """
@@ -29,6 +31,7 @@ from websockets.protocol import State
 
 HEAD_LIMIT = 1 << 16   # bytes of a handshake request (websockets refuses far less)
 HIGH = 20_000          # messages waiting for the handler before reading pauses
+INBOX_BYTES = 1 << 20  # bytes waiting for the handler before reading pauses
 EARLY_LIMIT = 1 << 20  # bytes sent after the handshake request before the handler starts
 
 
@@ -40,13 +43,16 @@ class BatchConnection(ServerConnection):
         self._early = bytearray()           # sent after the request, before a road is chosen
         self.frames: FrameReader | None = None
         self._inbox: deque[bytes] = deque()
+        self._inbox_bytes = 0
+        self.inbox_limit = INBOX_BYTES
         self._ended = False
         self._wake: asyncio.Future | None = None
         self._reading_paused = False
 
     # -- choosing the road -------------------------------------------------------------------
-    def use_batches(self, max_size: int | None) -> None:
+    def use_batches(self, max_size: int | None, inbox_bytes: int = INBOX_BYTES) -> None:
         self.frames = FrameReader(max_size)
+        self.inbox_limit = inbox_bytes
         self._road = "batches"
         early = self._take_early()
         if early:
@@ -95,9 +101,10 @@ class BatchConnection(ServerConnection):
                 super().data_received(payload)
             else:
                 self._inbox.append(payload)
+                self._inbox_bytes += len(payload)
         if self.frames.closed or self.frames.fault is not None:
             self._end()  # a broken frame: the handler answers what came before, then fail()
-        elif len(self._inbox) > HIGH and not self._reading_paused:
+        elif (self._inbox_bytes > self.inbox_limit or len(self._inbox) > HIGH) and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wakeup()
@@ -135,6 +142,7 @@ class BatchConnection(ServerConnection):
             await self._wake
         batch = list(self._inbox)
         self._inbox.clear()
+        self._inbox_bytes = 0
         if self._reading_paused and not self._ended:
             self._reading_paused = False
             self.transport.resume_reading()

@@ -1,0 +1,277 @@
+"""Memory is bounded per client: attacks on a real instance's websocket process (issue 12).
+
+Clients that send requests and never read their replies, clients that leave while their
+queue is full, many connections from one address, big frames before a login, and
+``/metrics`` without a login. The attacking clients speak raw RFC 6455 over asyncio streams
+(:class:`Raw`): no client library reads on their behalf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+from rtoc.frontends.websocket.auth import hash_password
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from rtoc.app.harness import Instance
+from rtoc.client import frames
+
+FAST_GENERATOR = '''
+[[drivers]]
+name = "Generator"
+driver = "generator"
+[drivers.params]
+samplerate = 20000.0
+'''
+
+
+def ws_url(inst: Instance) -> str:
+    return inst.ws_url().replace("http://", "ws://")
+
+
+def ws_pid(inst: Instance) -> int:
+    procs = {p["name"]: p for p in inst.client.request("status")["processes"]}
+    return procs["websocket"]["pid"]
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def metrics(inst: Instance, headers: dict | None = None) -> dict[str, float]:
+    """``/metrics`` as {name{labels}: value}; HTTPError (closed) for an error status."""
+    req = urllib.request.Request(inst.ws_url() + "metrics", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A client frame (mask key 0: the payload goes as it is)."""
+    n = len(payload)
+    head = bytes((0x80 | opcode,))
+    if n < 126:
+        head += bytes((0x80 | n,))
+    elif n < 1 << 16:
+        head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
+    else:
+        head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+class Raw:
+    """A websocket client that never reads after the handshake."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, url: str, protocol: str | None = None) -> Raw:
+        host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else ""
+        writer.write((f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(head.decode(errors="replace"))
+        return cls(reader, writer)
+
+    async def send_for(self, payload: bytes, seconds: float, opcode: int = 0x1) -> int:
+        """Send ``payload`` again and again for ``seconds`` (while the server reads);
+        returns how many went."""
+        data, sent, end = frame(payload, opcode), 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.writer.write(data * 16)
+            try:
+                await asyncio.wait_for(self.writer.drain(), max(0.01, end - time.monotonic()))
+            except (TimeoutError, ConnectionError):
+                break
+            sent += 16
+        return sent
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
+    cfg = FAST_GENERATOR + '[websocket]\nport = 0\nslow_client_timeout = 2.0\n'
+    with Instance.start(cfg, ("Generator.Sine",)) as inst:
+        time.sleep(3)  # 60k samples in the ring: a getSignal reply is about 2 MB of JSON
+        url = ws_url(inst)
+        metrics(inst)  # the process is up and has answered once
+        pid = ws_pid(inst)
+        base = rss_mib(pid)
+
+        async def go() -> float:
+            clients = [await Raw.connect(url) for _ in range(4)]
+            peak = 0.0
+
+            async def watch() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, rss_mib(pid))
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch())
+            request = b'{"getSignal": ["Generator.Sine"]}'
+            await asyncio.gather(*(c.send_for(request, 6) for c in clients))
+            await asyncio.sleep(1)
+            watcher.cancel()
+            for c in clients:
+                c.abort()
+            return peak
+
+        peak = asyncio.run(go())
+        # the old code held every reply owed: hundreds of MB per client (+672 MB for 11.7 kB
+        # of requests in the issue); now each costs its queue, inbox and one reply
+        assert peak - base < 120, f"websocket process grew {peak - base:.0f} MiB"
+        m = inst.wait_for(lambda: (x := metrics(inst)).get("rtoc_ws_slow_closed_total", 0) >= 4 and x)
+        assert m["rtoc_ws_clients"] == 0
+
+
+def test_clients_that_leave_with_a_full_queue_are_cleaned_up() -> None:
+    cfg = FAST_GENERATOR + '[websocket]\nport = 0\nmax_clients = 6\n'
+    with Instance.start(cfg, ("Generator.Sine",)) as inst:
+        time.sleep(2)
+        url = ws_url(inst)
+
+        async def go() -> None:
+            clients = [await Raw.connect(url) for _ in range(6)]
+            await asyncio.gather(*(c.send_for(b'{"subscribeAll": "signal"}', 0.05) for c in clients))
+            await asyncio.gather(*(c.send_for(b'{"getSignal": ["Generator.Sine"]}', 3) for c in clients))
+            for c in clients:  # they leave while the server still owes them replies
+                c.abort()
+
+        asyncio.run(go())
+        m = inst.wait_for(lambda: (x := metrics(inst))["rtoc_ws_clients"] == 0 and x, timeout=15)
+        assert not any(k.startswith("rtoc_ws_send_queue{") for k in m)
+        assert m["rtoc_ws_connections_open"] == 0
+
+        async def again() -> None:  # every max_clients slot is free again
+            conns = [await websockets.connect(url) for _ in range(6)]
+            for c in conns:
+                await c.send('{"getSession": true}')
+                assert b'"error"' in (await asyncio.wait_for(c.recv(), 10)).encode()
+            for c in conns:
+                await c.close()
+
+        asyncio.run(again())
+
+
+def test_one_address_cannot_take_every_slot() -> None:
+    cfg = '[websocket]\nport = 0\nmax_clients = 10\nmax_clients_per_address = 2\n'
+    with Instance.start(cfg) as inst:
+        url = ws_url(inst)
+
+        async def go() -> None:
+            async with websockets.connect(url), websockets.connect(url):
+                with pytest.raises(InvalidStatus) as exc:
+                    async with websockets.connect(url):
+                        pass
+                assert exc.value.response.status_code == 503
+            await asyncio.sleep(0.2)
+            async with websockets.connect(url):  # a slot freed by a closed connection
+                pass
+
+        asyncio.run(go())
+        assert metrics(inst)["rtoc_ws_refused_address_total"] == 1
+
+
+def test_inbox_is_bounded_in_bytes() -> None:
+    """1 MiB messages a client sends faster than they are answered wait in its inbox."""
+    cfg = '[websocket]\nport = 0\nmax_message = 2097152\n'
+    with Instance.start(cfg) as inst:
+        url = ws_url(inst)
+        metrics(inst)  # the process is up and has answered once
+        pid = ws_pid(inst)
+        base = rss_mib(pid)
+
+        async def go() -> float:
+            clients = [await Raw.connect(url) for _ in range(4)]
+            msg = b'{"getSession": true, "pad": "' + b"x" * (1 << 20) + b'"}'
+            peak = 0.0
+
+            async def watch() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, rss_mib(pid))
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch())
+            await asyncio.gather(*(c.send_for(msg, 4) for c in clients))
+            watcher.cancel()
+            for c in clients:
+                c.abort()
+            return peak
+
+        peak = asyncio.run(go())
+        assert peak - base < 120, f"websocket process grew {peak - base:.0f} MiB"
+
+
+def test_binary_frames_before_login_are_small() -> None:
+    cfg = ('[websocket]\nport = 0\nanonymous = "read"\n[[websocket.users]]\nname = "wes"\n'
+           f'role = "write"\npassword_hash = "{hash_password("wes-pw", n=1024)}"\n')
+    with Instance.start(cfg) as inst:
+        url = ws_url(inst)
+
+        async def go() -> tuple[int | None, dict]:
+            async with websockets.connect(url, subprotocols=["rtoc.bin.v1"]) as ws:
+                big = frames.encode_control({"op": "ping", "rid": 1, "pad": b"x" * 100_000})
+                await ws.send(big)
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)
+                code = ws.close_code
+            async with websockets.connect(url, subprotocols=["rtoc.bin.v1"]) as ws:
+                await ws.send(frames.encode_control({"op": "login", "rid": 1, "user": "wes",
+                                                     "password": "wes-pw"}))
+                login = frames.decode(await asyncio.wait_for(ws.recv(), 10)).msg
+                assert login["ok"], login
+                await ws.send(big)  # logged in with the write role: pushes may be big
+                reply = frames.decode(await asyncio.wait_for(ws.recv(), 10)).msg
+            return code, reply
+
+        code, reply = asyncio.run(go())
+        assert code == 1009
+        assert reply["re"] == 1 and reply["ok"] is True
+
+
+def test_metrics_follow_the_anonymous_role_or_the_token() -> None:
+    cfg = ('[websocket]\nport = 0\nanonymous = "none"\nmetrics_token = "s3cret"\n'
+           f'[[websocket.users]]\nname = "ann"\nrole = "read"\n'
+           f'password_hash = "{hash_password("ann-pw", n=1024)}"\n')
+    with Instance.start(cfg) as inst:
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            metrics(inst)
+        assert exc.value.code == 401
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            metrics(inst, {"Authorization": "Bearer wrong"})
+        assert exc.value.code == 401
+        assert "rtoc_ws_clients" in metrics(inst, {"Authorization": "Bearer s3cret"})
+        basic = base64.b64encode(b"ann:ann-pw").decode()
+        assert "rtoc_ws_clients" in metrics(inst, {"Authorization": f"Basic {basic}"})
