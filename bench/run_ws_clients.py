@@ -18,7 +18,9 @@ Clients: ``websockets`` (``websockets.sync.client.connect``) and ``websocket-cli
 sends), ``x`` (a list unit and ``"x": [t]``), ``several`` (three signals in one message,
 ``"sname": ["A", "B", "C"]``, a list unit: three samples per message).
 
-Prints a table (median of ``--rounds``) and writes ``bench/results/ws-clients-latest.json``;
+CPU per message (server: all processes of the instance; client: the client process) is
+printed beside the rates: on a machine shared with other work the rates swing, the CPU
+figures much less. Prints a table (median of ``--rounds``) and writes ``bench/results/ws-clients-latest.json``;
 nothing is asserted. Goal: server >= 0.9x the client's ceiling for every shape.
 """
 
@@ -28,10 +30,14 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 BENCH = Path(__file__).resolve().parent
 REPLY = '{"error":false,"sent":true}'
@@ -173,6 +179,17 @@ class SinkProcess:
 
 
 # -- reading back ---------------------------------------------------------------------------
+def _cpu(procs: list) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            c = p.cpu_times()
+            total += c.user + c.system
+        except psutil.Error:
+            pass
+    return total
+
+
 async def _stored(url: str, device: str, names: tuple[str, ...], xmin: float, xmax: float,
                   want: int, timeout: float = 20.0) -> int:
     """Samples of the device's signals in [xmin, xmax] once the archive has them all
@@ -201,6 +218,7 @@ def main() -> int:
     ap.add_argument("--shape", action="append", choices=SHAPES)
     ap.add_argument("--no-check", action="store_true", help="do not read the samples back")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: the instance is cleaned up
     clients, shapes = args.client or list(CLIENTS), args.shape or list(SHAPES)
     from rtoc.app.harness import Instance
 
@@ -208,6 +226,8 @@ def main() -> int:
     cfg = "[websocket]\nport = 0\nmax_clients = 64\n"
     with SinkProcess() as sink_url, Instance.start(cfg) as inst:
         url = inst.ws_url().replace("http://", "ws://")
+        top = psutil.Process(inst.proc.pid)
+        procs = [top, *top.children(recursive=True)]
         for r in range(args.rounds):
             for client in clients:
                 for shape in shapes:
@@ -217,9 +237,15 @@ def main() -> int:
                     run_client(client, sink_url, texts[:2000])
                     cell["sink"].append(run_client(client, sink_url, texts))
                     tag = f"B{r}{shape}{client.replace('-', '')}"
+                    run_client(client, url, messages(shape, 2000, f"W{tag}")[0])  # as the sink's
                     texts, per = messages(shape, args.messages, tag)
                     t0 = time.time()
+                    cpu0, own0 = _cpu(procs), time.process_time()
                     res = run_client(client, url, texts)
+                    # CPU per message: the load of other work on the machine moves the
+                    # rates; these move much less (server: every process of the instance)
+                    res["server_cpu_us"] = (_cpu(procs) - cpu0) / args.messages * 1e6
+                    res["client_cpu_us"] = (time.process_time() - own0) / args.messages * 1e6
                     res["samples_per_s"] = res["acknowledged"] * per / res["seconds"]
                     cell["server"].append(res)
                     if not args.no_check:
@@ -228,23 +254,28 @@ def main() -> int:
                             url, tag, names, t0 - 5, time.time() + 5, args.messages * per)))
                     print(f"round {r + 1} {client:17s} {shape:8s} sink "
                           f"{cell['sink'][-1]['messages_per_s'] / 1e3:6.1f} k msg/s, server "
-                          f"{res['messages_per_s'] / 1e3:6.1f} k msg/s "
+                          f"{res['messages_per_s'] / 1e3:6.1f} k msg/s, CPU per message: server "
+                          f"{res['server_cpu_us']:.1f} us, client {res['client_cpu_us']:.1f} us "
                           f"({res['acknowledged']} acknowledged"
                           + (f", {cell['stored'][-1]} samples stored)" if cell["stored"] else ")"),
                           flush=True)
     print(f"\n{'client':17s} {'shape':8s} {'ceiling k msg/s':>16s} {'server k msg/s':>15s} "
-          f"{'ratio':>6s} {'k samples/s':>12s}")
+          f"{'ratio':>6s} {'k samples/s':>12s} {'server us/msg':>14s} {'client us/msg':>14s}")
     summary: dict = {}
     for client, by_shape in runs.items():
         for shape, cell in by_shape.items():
             ceil = statistics.median(x["messages_per_s"] for x in cell["sink"])
             srv = statistics.median(x["messages_per_s"] for x in cell["server"])
             sps = statistics.median(x["samples_per_s"] for x in cell["server"])
+            cpu = statistics.median(x["server_cpu_us"] for x in cell["server"])
+            own = statistics.median(x["client_cpu_us"] for x in cell["server"])
             summary[f"{client}/{shape}"] = {"ceiling_msg_s": ceil, "server_msg_s": srv,
                                             "ratio": srv / ceil, "server_samples_s": sps,
+                                            "server_cpu_us_per_msg": cpu,
+                                            "client_cpu_us_per_msg": own,
                                             "stored": cell["stored"]}
             print(f"{client:17s} {shape:8s} {ceil / 1e3:16.1f} {srv / 1e3:15.1f} "
-                  f"{srv / ceil:6.2f} {sps / 1e3:12.1f}")
+                  f"{srv / ceil:6.2f} {sps / 1e3:12.1f} {cpu:14.1f} {own:14.1f}")
     res_dir = BENCH / "results"
     res_dir.mkdir(exist_ok=True)
     (res_dir / "ws-clients-latest.json").write_text(json.dumps({"summary": summary, "runs": runs},
