@@ -136,7 +136,7 @@ def test_batches_answer_and_store_what_message_by_message_does(msgs, cuts, role)
         for m in msgs[lo:hi]:
             expected += asyncio.run(one.handle(s_one, m, NOW + lo))
         got += asyncio.run(many.handle_batch(s_many, msgs[lo:hi], NOW + lo))
-    assert got == expected
+    assert json.dumps(got) == json.dumps(expected)  # NaN in replies: equal as text, never as floats
     assert same_samples(world_many.samples, world_one.samples)
     assert (s_many.role, s_many.user) == (s_one.role, s_one.user)
 
