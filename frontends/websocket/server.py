@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import zmq
@@ -65,6 +65,7 @@ FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for 
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
 CHUNK = 1000  # messages of a batch handled at most before their replies wait for room
 CLOSE_SLOW = 1008  # close code for a client that does not read (policy violation)
+TCP_ESTABLISHED = 1  # tcp_info's first byte: the connection's state (Linux)
 BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is still there
 
 
@@ -257,8 +258,9 @@ class Server:
                 await asyncio.wait_for(self.big.acquire(), BIG_WAIT)
             except TimeoutError:
                 continue
-            if client.queue.closed:
+            if client.queue.closed or _peer_gone(client.conn):
                 self.big.release()
+                client.conn.transport.abort()  # (cleanup follows connection_lost)
                 return None
             return self.big.release
         return None
@@ -484,19 +486,32 @@ class Server:
         self.hub.close()
 
 
-def _chunks(batch: list[bytes]) -> list[list[bytes]]:
+def _chunks(batch: list[bytes]) -> Iterator[list[bytes]]:
     """``batch`` cut after every message that may ask for a big reply (a ``get...``
     command: getSignal answers megabytes) and every ``CHUNK`` messages, so that at most one
     big reply is owed beyond what the send queue holds; runs of pushes stay together (the
     fast road writes each run's samples at once)."""
-    out, start = [], 0
+    start = 0
     for i, raw in enumerate(batch):
         if i + 1 - start >= CHUNK or b'"get' in raw:
-            out.append(batch[start:i + 1])
+            yield batch[start:i + 1]
             start = i + 1
     if start < len(batch):
-        out.append(batch[start:])
-    return out
+        yield batch[start:]
+
+
+def _peer_gone(conn: ServerConnection) -> bool:
+    """The peer closed or reset the TCP connection, though the loop may not know yet (its
+    reading is paused while it waits for its replies, and the bytes it sent are still
+    readable): the kernel's TCP state (Linux; elsewhere: False)."""
+    sock = conn.transport.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "TCP_INFO") or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except OSError:
+        return True
+    return state != TCP_ESTABLISHED
 
 
 def _host(host: str) -> str:

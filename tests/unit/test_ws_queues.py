@@ -88,10 +88,10 @@ def test_close_gives_back_the_budget_of_dropped_items() -> None:
 
 def test_batches_are_cut_after_reads_and_every_chunk() -> None:
     push, read = b'{"y": [1], "sname": ["S"], "dname": "D"}', b'{"getSignal": ["D.S"]}'
-    assert _chunks([push, push, read, push, read, read]) == [[push, push, read], [push, read], [read]]
+    assert list(_chunks([push, push, read, push, read, read])) == [[push, push, read], [push, read], [read]]
     many = [push] * (CHUNK + 5)
     assert [len(c) for c in _chunks(many)] == [CHUNK, 5]
-    assert _chunks([]) == []
+    assert list(_chunks([])) == []
 
 
 # -- rtoc.bin.v1 ------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ a JSON connection the data frames take a faster road (see ``framing.py`` for why
 * On the batch road each TCP read goes through one :class:`FrameReader`; the messages it
   completes wait in an inbox that :meth:`next_batch` empties at once, and control frames
   go to ``websockets`` as received. A frame that breaks RFC 6455 ends the inbox; the
-  handler answers the messages before it and then calls :meth:`fail`. When the inbox holds
-  more than ``inbox_bytes`` bytes (or ``HIGH`` messages) the socket stops being read (TCP
-  pushes back on the client; nothing is dropped) until the handler has taken them (it
-  takes all at once), so a client that sends faster than its replies are read costs at
-  most that much here.
+  handler answers the messages before it and then calls :meth:`fail`. When the inbox and
+  the batch the handler holds (it is done with it when it asks for the next) take more than
+  ``inbox_bytes`` (each message counted with ``OVERHEAD`` bytes of Python object, so tiny
+  messages count what they cost) or ``HIGH`` messages, the socket stops being read (TCP
+  pushes back on the client; nothing is dropped) until the handler asks for the next
+  batch, so a client that sends faster than it is answered costs at most that much here
+  (plus one message and one partial frame).
 * Out, :meth:`send_frames` writes frames the caller encoded (a whole batch of replies in
   one write) and waits while the transport's buffer is over its limit.
 """
@@ -31,7 +33,8 @@ from websockets.protocol import State
 
 HEAD_LIMIT = 1 << 16   # bytes of a handshake request (websockets refuses far less)
 HIGH = 20_000          # messages waiting for the handler before reading pauses
-INBOX_BYTES = 1 << 20  # bytes waiting for the handler before reading pauses
+INBOX_BYTES = 1 << 20  # bytes waiting for (or held by) the handler before reading pauses
+OVERHEAD = 64          # bytes a message costs besides its payload (bytes object, list slot)
 EARLY_LIMIT = 1 << 20  # bytes sent after the handshake request before the handler starts
 
 
@@ -44,6 +47,7 @@ class BatchConnection(ServerConnection):
         self.frames: FrameReader | None = None
         self._inbox: deque[bytes] = deque()
         self._inbox_bytes = 0
+        self._held_bytes = 0                # of the batch the handler holds
         self.inbox_limit = INBOX_BYTES
         self._ended = False
         self._wake: asyncio.Future | None = None
@@ -101,13 +105,16 @@ class BatchConnection(ServerConnection):
                 super().data_received(payload)
             else:
                 self._inbox.append(payload)
-                self._inbox_bytes += len(payload)
+                self._inbox_bytes += len(payload) + OVERHEAD
         if self.frames.closed or self.frames.fault is not None:
             self._end()  # a broken frame: the handler answers what came before, then fail()
-        elif (self._inbox_bytes > self.inbox_limit or len(self._inbox) > HIGH) and not self._reading_paused:
+        elif self._over() and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wakeup()
+
+    def _over(self) -> bool:
+        return self._inbox_bytes + self._held_bytes > self.inbox_limit or len(self._inbox) > HIGH
 
     @property
     def fault(self) -> tuple[int, str] | None:
@@ -134,7 +141,10 @@ class BatchConnection(ServerConnection):
 
     async def next_batch(self) -> list[bytes] | None:
         """Every message received so far, in order; None once the client closed or the
-        connection was lost (and nothing is left)."""
+        connection was lost (and nothing is left). The caller is done with the batch it
+        took before."""
+        self._held_bytes = 0
+        self._resume()
         while not self._inbox:
             if self._ended:
                 return None
@@ -142,11 +152,14 @@ class BatchConnection(ServerConnection):
             await self._wake
         batch = list(self._inbox)
         self._inbox.clear()
-        self._inbox_bytes = 0
-        if self._reading_paused and not self._ended:
+        self._held_bytes, self._inbox_bytes = self._inbox_bytes, 0
+        self._resume()
+        return batch
+
+    def _resume(self) -> None:
+        if self._reading_paused and not self._ended and not self._over():
             self._reading_paused = False
             self.transport.resume_reading()
-        return batch
 
     # -- bytes out ---------------------------------------------------------------------------
     async def send_frames(self, frames: bytes) -> None:
