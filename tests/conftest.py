@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +16,10 @@ def no_instance_leftovers():
     after = {p.name for p in Path("/dev/shm").glob("rtoc-*")}
     left = sorted(after - before)
     assert not left, f"tests left instance folders in /dev/shm: {left}"
+
+
+@pytest.fixture(scope="module")
+def shm_dir() -> Iterator[Path]:
+    """A temp folder under /dev/shm (where rings live), removed after the module."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="rtoc-test-ring-") as d:
+        yield Path(d)

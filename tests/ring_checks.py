@@ -3,11 +3,20 @@ number, and a stand-in for ``os.statvfs``."""
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 from rtoc.pipeline import ring as ring_mod
 from rtoc.pipeline.ring import RingWriter
+
+_counter = itertools.count()
+
+
+def new_path(folder: Path) -> Path:
+    """A ring file name not used before in this test run, in ``folder``."""
+    return folder / f"ring-{next(_counter)}.ring"
 
 
 def seqs(start: int, n: int) -> np.ndarray:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,30 +17,15 @@ from rtoc.pipeline.ring import MIN_CAPACITY, Ring, RingReader, RingWriter
 from rtoc.errors import ShmFull
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ring_checks import FakeStatvfs, assert_seq_batch, write_seq  # noqa: E402
+from ring_checks import FakeStatvfs, assert_seq_batch, new_path, write_seq  # noqa: E402
 
 CAP = MIN_CAPACITY  # 1024
-SHM = "/dev/shm"
-
-
-@pytest.fixture(scope="module")
-def shm_dir() -> Iterator[Path]:
-    """A temp folder under /dev/shm, removed after the module."""
-    with tempfile.TemporaryDirectory(dir=SHM, prefix="rtoc-test-ring-") as d:
-        yield Path(d)
-
-
-_counter = iter(range(1 << 62))
-
-
-def _new_path(folder: Path) -> Path:
-    return folder / f"ring-{next(_counter)}.ring"
 
 
 @pytest.fixture
 def tiny_tmpfs(shm_dir: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs mounted for the test (skipped where mounting is not allowed)."""
-    mnt = _new_path(shm_dir)
+    mnt = new_path(shm_dir)
     mnt.mkdir()
     mount = shutil.which("mount")
     umount = shutil.which("umount")

@@ -34,30 +34,16 @@ if _HERE not in sys.path:
 from ring_model import RingModel  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ring_checks import FakeStatvfs, assert_seq_batch, seqs, write_seq  # noqa: E402
+from ring_checks import FakeStatvfs, assert_seq_batch, new_path, seqs, write_seq  # noqa: E402
 
 CAP = MIN_CAPACITY  # 1024
 SHM = "/dev/shm"
 
 
-@pytest.fixture(scope="module")
-def shm_dir() -> Iterator[Path]:
-    """A temp folder under /dev/shm, removed after the module."""
-    with tempfile.TemporaryDirectory(dir=SHM, prefix="rtoc-test-ring-") as d:
-        yield Path(d)
-
-
-_counter = iter(range(1 << 62))
-
-
-def _new_path(folder: Path) -> Path:
-    return folder / f"ring-{next(_counter)}.ring"
-
-
 @pytest.fixture
 def ring(shm_dir: Path) -> Iterator[Ring]:
     """A fresh ring of the minimum capacity; closed and unlinked afterwards."""
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
     r = Ring.create(path, CAP, signal_id=7)
     try:
         yield r
@@ -304,7 +290,7 @@ def test_latest(ring: Ring) -> None:
 
 
 def test_open_non_ring_file_raises(shm_dir: Path) -> None:
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
     try:
         path.write_bytes(os.urandom(file_size(CAP)))
         with pytest.raises(RingFormatError, match="bad magic"):
@@ -329,7 +315,7 @@ def test_open_non_ring_file_raises(shm_dir: Path) -> None:
     (k.CAPACITY, 0, "capacity"),
 ])
 def test_open_corrupt_header_raises(shm_dir: Path, word: int, value: int, match: str) -> None:
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
     try:
         Ring.create(path, CAP, 1).close()
         hdr = np.fromfile(path, dtype="<u8", count=k.HEADER_WORDS)
@@ -345,7 +331,7 @@ def test_open_corrupt_header_raises(shm_dir: Path, word: int, value: int, match:
 @pytest.mark.parametrize("capacity", [0, 1, 2, MIN_CAPACITY // 2, MIN_CAPACITY + 1, 1000, 3000,
                                       MAX_CAPACITY * 2, -1024])
 def test_bad_capacity_raises(shm_dir: Path, capacity: int) -> None:
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
     with pytest.raises(ValueError, match="power of two"):
         Ring.create(path, capacity, 1)
     assert not path.exists()
@@ -422,7 +408,7 @@ def test_capacity_for_powers_of_two_within_bounds(rate: float, seconds: float, l
 
 
 def test_shm_full_from_statvfs(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
     monkeypatch.setattr(ring_mod.os, "statvfs", FakeStatvfs(1 << 20))
     with pytest.raises(ShmFull, match="no room") as info:
         Ring.create(path, 1 << 16, 1)  # 1 MiB + 64 bytes
@@ -435,7 +421,7 @@ def test_shm_full_from_statvfs(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_shm_full_from_fallocate(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _new_path(shm_dir)
+    path = new_path(shm_dir)
 
     def no_space(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
