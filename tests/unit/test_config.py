@@ -25,7 +25,6 @@ from rtoc.config import (
     SupervisorConfig,
     UserConfig,
     WebsocketConfig,
-    _decode,
     error_at,
     load,
     loads,
@@ -33,6 +32,7 @@ from rtoc.config import (
 )
 from rtoc.errors import ConfigError
 from rtoc.events.rules import ActionRule, EventRule
+from rtoc.typed_toml import decode
 
 FULL = """\
 # a complete rtoc.toml
@@ -516,7 +516,7 @@ class _Unions:
     ({"pair": [1, "a"]}, _Unions(pair=(1, "a"))),
 ])
 def test_union_keys_decode(raw: dict, want: _Unions) -> None:
-    got = _decode(_Unions, raw, "s")
+    got = decode(_Unions, raw, "s")
     assert got == want
     assert type(got.timeout) is type(want.timeout) and type(got.either) is type(want.either)
 
@@ -537,7 +537,7 @@ def test_union_keys_decode(raw: dict, want: _Unions) -> None:
 ])
 def test_union_keys_are_type_checked(raw: dict, key: str, says: str) -> None:
     with pytest.raises(ConfigError) as info:
-        _decode(_Unions, raw, "s")
+        decode(_Unions, raw, "s")
     assert info.value.key == key and says in info.value.reason
 
 
