@@ -191,6 +191,14 @@ def test_create_signal_gives_a_writable_ring(inst: Instance) -> None:
     assert _signal(inst, "Ext.Pushed")["unit"] == "V"
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for init to reap it (the supervisor, its parent, is dead)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_supervisor_killed_children_follow_and_next_start_cleans_up(tmp_path: Path) -> None:
     name = f"k{os.getpid()}"
     inst = Instance.start(COUNTER, ready_signals=("C.Count",), env=ENV, name=name, folder=tmp_path)
@@ -199,9 +207,9 @@ def test_supervisor_killed_children_follow_and_next_start_cleans_up(tmp_path: Pa
         os.kill(inst.proc.pid, signal.SIGKILL)
         inst.proc.wait(5)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.1)
-        assert not [p for p in pids if psutil.pid_exists(p)], "children outlived the supervisor"
+        assert not [p for p in pids if _alive(p)], "children outlived the supervisor"
         assert instance_dir(name).exists()  # the dead instance's leftovers ...
     finally:
         inst.stop()

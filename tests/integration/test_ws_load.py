@@ -30,6 +30,7 @@ driver = "generator"
 [websocket]
 port = 0
 max_clients = 400
+max_clients_per_address = 0  # 300 devices, all on loopback here
 '''
 
 
