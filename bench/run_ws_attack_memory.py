@@ -24,8 +24,9 @@ import json
 import os
 import socket
 import time
-import urllib.request
 from pathlib import Path
+
+from rtoc.frontends.websocket.json_protocol.framing import encode_masked
 
 from rtoc.app.harness import Instance
 
@@ -40,26 +41,9 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def metrics(inst: Instance) -> dict[str, float]:
-    with urllib.request.urlopen(inst.ws_url() + "metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
 def frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, 0x80 | n))
-    elif n < 1 << 16:
-        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
+    """A client's text frame (mask key 0)."""
+    return encode_masked(payload, b"\0\0\0\0")
 
 
 async def attacker(host: str, port: int, payload: bytes, seconds: float) -> int:
@@ -101,7 +85,7 @@ def run(clients: int, seconds: float, mode: str, old: bool, extra: list[str], en
                else b'{"getSession": true, "pad": "' + b"x" * ((1 << 20) - 64) + b'"}')
     with Instance.start(config, ("Generator.Sine",), env=env or None) as inst:
         host, port = inst.ws_url().split("//")[1].rstrip("/").rsplit(":", 1)
-        metrics(inst)
+        inst.metrics()
         time.sleep(5)  # 100 k samples in the ring: a getSignal reply is ~4 MB of JSON
         pid = {p["name"]: p for p in inst.client.request("status")["processes"]}["websocket"]["pid"]
         base = rss_mib(pid)
@@ -128,7 +112,7 @@ def run(clients: int, seconds: float, mode: str, old: bool, extra: list[str], en
 
         sent = asyncio.run(go())
         after = rss_mib(pid)
-        m = metrics(inst)
+        m = inst.metrics()
     return {"mode": mode, "settings": extra, "env": env, "clients": clients, "seconds": seconds, "connected": sum(s >= 0 for s in sent),
             "messages_sent": sum(s for s in sent if s > 0), "rss_base_mib": round(base, 1),
             "rss_peak_mib": round(peak, 1), "growth_peak_mib": round(peak - base, 1),

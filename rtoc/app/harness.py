@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -87,6 +89,28 @@ class Instance:
             procs = self.client.request("status")["processes"]
             return next((p.get("url") for p in procs if p["name"] == "websocket" and p.get("url")), None)
         return self.wait_for(url, timeout)
+
+    def pid_of(self, name: str) -> int:
+        """The pid of the child process ``name`` ("websocket", "engine", a driver's name)."""
+        procs = {p["name"]: p for p in self.client.request("status")["processes"]}
+        return procs[name]["pid"]
+
+    def metrics(self, headers: dict | None = None) -> dict[str, float]:
+        """The websocket server's ``/metrics`` as ``{"name{labels}": value}``; an error status
+        raises urllib's HTTPError (closed)."""
+        req = urllib.request.Request(self.ws_url() + "metrics", headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                text = r.read().decode()
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
 
     def subscriber(self, signals: list[str] | None = None, **kw) -> Subscriber:
         return Subscriber(self.endpoints["data"], signals, **kw)

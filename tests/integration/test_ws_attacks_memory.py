@@ -16,9 +16,11 @@ import time
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 import websockets
 from rtoc.frontends.websocket.auth import hash_password
+from rtoc.frontends.websocket.json_protocol.framing import encode_masked
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from rtoc.app.harness import Instance
@@ -38,46 +40,44 @@ def ws_url(inst: Instance) -> str:
 
 
 def ws_pid(inst: Instance) -> int:
-    procs = {p["name"]: p for p in inst.client.request("status")["processes"]}
-    return procs["websocket"]["pid"]
+    return inst.pid_of("websocket")
 
 
 def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    return psutil.Process(pid).memory_info().rss / (1 << 20)
 
 
 def metrics(inst: Instance, headers: dict | None = None) -> dict[str, float]:
-    """``/metrics`` as {name{labels}: value}; HTTPError (closed) for an error status."""
-    req = urllib.request.Request(inst.ws_url() + "metrics", headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            text = r.read().decode()
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
+    return inst.metrics(headers)
+
+
+def written(inst: Instance, n: int, name: str = "Generator.Sine") -> None:
+    """Wait until ``n`` samples of ``name`` are in its ring (the replies' size depends on it)."""
+    inst.wait_for(lambda: next(s["written"] for s in inst.client.request("signals")["signals"]
+                               if s["name"] == name) >= n, timeout=30)
 
 
 def frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A client frame (mask key 0: the payload goes as it is)."""
-    n = len(payload)
-    head = bytes((0x80 | opcode,))
-    if n < 126:
-        head += bytes((0x80 | n,))
-    elif n < 1 << 16:
-        head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
-    else:
-        head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
+    return encode_masked(payload, b"\0\0\0\0", opcode)
+
+
+async def peak_rss_while(pid: int, work) -> float:
+    """The websocket process's highest RSS (MiB) while ``work`` (a coroutine) runs."""
+    peak = 0.0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, rss_mib(pid))
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await work
+    finally:
+        watcher.cancel()
+    return peak
 
 
 class Raw:
@@ -122,7 +122,7 @@ class Raw:
 def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
     cfg = FAST_GENERATOR + '[websocket]\nport = 0\nslow_client_timeout = 2.0\n'
     with Instance.start(cfg, ("Generator.Sine",)) as inst:
-        time.sleep(3)  # 60k samples in the ring: a getSignal reply is about 2 MB of JSON
+        written(inst, 60_000)  # a getSignal reply is then about 2 MB of JSON
         url = ws_url(inst)
         metrics(inst)  # the process is up and has answered once
         pid = ws_pid(inst)
@@ -130,19 +130,13 @@ def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
 
         async def go() -> float:
             clients = [await Raw.connect(url) for _ in range(4)]
-            peak = 0.0
-
-            async def watch() -> None:
-                nonlocal peak
-                while True:
-                    peak = max(peak, rss_mib(pid))
-                    await asyncio.sleep(0.05)
-
-            watcher = asyncio.create_task(watch())
             request = b'{"getSignal": ["Generator.Sine"]}'
-            await asyncio.gather(*(c.send_for(request, 6) for c in clients))
-            await asyncio.sleep(1)
-            watcher.cancel()
+
+            async def attack() -> None:
+                await asyncio.gather(*(c.send_for(request, 6) for c in clients))
+                await asyncio.sleep(1)
+
+            peak = await peak_rss_while(pid, attack())
             for c in clients:
                 c.abort()
             return peak
@@ -158,7 +152,7 @@ def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
 def test_clients_that_leave_with_a_full_queue_are_cleaned_up() -> None:
     cfg = FAST_GENERATOR + '[websocket]\nport = 0\nmax_clients = 6\n'
     with Instance.start(cfg, ("Generator.Sine",)) as inst:
-        time.sleep(2)
+        written(inst, 40_000)
         url = ws_url(inst)
 
         async def go() -> None:
@@ -215,17 +209,7 @@ def test_inbox_is_bounded_in_bytes() -> None:
         async def go() -> float:
             clients = [await Raw.connect(url) for _ in range(4)]
             msg = b'{"getSession": true, "pad": "' + b"x" * (1 << 20) + b'"}'
-            peak = 0.0
-
-            async def watch() -> None:
-                nonlocal peak
-                while True:
-                    peak = max(peak, rss_mib(pid))
-                    await asyncio.sleep(0.05)
-
-            watcher = asyncio.create_task(watch())
-            await asyncio.gather(*(c.send_for(msg, 4) for c in clients))
-            watcher.cancel()
+            peak = await peak_rss_while(pid, asyncio.gather(*(c.send_for(msg, 4) for c in clients)))
             for c in clients:
                 c.abort()
             return peak
