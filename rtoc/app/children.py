@@ -53,8 +53,8 @@ class Child:
 
 @dataclass(frozen=True)
 class Exit:
-    """What a child's exit means: its new state, the log line to write, and whether the
-    whole instance must stop (the engine failed)."""
+    """What a child's exit means (the table has set the child's new state): the log level
+    and line to write, and whether the whole instance must stop (the engine failed)."""
 
     level: int
     message: str

@@ -143,7 +143,9 @@ def test_an_early_ctrl_c_stops_quietly(home: dict, tmp_path: Path, moment: str) 
     code, out, name = _ctrl_c_run(home, tmp_path, when)
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     assert "did not stop within" not in out, out
-    assert code in (0, 130), out
+    # 0: stopped in order; 130: stopped while importing; -SIGINT: the signal came before
+    # the interpreter installed its handler (a loaded machine), ended silently by the kernel
+    assert code in (0, 130, -signal.SIGINT), out
     assert not instance_dir(name).exists()
 
 

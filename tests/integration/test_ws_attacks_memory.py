@@ -39,16 +39,8 @@ def ws_url(inst: Instance) -> str:
     return inst.ws_url().replace("http://", "ws://")
 
 
-def ws_pid(inst: Instance) -> int:
-    return inst.pid_of("websocket")
-
-
 def rss_mib(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / (1 << 20)
-
-
-def metrics(inst: Instance, headers: dict | None = None) -> dict[str, float]:
-    return inst.metrics(headers)
 
 
 def written(inst: Instance, n: int, name: str = "Generator.Sine") -> None:
@@ -124,8 +116,8 @@ def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
     with Instance.start(cfg, ("Generator.Sine",)) as inst:
         written(inst, 60_000)  # a getSignal reply is then about 2 MB of JSON
         url = ws_url(inst)
-        metrics(inst)  # the process is up and has answered once
-        pid = ws_pid(inst)
+        inst.metrics()  # the process is up and has answered once
+        pid = inst.pid_of("websocket")
         base = rss_mib(pid)
 
         async def go() -> float:
@@ -145,7 +137,7 @@ def test_clients_that_never_read_stay_bounded_and_are_closed_counted() -> None:
         # the old code held every reply owed: hundreds of MB per client (+672 MB for 11.7 kB
         # of requests in the issue); now each costs its queue, inbox and one reply
         assert peak - base < 120, f"websocket process grew {peak - base:.0f} MiB"
-        m = inst.wait_for(lambda: (x := metrics(inst)).get("rtoc_ws_slow_closed_total", 0) >= 4 and x)
+        m = inst.wait_for(lambda: (x := inst.metrics()).get("rtoc_ws_slow_closed_total", 0) >= 4 and x)
         assert m["rtoc_ws_clients"] == 0
 
 
@@ -163,7 +155,7 @@ def test_clients_that_leave_with_a_full_queue_are_cleaned_up() -> None:
                 c.abort()
 
         asyncio.run(go())
-        m = inst.wait_for(lambda: (x := metrics(inst))["rtoc_ws_clients"] == 0 and x, timeout=15)
+        m = inst.wait_for(lambda: (x := inst.metrics())["rtoc_ws_clients"] == 0 and x, timeout=15)
         assert not any(k.startswith("rtoc_ws_send_queue{") for k in m)
         assert m["rtoc_ws_connections_open"] == 0
 
@@ -194,7 +186,7 @@ def test_one_address_cannot_take_every_slot() -> None:
                 pass
 
         asyncio.run(go())
-        assert metrics(inst)["rtoc_ws_refused_address_total"] == 1
+        assert inst.metrics()["rtoc_ws_refused_address_total"] == 1
 
 
 def test_inbox_is_bounded_in_bytes() -> None:
@@ -202,8 +194,8 @@ def test_inbox_is_bounded_in_bytes() -> None:
     cfg = '[websocket]\nport = 0\nmax_message = 2097152\n'
     with Instance.start(cfg) as inst:
         url = ws_url(inst)
-        metrics(inst)  # the process is up and has answered once
-        pid = ws_pid(inst)
+        inst.metrics()  # the process is up and has answered once
+        pid = inst.pid_of("websocket")
         base = rss_mib(pid)
 
         async def go() -> float:
@@ -251,11 +243,11 @@ def test_metrics_follow_the_anonymous_role_or_the_token() -> None:
            f'password_hash = "{hash_password("ann-pw", n=1024)}"\n')
     with Instance.start(cfg) as inst:
         with pytest.raises(urllib.error.HTTPError) as exc:
-            metrics(inst)
+            inst.metrics()
         assert exc.value.code == 401
         with pytest.raises(urllib.error.HTTPError) as exc:
-            metrics(inst, {"Authorization": "Bearer wrong"})
+            inst.metrics({"Authorization": "Bearer wrong"})
         assert exc.value.code == 401
-        assert "rtoc_ws_clients" in metrics(inst, {"Authorization": "Bearer s3cret"})
+        assert "rtoc_ws_clients" in inst.metrics({"Authorization": "Bearer s3cret"})
         basic = base64.b64encode(b"ann:ann-pw").decode()
-        assert "rtoc_ws_clients" in metrics(inst, {"Authorization": f"Basic {basic}"})
+        assert "rtoc_ws_clients" in inst.metrics({"Authorization": f"Basic {basic}"})
