@@ -303,7 +303,12 @@ class Server:
                     for _, release in items:  # a big reply's slot (written out or given up)
                         if release is not None:
                             release()
-        except ConnectionClosed:
+                    items = None
+        except (ConnectionClosed, OSError):
+            # A reset while a write waits surfaces as ConnectionResetError from drain().
+            # Ending with it stored on the task kept the traceback, so the frame, its
+            # replies (megabytes each) and the connection stayed alive in a reference cycle
+            # until a full GC pass: +650 MiB after 100 clients left.
             pass
 
     @staticmethod

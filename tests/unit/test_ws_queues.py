@@ -126,3 +126,28 @@ def test_metrics_need_the_read_role_or_the_token() -> None:
     assert get(Session("1.2.3.4", "none", "none")) == 401
     assert get(Session("1.2.3.4", "none", "none"), allowed=True) == 200
     assert get(Session("1.2.3.4", "read", "read")) == 200
+
+
+def test_a_reset_while_writing_ends_the_sender_quietly_and_holds_no_reply() -> None:
+    """A peer that resets while a reply waits in drain() raised ConnectionResetError out of
+    the sender; the task kept it, its traceback kept the frame, and the frame kept the
+    replies (megabytes each) and the connection: +650 MiB after 100 such clients left."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from rtoc.frontends.websocket.server import Client, Server
+
+    class Resetting:
+        async def send_frames(self, frames: bytes) -> None:
+            await asyncio.sleep(0)
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    async def main() -> None:
+        released = []
+        client = Client(Resetting(), Session("127.0.0.1", "read", "read"), SendQueue(1 << 20))
+        assert client.queue.offer(b"x" * 1000, lambda: released.append(1))
+        task = asyncio.create_task(Server._send_loop(SimpleNamespace(counters=Counter()), client))
+        await asyncio.wait_for(task, 5)
+        assert task.exception() is None
+        assert released == [1]           # the big-reply slot is given back
+    run(main())

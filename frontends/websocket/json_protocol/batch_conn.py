@@ -167,4 +167,11 @@ class BatchConnection(ServerConnection):
         if self.protocol.state is not State.OPEN:
             raise ConnectionClosedError(None, None)
         self.transport.write(frames)
-        await self.drain()
+        try:
+            await self.drain()
+        except OSError as exc:
+            # A reset while waiting: ``exc`` is the connection's own (websockets keeps it);
+            # the traceback it gathered on the way up would keep this frame and ``frames``
+            # (megabytes) alive as long as the connection object.
+            exc.__traceback__ = None
+            raise ConnectionClosedError(None, None) from None
