@@ -49,6 +49,7 @@ from rtoc.frontends.websocket.json_protocol.fastpush import SENT
 from rtoc.frontends.websocket.json_protocol.framing import encode, warm_up
 from rtoc.frontends.websocket.json_protocol.guard import Limits
 from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
+from rtoc.frontends.websocket.loop_lag import LoopLag
 from rtoc.frontends.websocket.session import Session, SubscriptionLimit
 from rtoc.pipeline.child import ChildSpec, run_child
 from websockets.asyncio.server import ServerConnection, serve
@@ -114,6 +115,7 @@ class Server:
                                           max_frame_anonymous=cfg.max_frame_anonymous,
                                           slow_timeout=cfg.slow_client_timeout)
         self.open: Counter[str] = Counter()  # TCP connections per address past the upgrade check
+        self.lag = LoopLag()
         self.big = asyncio.Semaphore(cfg.max_big_replies)  # get... replies not yet written out
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.clients: dict[Session, Client] = {}
@@ -435,6 +437,7 @@ class Server:
              {}, self.proto.replies_refused),
             ("rtoc_ws_binary_frames_dropped_total", "Data frames dropped at full rtoc.bin.v1 send queues",
              {}, self.binary.counters["frames_dropped"]),
+            *self.lag.samples(),
         ]
         samples += [("rtoc_ws_send_queue", "Messages waiting for a client", {"client": c.session.address},
                      len(c.queue.items)) for c in self.clients.values()]
@@ -463,7 +466,7 @@ class Server:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
         tasks = [asyncio.create_task(c()) for c in (self.hub.replies, self.bus_loop,
-                                                     self.push_loop, self.refresh_loop)]
+                                                     self.push_loop, self.refresh_loop, self.lag.watch)]
         async with serve(self.handler, self.cfg.host, self.cfg.port,
                          process_request=self.process_request, max_size=self.cfg.max_message,
                          select_subprotocol=select_subprotocol,
