@@ -118,6 +118,7 @@ class Server:
         self.lag = LoopLag()
         self.big = asyncio.Semaphore(cfg.max_big_replies)  # get... replies not yet written out
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
+        self.binary.proto.heavy = self.proto.heavy  # one ring copy or big encode at a time
         self.clients: dict[Session, Client] = {}
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)

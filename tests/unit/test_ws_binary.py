@@ -497,3 +497,30 @@ def test_a_bug_of_ours_is_logged_and_answered_internal(caplog) -> None:
     (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "Lab.T", "seq": 3}, [1.0], [1.0])))
     assert (msg["op"], msg["sig"], msg["seq"], msg["error"]["code"]) == ("push", "Lab.T", 3, "internal")
     assert s.refused == 1
+
+
+def test_history_from_the_ring_is_bounded_and_read_off_the_event_loop() -> None:
+    """With the archive away, ``history`` answered from the ring copied every sample (4 Mi in
+    a big ring: 64 MiB) into the reply, on the event loop; now at most ``max_points`` (else
+    the archive's own 2,000,000), copied and decimated on a worker thread."""
+    import threading
+
+    world = World(archive=False)
+    n = b.MAX_POINTS + 500_000
+    t = np.arange(n, dtype=np.float64)
+    world.samples["Generator.Sine"] = (t, np.sin(t / 1000.0))
+    readers = []
+    ring = world.ring
+
+    def watched_ring(name: str):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return ring(name)
+
+    world.ring = watched_ring
+    proto, s = b.BinaryProtocol(world, secret=b"k" * 32), session()
+    (msg,) = replies(handle(proto, s, ctl("history", signal="Generator.Sine")))
+    assert msg["ok"] and msg["n"] <= b.MAX_POINTS and readers == [False]
+    (msg,) = replies(handle(proto, s, ctl("history", signal="Generator.Sine", max_points=1000,
+                                          **{"from": 10.0, "to": 5000.0})))
+    got = np.frombuffer(msg["t"], "<f8")
+    assert msg["n"] == len(got) <= 1000 and got[0] >= 10.0 and got[-1] <= 5000.0

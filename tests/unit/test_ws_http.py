@@ -75,3 +75,25 @@ def test_a_bug_of_ours_is_logged_and_answered_500(caplog: pytest.LogCaptureFixtu
         status, _, body = get(proto, "/api/signals")
     assert status == 500 and json.loads(body)["message"] == "internal error (the server logged it)"
     assert caplog.records and caplog.records[-1].exc_info[0] is KeyError
+
+
+def test_a_signal_is_encoded_off_the_event_loop_and_a_unit_with_a_comma_is_quoted(monkeypatch) -> None:
+    """``/api/signals/X`` (up to max_reply_points rows) was encoded on the event loop: a
+    CSV of 200,000 rows stalled every client for a fraction of a second."""
+    import threading
+
+    proto, world = protocol()
+    world.units["Generator.Sine"] = 'V, "rms"'
+    where = []
+    body = http.signal_body
+
+    def watched(*args):
+        where.append(threading.current_thread() is threading.main_thread())
+        return body(*args)
+
+    monkeypatch.setattr(http, "signal_body", watched)
+    status, _, csv_body = get(proto, "/api/signals/Generator.Sine?format=csv&from=1998")
+    status2, _, json_body = get(proto, "/api/signals/Generator.Sine?from=1998")
+    assert status == status2 == 200 and where == [False, False]
+    assert csv_body.decode().splitlines()[0] == 't,"Generator.Sine [V, ""rms""]"'
+    assert json.loads(json_body)["t"] == [1998.0, 1999.0]

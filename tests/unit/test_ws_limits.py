@@ -191,7 +191,7 @@ def test_arrays_are_encoded_in_chunks_as_one_json_list(n: int) -> None:
     a = np.arange(n, dtype=np.float64) / 3
     if n:
         a[n // 2] = np.nan
-    got = json.loads(commands._json_array(a))
+    got = json.loads(commands.json_array(a))
     assert got == [None if np.isnan(v) else v for v in a.tolist()]
 
 

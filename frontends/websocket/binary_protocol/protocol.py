@@ -61,6 +61,7 @@ better tool where certificates can be had.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -72,6 +73,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from rtoc.frontends.websocket.auth import SCRYPT_N, SCRYPT_P, SCRYPT_R, Throttle, Users, parse_hash
+from rtoc.frontends.websocket.ring_window import from_ring
 from rtoc.frontends.websocket.session import Session, SubscriptionLimit
 from rtoc.frontends.websocket.validate import (
     MAX_PASSWORD,
@@ -207,6 +209,7 @@ class BinaryProtocol:
         self.ack_every = ack_every
         self.claimed: set[str] = set()  # signals whose ring this core sized
         self.subscriptions = SubscriptionLimit()  # the server shares one with the JSON road
+        self.heavy = asyncio.Semaphore(1)  # ring copies on worker threads (shared with JSON too)
 
     async def handle(self, s: BinSession, frame: bytes, now: float) -> Outcome:
         """The outcome of one frame from the client of ``s`` (``now``: unix s)."""
@@ -458,12 +461,14 @@ class BinaryProtocol:
             reply = await self.world.request("history", **fields)
             t, y = reply["t"], reply["y"]
         except (ArchiveOff, EngineUnavailable):
-            ring = self.world.ring(name)
-            if ring is None:
+            # the ring alone: copied and decimated on a worker thread, one at a time, at
+            # most max_points (the archive's own bound without it) samples
+            async with self.heavy:
+                got = await asyncio.to_thread(from_ring, self.world, name, lo, hi,
+                                              max_points or MAX_POINTS, True)
+            if got is None:
                 raise
-            rt, ry = ring
-            keep = (rt >= (-math.inf if lo is None else lo)) & (rt <= (math.inf if hi is None else hi))
-            t, y = rt[keep].astype("<f8").tobytes(), ry[keep].astype("<f8").tobytes()
+            t, y = got[0].astype("<f8").tobytes(), got[1].astype("<f8").tobytes()
         return {"signal": name, "n": len(t) // 8, "t": bytes(t), "y": bytes(y)}
 
     # -- drivers -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+from rtoc.frontends.websocket.ring_window import from_ring
 from rtoc.frontends.websocket.validate import (
     MAX_NAMES,
     MAX_PASSWORD,
@@ -31,7 +32,6 @@ from rtoc.frontends.websocket.validate import (
     push_name,
     signal_name,
 )
-from rtoc.pipeline.decimate_kernels import minmax_indices
 
 from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError, SignalNotFound
 
@@ -234,14 +234,14 @@ class Heavy(dict):
 
     def fragments(self) -> dict:
         """The answer with each array as pre-encoded JSON (``orjson.Fragment``)."""
-        return {n: [orjson.Fragment(_json_array(e[0])), orjson.Fragment(_json_array(e[1])), *e[2:]]
+        return {n: [orjson.Fragment(json_array(e[0])), orjson.Fragment(json_array(e[1])), *e[2:]]
                 for n, e in self.items()}
 
     def lists(self) -> dict:
         return {n: [e[0].tolist(), e[1].tolist(), *e[2:]] for n, e in self.items()}
 
 
-def _json_array(a: np.ndarray) -> bytes:
+def json_array(a: np.ndarray) -> bytes:
     """float64[n] as a JSON list (NaN, infinities: null), :data:`CHUNK` values per call."""
     a = np.ascontiguousarray(a, dtype=np.float64)
     if len(a) <= CHUNK:
@@ -337,7 +337,7 @@ async def _history(p: JsonProtocol, name: str, xmin: float, xmax: float, databas
     unbounded = xmin == -math.inf and xmax == math.inf
     if not database:
         async with p.heavy:
-            got = await asyncio.to_thread(_from_ring, p.world, name, xmin, xmax, max_n,
+            got = await asyncio.to_thread(from_ring, p.world, name, xmin, xmax, max_n,
                                           unbounded)
         if got is not None:
             return got
@@ -348,32 +348,11 @@ async def _history(p: JsonProtocol, name: str, xmin: float, xmax: float, databas
                                       max_points=max_n)
     except (ArchiveOff, EngineUnavailable):
         async with p.heavy:
-            got = await asyncio.to_thread(_from_ring, p.world, name, xmin, xmax, max_n, True)
+            got = await asyncio.to_thread(from_ring, p.world, name, xmin, xmax, max_n, True)
         if got is None:
             raise
         return got
     return np.frombuffer(reply["t"], "<f8"), np.frombuffer(reply["y"], "<f8")
-
-
-def _from_ring(world: Any, name: str, xmin: float, xmax: float, max_n: int,
-               anyway: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """(worker thread) The ring's samples in ``xmin..xmax``, decimated to ``max_n``, when
-    the ring covers ``xmin`` (or ``anyway``); None when it does not, or there is no ring."""
-    ring = world.ring(name)
-    if ring is None:
-        return None
-    t, y = ring
-    if not anyway and not (len(t) and t[0] <= xmin):
-        return None
-    keep = (t >= xmin) & (t <= xmax)
-    return _decimate(t[keep], y[keep], max_n)
-
-
-def _decimate(t: np.ndarray, y: np.ndarray, max_n: int) -> tuple[np.ndarray, np.ndarray]:
-    if len(t) <= max_n:
-        return t, y
-    idx = minmax_indices(np.ascontiguousarray(y), max_n)
-    return t[idx], y[idx]
 
 
 # -- subscriptions -----------------------------------------------------------------------------
