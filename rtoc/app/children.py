@@ -45,10 +45,14 @@ class Child:
     def info(self, now: float) -> dict:
         alive = self.pid is not None
         url = self.description.get("url") if self.kind == "frontend" else None
+        # persisted parameter values a driver set aside at its start (params/NAME.rejected.json)
+        rejected = {p["name"]: p["rejected"] for p in self.description.get("parameters", ())
+                    if isinstance(p, dict) and "rejected" in p} if self.kind == "driver" else {}
         return {"name": self.name, "kind": self.kind, "state": self.state,
                 "pid": self.pid, "uptime": now - self.started_at if alive else 0.0,
                 "restarts": self.restarts, "last_exit": self.last_exit,
-                **({"url": url} if url is not None else {})}
+                **({"url": url} if url is not None else {}),
+                **({"rejected": rejected} if rejected else {})}
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ def cmd_status(args) -> int:
              "-" if p["last_exit"] is None else p["last_exit"]] for p in st["processes"]]
     print(_table(rows, ["process", "kind", "state", "pid", "uptime", "restarts", "last exit"]))
     print()
+    rows = [[p["name"], name, repr(r.get("value")), r.get("reason", "")]
+            for p in st["processes"] for name, r in p.get("rejected", {}).items()]
+    if rows:
+        print("persisted parameter values set aside (the defaults are used; params/NAME.rejected.json):")
+        print(_table(rows, ["driver", "parameter", "value", "reason"]))
+        print()
     rows = [[s["name"], f"{s['rate']:.6g}/s", s["written"], s["lost"]] for s in st["signals"]]
     print(_table(rows, ["signal", "rate", "written", "lost"]))
     return 0

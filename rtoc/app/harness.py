@@ -83,6 +83,14 @@ class Instance:
             time.sleep(0.1)
         raise TimeoutError(f"instance not ready within {timeout} s:\n{self.log()}")
 
+    def cli(self, *args: str, timeout: float = 30.0) -> str:
+        """What ``rtoc --config <this instance's> ARGS...`` prints (it must succeed)."""
+        r = subprocess.run([sys.executable, "-m", "rtoc", "--config", str(self.folder / "rtoc.toml"), *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode:
+            raise RuntimeError(f"rtoc {' '.join(args)} exited {r.returncode}: {r.stderr[-2000:]}")
+        return r.stdout
+
     def ws_url(self, timeout: float = 20.0) -> str:
         """``http://host:port/`` of the websocket server (once it listens)."""
         def url():

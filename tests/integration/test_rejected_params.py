@@ -76,6 +76,11 @@ def test_persisted_values_that_break_the_start_are_set_aside() -> None:
             assert set(rejected) == {("G", "signal"), ("G", "samplerate"), ("P", "limit")}
             assert "refuses limit" in rejected["P", "limit"]["reason"]
             assert rejected["G", "signal"]["value"] == "a/b"
+            # `rtoc status` shows them too (the status op's processes, and the CLI's table)
+            procs = {p["name"]: p for p in inst.client.request("status")["processes"]}
+            assert set(procs["G"]["rejected"]) == {"signal", "samplerate"} and set(procs["P"]["rejected"]) == {"limit"}
+            shown = inst.cli("status")
+            assert "set aside" in shown and "refuses limit" in shown and "'a/b'" in shown
             assert "limit" not in json.loads((params / "P.json").read_text())
             assert json.loads((params / "P.rejected.json").read_text())["limit"]["value"] == 99.0
             g = json.loads((params / "G.json").read_text())
