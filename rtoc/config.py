@@ -166,6 +166,10 @@ class WebsocketConfig:
     max_subscriptions: int = 1000           # names (signals, devices, views) one client subscribes
     max_subscriptions_total: int = 20_000   # ... all clients together
     max_reply_points: int = 200_000         # points of one getSignal reply, all signals together
+    login_max_failures: int = 5             # failed logins (per address, per user) within login_window ...
+    login_window: float = 60.0              # s ... that lock the address or user name out
+    login_lockout: float = 30.0             # s of the first lockout; each further one doubles ...
+    login_max_lockout: float = 900.0        # s ... up to this
 
 
 @dataclass(frozen=True)
@@ -375,6 +379,14 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
             fail("must be > 0", f"websocket.{key}")
     if w.max_reply_points < 4:
         fail(f"must be >= 4, got {w.max_reply_points}", "websocket.max_reply_points")
+    if w.login_max_failures < 1:
+        fail(f"must be >= 1, got {w.login_max_failures}", "websocket.login_max_failures")
+    for key in ("login_window", "login_lockout", "login_max_lockout"):
+        if not 0 < getattr(w, key) < 1e9:
+            fail(f"must be > 0 (seconds), got {getattr(w, key)}", f"websocket.{key}")
+    if w.login_max_lockout < w.login_lockout:
+        fail(f"must be >= login_lockout ({w.login_lockout}), got {w.login_max_lockout}",
+             "websocket.login_max_lockout")
     names: set[str] = set()
     for i, u in enumerate(w.users):
         if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", u.name) or u.name in names:

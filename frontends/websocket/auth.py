@@ -250,6 +250,9 @@ class _Record:
     last: float = 0.0
 
 
+TRUSTED_PER_USER = 8  # addresses per user a lock of that user name does not apply to
+
+
 class Throttle:
     """Refuse logins from an address, or for a user name, that keeps failing.
 
@@ -266,9 +269,12 @@ class Throttle:
     ``max_lockout`` seconds without failures after a lockout ended forget it. A success
     forgets only its user's failures and lockouts, not the address's (a login with one
     account must not reset the count of guesses at another). A locked user name is locked
-    for everyone, on purpose: guesses spread over many addresses are throttled too. At most
-    ``max_entries`` keys are remembered: past that the least recently failing ones are
-    forgotten first (memory stays bounded).
+    for every address, so that guesses spread over many addresses are throttled too, except
+    the addresses that user logged in from before (the last ``TRUSTED_PER_USER`` of them):
+    otherwise anyone could lock the admin out of their own server by guessing wrong on
+    purpose. Those addresses still count their own failures. At most ``max_entries`` keys
+    are remembered: past that the least recently failing ones are forgotten first (memory
+    stays bounded).
 
     Addresses and names are opaque strings; pass the peer's IP without its port.
     """
@@ -286,14 +292,19 @@ class Throttle:
         self.max_failures, self.window, self.busy = max_failures, window, busy
         self.lockout, self.max_lockout, self.max_entries = lockout, max_lockout, max_entries
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()  # least recent first
+        self._trusted: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()  # user -> addresses
         self.refused = 0  # attempts refused (locked or busy), for /metrics
 
     def __len__(self) -> int:
         return len(self._records)
 
-    @staticmethod
-    def _keys(address: str, user: str | None) -> list[tuple[str, str]]:
-        return [("address", address)] + ([("user", user)] if user is not None else [])
+    def _keys(self, address: str, user: str | None) -> list[tuple[str, str]]:
+        """The records an attempt counts against: its address, and its user name unless
+        that user logged in from this address before (see the class's text)."""
+        keys = [("address", address)]
+        if user is not None and address not in self._trusted.get(user, ()):
+            keys.append(("user", user))
+        return keys
 
     def check(self, address: str, now: float, user: str | None = None) -> float:
         """Seconds ``address`` (and ``user``) must still wait before a login because of a
@@ -333,7 +344,7 @@ class Throttle:
 
     def succeeded(self, address: str, now: float, user: str | None = None) -> None:
         """A login worked: its attempt is done, and ``user``'s failures and lockouts are
-        forgotten (no one else's)."""
+        forgotten (no one else's), and ``address`` is one ``user`` is known to log in from."""
         for key in self._keys(address, user):
             record = self._records.get(key)
             if record is None:
@@ -343,6 +354,18 @@ class Throttle:
             if key[0] == "user":
                 record.failures.clear()
                 record.lockouts, record.locked_until = 0, float("-inf")
+        if user is not None:
+            self._trust(user, address)
+
+    def _trust(self, user: str, address: str) -> None:
+        known = self._trusted.pop(user, None) or OrderedDict()
+        known.pop(address, None)
+        known[address] = None
+        while len(known) > TRUSTED_PER_USER:
+            known.popitem(last=False)
+        self._trusted[user] = known  # most recent last
+        while len(self._trusted) > self.max_entries:
+            self._trusted.popitem(last=False)
 
     def _fail(self, record: _Record, now: float) -> None:
         record.failures.append(now)

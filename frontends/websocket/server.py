@@ -104,7 +104,7 @@ class Server:
         self.anonymous = anonymous_role(cfg)
         users = Users([User(u.name, u.role, u.password_hash) for u in cfg.users],
                       self.anonymous, section="websocket")
-        self.hub = Hub(endpoints, ctx, users, Throttle())
+        self.hub = Hub(endpoints, ctx, users, self.throttle_for(cfg))
         self.hosts = accepted_hosts(cfg.host, cfg.hosts, machine=_machine_names())
         self.subscriptions = SubscriptionLimit(cfg.max_subscriptions, cfg.max_subscriptions_total)
         self.proto = JsonProtocol(self.hub, Limits(max_bytes=cfg.max_message,
@@ -328,6 +328,12 @@ class Server:
         if not client.queue.offer(text, None):
             client.session.dropped += 1
             self.counters["pushes_dropped"] += 1
+
+    @staticmethod
+    def throttle_for(cfg: WebsocketConfig) -> Throttle:
+        """The login throttle of ``[websocket] login_*``."""
+        return Throttle(max_failures=cfg.login_max_failures, window=cfg.login_window,
+                        lockout=cfg.login_lockout, max_lockout=cfg.login_max_lockout)
 
     # -- the bus ---------------------------------------------------------------------------
     def _resubscribe(self) -> None:

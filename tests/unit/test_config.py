@@ -431,6 +431,8 @@ BAD_VALUES = [  # (key, a value of the right type that is refused)
     ("websocket.max_message", "10"), ("websocket.max_depth", "1"), ("websocket.max_clients", "0"),
     ("websocket.send_queue", "0"), ("websocket.ping_interval", "0"),
     ("websocket.ping_timeout", "0"), ("websocket.push_interval", "0"),
+    ("websocket.login_max_failures", "0"), ("websocket.login_window", "0"),
+    ("websocket.login_lockout", "-1"), ("websocket.login_max_lockout", "1.0"),
     ("websocket.users[1].name", '"b b"'), ("websocket.users[1].role", '"root"'),
     ("websocket.users[1].password_hash", '"plain"'),
     ("drivers[1].name", '"a.b"'), ("drivers[1].ring_seconds", "0"),

@@ -291,3 +291,33 @@ def test_throttle_refuses_bad_settings(kwargs: dict) -> None:
 def test_origin_matrix(origin: str | None, host: str | None, allow: tuple[str, ...],
                        ok: bool) -> None:
     assert origin_allowed(origin, host, allow) is ok
+
+
+def test_a_locked_user_name_still_logs_in_from_an_address_it_used_before() -> None:
+    """Guesses at "admin" from many addresses lock the name everywhere (a spread-out guess
+    is throttled), but not for the addresses admin logged in from: anyone could otherwise
+    lock the owner out of their own server by guessing wrong on purpose."""
+    t = Throttle(max_failures=3, window=60, lockout=30, max_lockout=900)
+    assert t.begin("10.0.0.1", 0.0, "admin") == 0.0
+    t.succeeded("10.0.0.1", 0.0, "admin")                 # the owner, from home
+    for i in range(3):                                    # an attacker, from three addresses
+        assert t.begin(f"192.0.2.{i}", 1.0, "admin") == 0.0
+        t.failed(f"192.0.2.{i}", 1.0, "admin")
+    assert t.begin("192.0.2.9", 2.0, "admin") > 0         # the name is locked for strangers
+    assert t.begin("10.0.0.1", 2.0, "admin") == 0.0       # not at home
+    t.succeeded("10.0.0.1", 2.0, "admin")
+    for _ in range(3):                                    # home still counts its own failures
+        assert t.begin("10.0.0.1", 2.0, "admin") == 0.0
+        t.failed("10.0.0.1", 2.0, "admin")
+    assert t.begin("10.0.0.1", 2.0, "admin") > 0          # three failures: the address locks
+
+
+def test_the_login_throttle_takes_its_settings_from_the_config() -> None:
+    from rtoc.config import loads
+
+    from rtoc.frontends.websocket.server import Server
+
+    cfg = loads('[websocket]\nlogin_max_failures = 2\nlogin_window = 10.0\nlogin_lockout = 5.0\n'
+                'login_max_lockout = 50.0\n').websocket
+    t = Server.throttle_for(cfg)
+    assert (t.max_failures, t.window, t.lockout, t.max_lockout) == (2, 10.0, 5.0, 50.0)
