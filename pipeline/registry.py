@@ -88,6 +88,7 @@ class SignalEntry:
     reader: RingReader  # for `latest`; never advanced
     epoch: int = 0      # ns since 1970 when the ring was created: (name, epoch, seq) names a
                         # sample for good, although a new ring starts again at seq 0
+    charged: str = ""   # whose per-client ring budget it counts against ("": its owner's)
 
     @property
     def name(self) -> str:
@@ -127,18 +128,24 @@ class SignalRegistry:
         self.refused = 0  # claims refused by the budget
 
     def used_bytes(self, owner: str | None = None, clients: bool = False) -> int:
-        """Bytes of the rings of ``owner`` (None: of all; ``clients``: of every client)."""
+        """Bytes of the rings charged to ``owner`` (None: of all; ``clients``: of every
+        client)."""
         return sum(file_size(e.ring.capacity) for e in self.by_name.values()
-                   if (owner is None or e.owner == owner) and (not clients or is_client(e.owner)))
+                   if (owner is None or (e.charged or e.owner) == owner)
+                   and (not clients or is_client(e.charged or e.owner)))
 
     def claim(self, device: str, signal: str, unit: str, owner: str, rate: float = 1.0,
-              seconds: float = 4.0, budget: RingBudget | None = None) -> tuple[SignalEntry, bool]:
+              seconds: float = 4.0, budget: RingBudget | None = None,
+              charge: str = "") -> tuple[SignalEntry, bool]:
         """The signal's entry, created on first claim; ``(entry, created)``.
 
         The same owner claiming again (a restarted driver) gets the same ring, so its
         sequence numbers continue; another owner gets SignalOwned. A new ring that would
         pass a ``budget`` is refused (ShmBudgetExceeded); a client's ``rate`` (samples/s)
-        and ``seconds`` hints are first capped by it.
+        and ``seconds`` hints are first capped by it. ``charge`` names whose budget a new
+        ring counts against when that is not the owner: the websocket process owns every
+        ring its clients push, but charges each to the client that created it
+        (``client:websocket/user:alice``), so the client rules apply to it.
         """
         name = signal_name(check_part("device", device), check_part("signal", signal))
         entry = self.by_name.get(name)
@@ -148,16 +155,16 @@ class SignalRegistry:
                                   f"{owner!r} cannot write it too", name)
             return entry, False
         budget = budget or RingBudget()
-        if is_client(owner):
+        if is_client(charge or owner):
             rate = min(rate, budget.max_rate) if budget.max_rate else rate
             seconds = min(seconds, budget.max_seconds) if budget.max_seconds else seconds
         capacity = capacity_for(max(rate, 1.0), seconds)
-        self._check_budget(name, owner, file_size(capacity), budget)
+        self._check_budget(name, charge or owner, file_size(capacity), budget)
         sig = self._next_id
         ring = Ring.create(self.folder / f"{sig}.ring", capacity, sig)
         self._next_id += 1
         entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1),
-                            time.time_ns())
+                            time.time_ns(), charge)
         self.by_name[name] = entry
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
         return entry, True

@@ -82,9 +82,11 @@ class Hub:
 
     # -- data in ---------------------------------------------------------------------------
     async def push(self, device: str, signal: str, unit: str, t: np.ndarray, y: np.ndarray,
-                   replace: bool) -> None:
+                   replace: bool, client: str = "") -> None:
+        """Write samples into the signal's ring, claiming it first (charged to ``client``'s
+        ring budget: a logged-in user, else an address)."""
         name = f"{device}.{signal}"
-        writer = self.writers.get(name) or await self._claim(device, signal, unit)
+        writer = self.writers.get(name) or await self._claim(device, signal, unit, client)
         ts, ys = as_batch(t, y, name)
         if replace:
             writer.plot(ts, ys)
@@ -95,7 +97,7 @@ class Hub:
     def writes(self, name: str) -> bool:
         return name in self.writers
 
-    async def _claim(self, device: str, signal: str, unit: str) -> RingWriter:
+    async def _claim(self, device: str, signal: str, unit: str, client: str = "") -> RingWriter:
         name = f"{device}.{signal}"
         lock = self._claiming.setdefault(name, asyncio.Lock())
         async with lock:  # two clients' first samples of one signal: one claim
@@ -103,7 +105,8 @@ class Hub:
                 return self.writers[name]
             try:
                 reply = await self.request("create_signal", device=device, signal=signal, unit=unit,
-                                           owner=OWNER, rate=1.0, seconds=self.ring_seconds)
+                                           owner=OWNER, rate=1.0, seconds=self.ring_seconds,
+                                           client=client)
             except SignalOwned as exc:
                 raise SignalOwned(f"{name} is written by another writer ({exc}); "
                                   "a client can only push signals no driver writes", name) from None

@@ -50,6 +50,12 @@ class Session:
     def may(self, need: str) -> bool:
         return role_at_least(self.role, need)
 
+    @property
+    def budget_key(self) -> str:
+        """Whose /dev/shm ring budget the rings this client creates count against: its
+        user, else its address ([supervisor] shm_per_client each)."""
+        return f"user:{self.user}" if self.user else f"address:{self.address}"
+
     def wants_signal(self, name: str) -> bool:
         """Raw pushes of ``name`` ("Device.Signal")."""
         if not self.may("read"):

@@ -358,6 +358,8 @@ class Supervisor:
             stats = msg.get("signals")
             self.engine_stats = stats if isinstance(stats, dict) else {}
             return None
+        if child.kind == "frontend":  # the websocket process, for its clients: their budgets
+            return self._claim(child.name, msg, self._charge(f"client:{child.name}", msg))
         return self._claim(child.name, msg)  # a driver claims as itself
 
     def _forward(self, identity: bytes, msg: dict, driver: str, op: str, **fields) -> dict | None:
@@ -508,9 +510,17 @@ class Supervisor:
     def _op_create_signal(self, identity: bytes, msg: dict) -> dict:
         # a client's owner name is always "client:...", so no client can claim (and then
         # write) a driver's ring
-        return self._claim(f"client:{msg.get('owner') or identity.hex()}", msg)
+        owner = f"client:{msg.get('owner') or identity.hex()}"
+        return self._claim(owner, msg, self._charge(owner, msg))
 
-    def _claim(self, owner: str, msg: dict) -> dict:
+    @staticmethod
+    def _charge(owner: str, msg: dict) -> str:
+        """Whose client ring budget a claim counts against: ``owner``'s, or one client of
+        it (``client``: the websocket process names the user or address that pushed)."""
+        client = msg.get("client")
+        return f"{owner}/{client[:200]}" if isinstance(client, str) and client else owner
+
+    def _claim(self, owner: str, msg: dict, charge: str = "") -> dict:
         sv = self.config.supervisor
         total = sv.shm_budget
         if not total:  # half of /dev/shm (its size, not what is free: that changes)
@@ -523,9 +533,9 @@ class Supervisor:
             entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
                                                  str(msg.get("unit") or ""), owner,
                                                  _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0),
-                                                 budget)
+                                                 budget, charge)
         except ShmBudgetExceeded as exc:  # seen on the bus's meta topic, counted in `refused`
-            self._meta("shm_budget", owner=owner, budget=exc.budget, refused=self.registry.refused,
+            self._meta("shm_budget", owner=charge or owner, budget=exc.budget, refused=self.registry.refused,
                        message=str(exc))
             raise
         if created:

@@ -118,3 +118,21 @@ def test_ring_budgets_per_client_for_clients_and_in_total(tmp_path: Path) -> Non
         reg.claim("D", "S4", "", "D", budget=budget)
     finally:
         reg.close()
+
+
+def test_a_ring_is_charged_to_the_client_named_not_to_its_owner(tmp_path: Path) -> None:
+    """The websocket process owns its clients' rings, but each counts against the client
+    that made it: one client's rings do not use up another's budget."""
+    reg = SignalRegistry(tmp_path)
+    budget = RingBudget(total=10 * RING, clients=8 * RING, per_client=2 * RING)
+    try:
+        for i in range(2):
+            reg.claim("A", f"S{i}", "", "websocket", budget=budget, charge="client:websocket/user:a")
+        with pytest.raises(ShmBudgetExceeded, match="user:a"):
+            reg.claim("A", "S2", "", "websocket", budget=budget, charge="client:websocket/user:a")
+        entry, _ = reg.claim("B", "S0", "", "websocket", budget=budget, charge="client:websocket/user:b")
+        assert entry.owner == "websocket"                      # one writer for every client
+        assert reg.used_bytes(clients=True) == 3 * RING       # all three are clients' rings
+        assert reg.used_bytes("client:websocket/user:a") == 2 * RING
+    finally:
+        reg.close()

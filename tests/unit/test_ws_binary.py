@@ -62,7 +62,7 @@ class World:
             return {"ok": True}
         raise AssertionError(op)
 
-    async def push(self, device, signal, unit, t, y, replace) -> None:
+    async def push(self, device, signal, unit, t, y, replace, client="") -> None:
         name = f"{device}.{signal}"
         if name == "Generator.Sine":
             raise SignalOwned(f"{name} is written by Generator", name)
@@ -241,7 +241,7 @@ def test_login_and_pushes() -> None:
     assert list(world.samples["Lab.T"][1]) == [0.0, 10.0, 20.0, 30.0]
     claims = [f for op, f in world.requests if op == "create_signal"]
     assert claims == [{"device": "Lab", "signal": "T", "unit": "K", "owner": "websocket",
-                       "rate": 6.4, "seconds": 10.0}]  # once, for 64 frames of this size
+                       "rate": 6.4, "seconds": 10.0, "client": "user:writer"}]  # once, for 64 frames of this size
     (msg,) = replies(handle(proto, s, bf.encode_data({"sig": "Generator.Sine", "seq": 9}, [1.0], [1.0])))
     assert msg["error"]["code"] == "signal_owned" and msg["sig"] == "Generator.Sine" and msg["seq"] == 9
     assert "a client can only push signals no driver writes" in msg["error"]["message"]
@@ -490,7 +490,7 @@ def test_a_bug_of_ours_is_logged_and_answered_internal(caplog) -> None:
     (msg,) = replies(handle(proto, s, ctl("history", signal="Generator.Sine", max_points=2)))
     assert msg["error"] == {"code": "bad_request", "message": "max_points must be an integer 4..2000000"}
 
-    async def bad_push(*args) -> None:
+    async def bad_push(*args, **kwargs) -> None:
         raise TypeError("a bug in the ring write")
 
     world.push = bad_push

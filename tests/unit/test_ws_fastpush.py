@@ -147,9 +147,9 @@ def test_plain_pushes_of_known_signals_take_the_fast_road_and_are_written_once_p
     writes: list[tuple[str, int]] = []
     real = world.push
 
-    async def counting(device, signal, unit, t, y, replace):
+    async def counting(device, signal, unit, t, y, replace, client=""):
         writes.append((f"{device}.{signal}", len(t)))
-        await real(device, signal, unit, t, y, replace)
+        await real(device, signal, unit, t, y, replace, client)
 
     world.push = counting
     asyncio.run(proto.handle_batch(s, [plain(0), plain(0, "T")], NOW))  # claims: full road

@@ -92,7 +92,7 @@ class MemoryWorld:
             return {"ok": True}
         raise AssertionError(f"the protocol asked for an op the world does not know: {op}")
 
-    async def push(self, device: str, signal: str, unit: str, t, y, replace: bool) -> None:
+    async def push(self, device: str, signal: str, unit: str, t, y, replace: bool, client: str = "") -> None:
         name = f"{device}.{signal}"
         if self.owners.get(name, "websocket") != "websocket":
             raise SignalOwned(f"{name} is written by {self.owners[name]}", name)

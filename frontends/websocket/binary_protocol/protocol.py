@@ -170,7 +170,7 @@ class BinWorld(Protocol):
 
     async def request(self, op: str, **fields: Any) -> dict: ...
     async def push(self, device: str, signal: str, unit: str, t: np.ndarray, y: np.ndarray,
-                   replace: bool) -> None: ...
+                   replace: bool, client: str = "") -> None: ...
     def ring(self, name: str) -> tuple[np.ndarray, np.ndarray] | None: ...
     async def login(self, user: str | None, secret: str, is_token: bool, address: str,
                     now: float) -> tuple[str, str] | None | float: ...
@@ -274,7 +274,7 @@ class BinaryProtocol:
                 raise BadRequest(f"a push's unit must be text (at most {MAX_UNIT} characters) "
                                  "and replace true or false")
             if f.name not in self.claimed:
-                await self._claim(device, signal, unit, len(f.t), f.header.get("rate"))
+                await self._claim(device, signal, unit, len(f.t), f.header.get("rate"), s.budget_key)
                 self.claimed.add(f.name)
             await self.world.push(device, signal, unit, f.t, f.y, replace)
         except RtocError as exc:
@@ -291,7 +291,8 @@ class BinaryProtocol:
                                     "seq": cseq})]
         return []
 
-    async def _claim(self, device: str, signal: str, unit: str, n: int, hint: Any) -> None:
+    async def _claim(self, device: str, signal: str, unit: str, n: int, hint: Any,
+                     client: str) -> None:
         """Create the signal with a ring for high-rate pushes before the hub's first write
         (the hub would size it for 1 sample/s: 65536 samples, one 64 k push). The ring holds
         ``CLAIM_FRAMES`` first frames, or ``ring_seconds`` at the header's ``rate`` (samples/s)
@@ -302,7 +303,8 @@ class BinaryProtocol:
             rate = max(rate, float(hint))
         try:
             await self.world.request("create_signal", device=device, signal=signal, unit=unit,
-                                     owner=OWNER, rate=max(rate, 1.0), seconds=seconds)
+                                     owner=OWNER, rate=max(rate, 1.0), seconds=seconds,
+                                     client=client)
         except SignalOwned as exc:
             raise SignalOwned(f"{device}.{signal} is written by another writer ({exc}); a client "
                               "can only push signals no driver writes", f"{device}.{signal}") from None

@@ -130,7 +130,7 @@ async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) 
               "unit must be text (or a list of text)")
         u = unit if isinstance(unit, str) else unit[0]
         t = xs if xs is not None and len(xs) == len(y) else np.arange(len(y), dtype=np.float64)
-        await p.world.push(dname, sname[0], u, t, y, True)
+        await p.world.push(dname, sname[0], u, t, y, True, client=s.budget_key)
         return True
     need(len(sname) == len(y), f"sname has {len(sname)} names for {len(y)} values in y")
     if isinstance(unit, str):
@@ -141,14 +141,15 @@ async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) 
         units = unit
     t = xs if xs is not None and len(xs) == len(y) else np.full(len(y), now)
     if len(set(sname)) == 1:  # the common case: samples of one signal, no regrouping
-        await p.world.push(dname, sname[0], unit if units is None else units[0], t, y, False)
+        await p.world.push(dname, sname[0], unit if units is None else units[0], t, y, False, client=s.budget_key)
         return True
     order: dict[str, list[int]] = {}
     for i, n in enumerate(sname):
         order.setdefault(n, []).append(i)
     for n, idx in order.items():
         ix = np.array(idx)
-        await p.world.push(dname, n, unit if units is None else units[idx[0]], t[ix], y[ix], False)
+        await p.world.push(dname, n, unit if units is None else units[idx[0]], t[ix], y[ix], False,
+                           client=s.budget_key)
     return True
 
 

@@ -48,8 +48,9 @@ class World(Protocol):
         """A control-plane request; raises the RtocError of an error reply."""
 
     async def push(self, device: str, signal: str, unit: str, t: np.ndarray, y: np.ndarray,
-                   replace: bool) -> None:
-        """Write samples (float64[n] each) into the signal's ring; ``replace``: a plot."""
+                   replace: bool, client: str = "") -> None:
+        """Write samples (float64[n] each) into the signal's ring; ``replace``: a plot. A
+        new ring counts against ``client``'s ring budget (``Session.budget_key``)."""
 
     def writes(self, name: str) -> bool:
         """True while pushes to ``name`` go straight into a ring this process holds (its
