@@ -25,7 +25,7 @@ _medians: dict[str, float] = {}
 class NoRings:
     """The protocol's World with nothing behind it: every signal is writable, writes vanish."""
 
-    async def push(self, *args) -> None:
+    async def push(self, *args, **kwargs) -> None:
         pass
 
     def writes(self, name: str) -> bool:
