@@ -114,13 +114,12 @@ class ChildTable:
         at = child.policy.exited(now, uptime)
         if at is None:
             child.state, child.wanted = "failed", False
-            starts = len(child.policy.starts)
+            runs = (f"exited {child.policy.failures} times in a row, each within "
+                    f"{self.burst_seconds:g} s of its start, last exit {how}")
             if child.kind == "engine":
-                return Exit(logging.ERROR, f"engine failed: started {starts} times within "
-                            f"{self.burst_seconds:g} s, last exit {how}; without it no data flows, "
+                return Exit(logging.ERROR, f"engine failed: {runs}; without it no data flows, "
                             "so the instance stops (exit status 1)", stop_instance=True)
-            return Exit(logging.ERROR, f"{child.kind} {child.name} failed: started {starts} times "
-                        f"within {self.burst_seconds:g} s, last exit {how}; giving up "
+            return Exit(logging.ERROR, f"{child.kind} {child.name} failed: {runs}; giving up "
                         f"('rtoc start {child.name}' tries again)")
         child.state, child.next_start = "backoff", at
         child.restarts += 1

@@ -53,7 +53,7 @@ def test_a_crash_backs_off_and_the_budget_gives_up() -> None:
     assert "giving up ('rtoc start G' tries again)" in outcomes[-1].message
     assert not any(o.stop_instance for o in outcomes)
     t.start_wanted(g, 50.0)  # rtoc start: a fresh budget
-    assert g.wanted and g in t.due(50.0) and not g.policy.starts
+    assert g.wanted and g in t.due(50.0) and not g.policy.failures
 
 
 def test_a_failed_engine_stops_the_instance() -> None:

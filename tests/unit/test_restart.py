@@ -1,4 +1,4 @@
-"""Unit tests of rtoc.app.restart.RestartPolicy: back-off, forgiveness, the start budget."""
+"""Unit tests of rtoc.app.restart.RestartPolicy: back-off, forgiveness, the failure budget."""
 
 from __future__ import annotations
 
@@ -57,17 +57,34 @@ def test_gives_up_after_burst_starts_within_burst_seconds() -> None:
     assert p.exited(4.0, 1.0) is None  # and stays given up
 
 
-def test_old_starts_fall_out_of_the_window() -> None:
+def test_with_the_defaults_a_child_crashing_at_once_is_given_up() -> None:
+    """The old rule (5 starts within 10 s) never tripped with the defaults: the back-off
+    delays alone (0.5 + 1 + 2 + 4 s) took the starts out of the window, so a driver raising
+    in setup() stayed in back-off for ever (9 restarts in 120 s)."""
+    p = RestartPolicy(SupervisorConfig())
+    now, exits = 0.0, 0
+    while exits < 100:
+        p.started(now)
+        now += 1.5                      # a process start (imports) and setup() raising
+        exits += 1
+        at = p.exited(now, 1.5)
+        if at is None:
+            break
+        now = at
+    assert exits == SupervisorConfig().burst_starts == 5
+    assert now < 20.0                   # 5 runs of 1.5 s and 0.5 + 1 + 2 + 4 s of back-off
+
+
+def test_short_runs_spread_out_count_and_a_healthy_run_forgives() -> None:
     cfg = SupervisorConfig(restart_delay=0.5, restart_max_delay=30.0, burst_starts=3,
                            burst_seconds=10.0)
     p = RestartPolicy(cfg)
-    for t in (0.0, 5.0, 9.0):
-        p.started(t)
-    assert p.exited(9.5, 0.5) is None
-    p2 = RestartPolicy(cfg)
-    for t in (0.0, 5.0, 9.0):
-        p2.started(t)
-    assert p2.exited(10.5, 1.5) is not None  # the start at 0.0 is older than 10 s
+    assert p.exited(9.0, 9.0) is not None       # each run just short of healthy
+    assert p.exited(20.0, 9.0) is not None
+    assert p.exited(31.0, 11.0) is not None     # a healthy run: the count starts again
+    assert p.failures == 1
+    assert p.exited(32.0, 0.5) is not None
+    assert p.exited(33.0, 0.5) is None          # three in a row without a healthy run
 
 
 def test_reset_clears_the_budget_and_the_back_off() -> None:
