@@ -68,6 +68,7 @@ CHUNK = 1000  # messages of a batch handled at most before their replies wait fo
 CLOSE_SLOW = 1008  # close code for a client that does not read (policy violation)
 TCP_ESTABLISHED = 1  # tcp_info's first byte: the connection's state (Linux)
 BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is still there
+BIG_POLL = 0.05  # s between looks whether its address may take another slot
 
 
 def _machine_names() -> tuple[str, ...]:
@@ -116,7 +117,11 @@ class Server:
                                           slow_timeout=cfg.slow_client_timeout)
         self.open: Counter[str] = Counter()  # TCP connections per address past the upgrade check
         self.lag = LoopLag()
-        self.big = asyncio.Semaphore(cfg.max_big_replies)  # get... replies not yet written out
+        self.big = asyncio.Semaphore(cfg.max_big_replies)
+        # one address holds at most half of them: a few hosts that never read cannot hold
+        # every slot until slow_client_timeout closes them
+        self.big_per_address = max(1, cfg.max_big_replies // 2)
+        self.big_held: Counter[str] = Counter()  # get... replies not yet written out
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.binary.proto.heavy = self.proto.heavy  # one ring copy or big encode at a time
         self.clients: dict[Session, Client] = {}
@@ -227,7 +232,7 @@ class Server:
         room; False when the client is gone or was closed for not reading."""
         for chunk in _chunks(batch):
             release = None
-            if b'"get' in chunk[-1]:
+            if _may_be_big(chunk[-1]):
                 release = await self._big_slot(client)
                 if release is None:
                     return False
@@ -256,7 +261,11 @@ class Server:
         except TimeoutError:
             self._close_slow(client)
             return None
+        address = client.session.address
         while not client.queue.closed:
+            if self.big_held[address] >= self.big_per_address:
+                await asyncio.sleep(BIG_POLL)  # this host holds its share of the slots
+                continue
             try:
                 await asyncio.wait_for(self.big.acquire(), BIG_WAIT)
             except TimeoutError:
@@ -265,7 +274,17 @@ class Server:
                 self.big.release()
                 client.conn.transport.abort()  # (cleanup follows connection_lost)
                 return None
-            return self.big.release
+            if self.big_held[address] >= self.big_per_address:  # taken while we waited
+                self.big.release()
+                continue
+            self.big_held[address] += 1
+
+            def release() -> None:
+                self.big_held[address] -= 1
+                if not self.big_held[address]:
+                    del self.big_held[address]
+                self.big.release()
+            return release
         return None
 
     def _forget(self, client: Client) -> None:
@@ -501,14 +520,22 @@ class Server:
         self.hub.close()
 
 
+def _may_be_big(raw: bytes) -> bool:
+    """A message that may ask for a big reply: ``getSignal`` (megabytes), or one whose keys
+    could hide it behind a ``\\u`` escape. The other ``get...`` replies are small enough for
+    the send queue's own bound; making them wait for a big-reply slot let 8 clients that
+    never read stall every client's ``getLatest`` for ``slow_client_timeout``."""
+    return b'"getSignal"' in raw or b"\\u" in raw
+
+
 def _chunks(batch: list[bytes]) -> Iterator[list[bytes]]:
-    """``batch`` cut after every message that may ask for a big reply (a ``get...``
-    command: getSignal answers megabytes) and every ``CHUNK`` messages, so that at most one
-    big reply is owed beyond what the send queue holds; runs of pushes stay together (the
-    fast road writes each run's samples at once)."""
+    """``batch`` cut after every message that may ask for a big reply (:func:`_may_be_big`)
+    and every ``CHUNK`` messages, so that at most one big reply is owed beyond what the send
+    queue holds; runs of pushes stay together (the fast road writes each run's samples at
+    once)."""
     start = 0
     for i, raw in enumerate(batch):
-        if i + 1 - start >= CHUNK or b'"get' in raw:
+        if i + 1 - start >= CHUNK or _may_be_big(raw):
             yield batch[start:i + 1]
             start = i + 1
     if start < len(batch):

@@ -79,9 +79,10 @@ class Raw:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, url: str, protocol: str | None = None) -> Raw:
+    async def connect(cls, url: str, protocol: str | None = None, source: str | None = None) -> Raw:
         host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await asyncio.open_connection(
+            host, int(port), local_addr=(source, 0) if source else None)
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -251,3 +252,35 @@ def test_metrics_follow_the_anonymous_role_or_the_token() -> None:
         assert "rtoc_ws_clients" in inst.metrics({"Authorization": "Bearer s3cret"})
         basic = base64.b64encode(b"ann:ann-pw").decode()
         assert "rtoc_ws_clients" in inst.metrics({"Authorization": f"Basic {basic}"})
+
+
+def test_clients_that_never_read_do_not_hold_up_small_requests_of_others() -> None:
+    """Every ``get...`` request waited for one of the ``max_big_replies`` (8) slots, which a
+    client that never reads keeps until it is closed: 8 such clients stalled every other
+    client's ``getLatest`` for ``slow_client_timeout``. Now only ``getSignal`` needs a slot,
+    and one address holds at most half of them."""
+    cfg = FAST_GENERATOR + '[websocket]\nport = 0\nslow_client_timeout = 60.0\n'
+    with Instance.start(cfg, ("Generator.Sine",)) as inst:
+        written(inst, 60_000)  # a getSignal reply is then about 2 MB of JSON
+        url = ws_url(inst)
+
+        async def go() -> tuple[float, float]:
+            attackers = [await Raw.connect(url, source="127.0.0.2") for _ in range(10)]
+            await asyncio.gather(*(c.send_for(b'{"getSignal": ["Generator.Sine"]}', 2.0) for c in attackers))
+            try:
+                async with websockets.connect(url, max_size=None) as ws:  # from 127.0.0.1
+                    t0 = time.monotonic()
+                    await ws.send('{"getLatest": ["Generator.Sine"]}')
+                    assert "latest" in await asyncio.wait_for(ws.recv(), 30)
+                    latest = time.monotonic() - t0
+                    t0 = time.monotonic()
+                    await ws.send('{"getSignal": ["Generator.Sine"], "maxN": 100}')
+                    assert "signals" in await asyncio.wait_for(ws.recv(), 30)
+                    return latest, time.monotonic() - t0
+            finally:
+                for c in attackers:
+                    c.abort()
+
+        latest, get_signal = asyncio.run(go())
+        # before: both waited for a slot until the attackers were closed (60 s here)
+        assert latest < 5.0 and get_signal < 5.0, (latest, get_signal)
