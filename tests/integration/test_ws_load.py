@@ -31,6 +31,8 @@ driver = "generator"
 port = 0
 max_clients = 400
 max_clients_per_address = 0  # 300 devices, all on loopback here
+[supervisor]
+shm_per_client = 0  # their 900 rings (1 MiB each) are charged to loopback's one address
 '''
 
 

@@ -36,6 +36,7 @@ HIGH = 20_000          # messages waiting for the handler before reading pauses
 INBOX_BYTES = 1 << 20  # bytes waiting for (or held by) the handler before reading pauses
 OVERHEAD = 64          # bytes a message costs besides its payload (bytes object, list slot)
 EARLY_LIMIT = 1 << 20  # bytes sent after the handshake request before the handler starts
+READ_SIZE = 64 << 10   # bytes of one read of a JSON connection (asyncio's default: 256 KiB)
 
 
 class BatchConnection(ServerConnection):
@@ -56,6 +57,11 @@ class BatchConnection(ServerConnection):
     # -- choosing the road -------------------------------------------------------------------
     def use_batches(self, max_size: int | None, inbox_bytes: int = INBOX_BYTES) -> None:
         self.frames = FrameReader(max_size)
+        if hasattr(self.transport, "max_size"):  # asyncio's selector transport: recv() size
+            # 256 KiB of tiny messages is ~7000 frames parsed in one callback; with a dozen
+            # flooding connections one turn of the loop took 100 ms before a small request
+            # of another client was read
+            self.transport.max_size = READ_SIZE
         self.inbox_limit = inbox_bytes
         self._road = "batches"
         early = self._take_early()
