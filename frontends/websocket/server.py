@@ -69,6 +69,8 @@ CLOSE_SLOW = 1008  # close code for a client that does not read (policy violatio
 TCP_ESTABLISHED = 1  # tcp_info's first byte: the connection's state (Linux)
 BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is still there
 BIG_POLL = 0.05  # s between looks whether its address may take another slot
+BIG_MESSAGES = 64 << 10  # bytes of a chunk of messages past which it takes the big lane
+BIG_REST = 0.1  # s the big lane rests at most after one chunk
 
 
 def _machine_names() -> tuple[str, ...]:
@@ -121,7 +123,8 @@ class Server:
         # one address holds at most half of them: a few hosts that never read cannot hold
         # every slot until slow_client_timeout closes them
         self.big_per_address = max(1, cfg.max_big_replies // 2)
-        self.big_held: Counter[str] = Counter()  # get... replies not yet written out
+        self.big_held: Counter[str] = Counter()
+        self.big_lane = asyncio.Lock()  # big messages, one connection at a time  # get... replies not yet written out
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.binary.proto.heavy = self.proto.heavy  # one ring copy or big encode at a time
         self.clients: dict[Session, Client] = {}
@@ -238,7 +241,10 @@ class Server:
                     return False
             queued = False
             try:
-                replies = await self.proto.handle_batch(client.session, chunk, time.time())
+                if sum(map(len, chunk)) > BIG_MESSAGES:
+                    replies = await self._in_big_lane(client, chunk)
+                else:
+                    replies = await self.proto.handle_batch(client.session, chunk, time.time())
                 self.counters["messages_out"] += len(replies)
                 self._resubscribe()
                 frames = await self.proto.encode(replies)
@@ -250,6 +256,18 @@ class Server:
                 self._close_slow(client)
                 return False
         return True
+
+    async def _in_big_lane(self, client: Client, chunk: list[bytes]) -> list[dict]:
+        """Handle a chunk of big messages (``BIG_MESSAGES`` bytes or more: a 1 MiB message
+        costs ~5-8 ms to check and parse) in the one lane they share, which then rests as
+        long as the work took: big messages get at most half of the event loop, and a small
+        request waits behind one of them, not one per connection (15 connections sending
+        1 MiB messages took the witness's p99 from 22 to 262 ms)."""
+        async with self.big_lane:
+            start = time.monotonic()
+            replies = await self.proto.handle_batch(client.session, chunk, time.time())
+            await asyncio.sleep(min(time.monotonic() - start, BIG_REST))
+        return replies
 
     async def _big_slot(self, client: Client) -> Callable[[], None] | None:
         """Wait until the client's earlier replies are written out (one big reply per
