@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from rtoc.frontends.websocket.auth import Throttle, User, Users, hash_password
 
@@ -17,6 +18,7 @@ class World:
     def __init__(self, throttle: Throttle):
         self.users = Users([ADA, BOB])
         self.throttle = throttle
+        self._scrypt = ThreadPoolExecutor(1)  # the Hub's one login thread
 
     async def login(self, user: str | None, secret: str, address: str,
                     now: float) -> tuple[str, str] | float | None:
