@@ -200,8 +200,8 @@ async def _stored(url: str, device: str, names: tuple[str, ...], xmin: float, xm
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         while True:
             await ws.send(json.dumps({"getSignal": [
-                {"dname": device, "sname": n, "maxN": 2_000_000, "xmin": xmin, "xmax": xmax}
-                for n in names]}))
+                {"dname": device, "sname": n, "maxN": 2_000_000 // len(names), "xmin": xmin,
+                 "xmax": xmax} for n in names]}))  # max_reply_points is 2,000,000 in all
             while "error" not in (got := json.loads(await ws.recv())):
                 pass
             count = sum(len(v[0]) for v in got.get("signals", {}).values())
@@ -223,7 +223,8 @@ def main() -> int:
     from rtoc.app.harness import Instance
 
     runs: dict[str, dict[str, dict[str, list]]] = {}
-    cfg = "[websocket]\nport = 0\nmax_clients = 64\n"
+    # max_reply_points: the read-back asks for every sample (300,000 with three signals)
+    cfg = "[websocket]\nport = 0\nmax_clients = 64\nmax_reply_points = 2000000\n"
     with SinkProcess() as sink_url, Instance.start(cfg) as inst:
         url = inst.ws_url().replace("http://", "ws://")
         top = psutil.Process(inst.proc.pid)
