@@ -66,6 +66,7 @@ FAULT_FLUSH = 1.0  # s: a broken frame's connection waits this long at most for 
 REFRESH = 1.0  # s between refreshes of the signal table (units, ids, ring paths)
 CHUNK = 1000  # messages of a batch handled at most before their replies wait for room
 CLOSE_SLOW = 1008  # close code for a client that does not read (policy violation)
+CLOSE_STUCK = 1011  # ... that has not read for ping_timeout (as a missed pong: PROTOCOL.md)
 TCP_ESTABLISHED = 1  # tcp_info's first byte: the connection's state (Linux)
 BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is still there
 BIG_POLL = 0.05  # s between looks whether its address may take another slot
@@ -314,17 +315,34 @@ class Server:
         if client.sender is not None:
             client.sender.cancel()
 
-    def _close_slow(self, client: Client) -> None:
+    def _close_slow(self, client: Client, code: int = CLOSE_SLOW, reason: str = "") -> None:
         """Close a client whose send queue stayed full (it does not read): counted, its
         memory freed at once; the close frame (1008 with the reason) follows what it did not
         read, and the connection is cut if it does not read that either."""
         if client.queue.closed:
             return
         self.counters["slow_closed"] += 1
-        reason = slow_reason(client.queue.max_bytes, self.cfg.slow_client_timeout)
+        reason = reason or slow_reason(client.queue.max_bytes, self.cfg.slow_client_timeout)
         log.info("client %s closed: %s", client.session.address, reason)
         self._forget(client)
-        close_now(client.conn, CLOSE_SLOW, reason)
+        close_now(client.conn, code, reason)
+
+    def _close_stuck(self) -> None:
+        """PROTOCOL.md's promise: a client that does not answer pings within ping_timeout
+        is closed with 1011. One that stopped reading cannot even see the ping (it waits
+        behind the unread data), and websockets' keepalive did not close it (seen connected
+        after 140 s); its send queue staying full for ping_timeout is the sign, checked
+        here every REFRESH s whether or not pushes flow (both roads; counted in
+        rtoc_ws_slow_closed_total)."""
+        timeout = self.cfg.ping_timeout
+        reason = (f"did not read for {timeout:g} s (its send queue stayed full: pings and "
+                  "pongs wait behind the unread data)")
+        for client in list(self.clients.values()):
+            if client.queue.stays_full(timeout):
+                self._close_slow(client, CLOSE_STUCK, reason)
+        for bclient in list(self.binary.clients.values()):
+            if bclient.queue.stays_full(timeout):
+                self.binary.close_slow(bclient, CLOSE_STUCK, reason)
 
     async def _send_loop(self, client: Client) -> None:
         """Everything queued goes out in one write: replies come as encoded frames (bytes),
@@ -455,6 +473,7 @@ class Server:
                 self.fanout.ids = {s["name"]: s["id"] for s in signals}
             except Exception as exc:  # the supervisor restarting: try again next time
                 log.debug("signal refresh failed: %s", exc)
+            self._close_stuck()
             await asyncio.sleep(REFRESH)
 
     # -- metrics ---------------------------------------------------------------------------

@@ -209,16 +209,16 @@ class Binary:
                 if report is not None:
                     client.queue.offer(report, s.channel)
 
-    def close_slow(self, client: BinClient) -> None:
+    def close_slow(self, client: BinClient, code: int = CLOSE_POLICY, reason: str = "") -> None:
         """Close a client that does not read (its queue stayed full): counted, logged, its
         queue dropped at once (the handler then ends)."""
         if client.queue.closed:
             return
         self.counters["slow_closed"] += 1
-        reason = slow_reason(client.queue.max_bytes, self.slow_timeout)
+        reason = reason or slow_reason(client.queue.max_bytes, self.slow_timeout)
         log.info("binary client %s closed: %s", client.session.address, reason)
         client.queue.close()
-        close_now(client.conn, CLOSE_POLICY, reason)
+        close_now(client.conn, code, reason)
 
 
 def slow_reason(max_bytes: int, timeout: float) -> str:
