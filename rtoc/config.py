@@ -111,6 +111,8 @@ class ArchiveConfig:
     max_batch: int = 1_000_000       # ... or once this many samples wait
     retention_days: float = 0.0      # delete data older than this (0: keep everything)
     spool_dir: str = ""              # batches wait here while the database is away
+    memory_limit: int = 0            # bytes DuckDB may use (0: 1 GiB or 1/8 of RAM, the smaller)
+    threads: int = 0                 # DuckDB's worker threads (0: 2, or 1 on a 1-core machine)
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,10 @@ def _check(config: Config, text: str, source: str) -> None:
         fail("must be >= 1", "archive.max_batch")
     if not a.retention_days >= 0:
         fail("must be >= 0 (0: keep everything)", "archive.retention_days")
+    if a.memory_limit and a.memory_limit < 64 << 20:
+        fail(f"must be 0 (automatic) or >= 67108864 (64 MiB), got {a.memory_limit}", "archive.memory_limit")
+    if not 0 <= a.threads <= 256:
+        fail(f"must be 0 (automatic) or 1..256, got {a.threads}", "archive.threads")
     _check_bus(config.bus, fail)
     _check_websocket(config.websocket, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):

@@ -377,7 +377,8 @@ def make_backend(cfg: Config) -> Backend:
         return PostgresBackend(cfg.archive.dsn, cfg.archive.schema)
     from rtoc.frontends.archive.duck import DuckBackend
 
-    return DuckBackend(cfg.archive_path)
+    return DuckBackend(cfg.archive_path, memory_limit=cfg.archive.memory_limit,
+                       threads=cfg.archive.threads)
 
 
 def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:

@@ -454,3 +454,27 @@ def test_the_database_reads_no_file_even_past_the_check(backend: DuckBackend, tm
     with pytest.raises(duckdb.Error, match="locked"):
         con.execute("SET enable_external_access = true")
     assert backend.write(ArchiveBatch(1, [chunk(key(), 10, 5)])) == 5  # its own writes work
+
+
+def test_duckdb_memory_and_threads_are_bounded(tmp_path: Path) -> None:
+    """DuckDB's own default is 80 % of RAM (the archiver grew to 12 GB in a soak): the
+    backend sets [archive] memory_limit / threads, by default 1 GiB or 1/8 of RAM."""
+    from rtoc.frontends.archive.duck import default_memory_limit
+
+    assert 64 << 20 <= default_memory_limit() <= 1 << 30
+    b = DuckBackend(tmp_path / "a.duckdb", memory_limit=256 << 20, threads=1)
+    b.connect()
+    try:
+        got = dict(b._con.execute("SELECT name, value FROM duckdb_settings() "
+                                  "WHERE name IN ('memory_limit', 'threads')").fetchall())
+        assert got["threads"] == "1"
+        assert got["memory_limit"] in ("256.0 MiB", "268.4 MB", "256MiB"), got
+    finally:
+        b.close()
+    d = DuckBackend(tmp_path / "b.duckdb")
+    d.connect()
+    try:
+        limit = d._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert limit != "" and d.memory_limit == default_memory_limit(), limit
+    finally:
+        d.close()
