@@ -26,6 +26,7 @@ from rtoc.frontends.archive.backend import ArchiveBatch, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.spool import Spool
+from rtoc.frontends.archive.unwritable import Unwritable
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
 from rtoc.pipeline.child import ChildSpec, run_child
 from rtoc.pipeline.ring import Ring, RingReader
@@ -71,6 +72,7 @@ class Archiver:
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.written = self.spooled = 0
         self.last_error = ""
+        self.unwritable = Unwritable()  # batches neither written nor spooled (both disks full)
 
     # -- start-up ------------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -89,6 +91,8 @@ class Archiver:
         except ArchiveUnavailable as exc:
             self._down(exc)
             return False
+        if not self.up and self.last_error:
+            log.info("archive: database available again (was: %s)", self.last_error)
         self.up = True
         self.retry_delay = RETRY_FIRST
         return True
@@ -134,6 +138,8 @@ class Archiver:
                 self._write(self.batcher.take(), now)
             if not self.up or self.spool.size:
                 self._retry(now)
+            if self.unwritable.take_report():
+                self._report_unwritable()
             every = min(RETENTION_EVERY, max(1.0, self.retention / 4))
             if self.retention and self.up and now - last_retention > every:
                 self._call(self.backend.delete_before, time.time() - self.retention)
@@ -236,8 +242,7 @@ class Archiver:
                 except queue.Full:  # the writer is busy: queries still get their answers
                     self._answer_controls()
         else:
-            self.spool.put(batch)
-            self.spooled += batch.samples
+            self._keep(batch)
 
     def _writer(self) -> None:
         """The writer thread: batches in order; once the database is away (or batches wait
@@ -249,24 +254,62 @@ class Archiver:
                     return
                 with self.lock:
                     self._write_now(batch)
-            except Exception:  # never lose the thread: the batch is spooled
+            except Exception:  # never lose the thread: the batch is spooled (or counted lost)
                 log.exception("archive: writing batch %d failed", batch.number)
-                self.spool.put(batch)
+                self._keep(batch)
             finally:
                 self.queue.task_done()
 
     def _write_now(self, batch: ArchiveBatch) -> None:
         if self.up and not self.spool.size:
+            batch.gaps.extend(self.unwritable.take_gaps())  # what earlier outages lost
             try:
                 self.written += self.backend.write(batch)
+                self._recovered()
                 return
             except ArchiveUnavailable as exc:
                 self._down(exc)
             except ArchiveError as exc:  # the database refused this batch: keep it aside
-                self._refused(self.spool.put(batch), exc)
+                path = self._keep(batch)
+                if path is not None:
+                    self._refused(path, exc)
                 return
-        self.spool.put(batch)
+        self._keep(batch)
+
+    def _keep(self, batch: ArchiveBatch) -> Path | None:
+        """Spool a batch the database did not take. When the spool cannot take it either
+        (its disk full too) its samples are lost: counted, written as gap rows once the
+        database takes writes again, logged and reported once per outage. Never raises:
+        the writer thread must outlive any disk (it died here once, silently, and the
+        archiver stayed "up" while half a run went unarchived)."""
+        try:
+            path = self.spool.put(batch)
+        except OSError as exc:
+            if self.unwritable.lost(batch, exc):
+                log.error("archive: cannot write or spool (%s; database: %s): samples are "
+                          "lost until space returns, recorded as gaps", exc,
+                          self.last_error or "up")
+            return None
         self.spooled += batch.samples
+        self._recovered()
+        return path
+
+    def _recovered(self) -> None:
+        reason = self.unwritable.recovered()
+        if reason:
+            log.warning("archive: writing again after an outage (%s); %d samples could not be "
+                        "kept and are recorded as gaps", reason, self.unwritable.samples)
+
+    def _report_unwritable(self) -> None:
+        """(main thread: it owns the inbox socket) One warning event per outage."""
+        text = (f"archive: cannot write or spool ({self.unwritable.reason or 'recovered'}); "
+                "samples are being lost and recorded as gaps")
+        ev = Event(time.time(), text, "rtoc", "archive", 2, "rtoc.archive_unwritable",
+                   self.unwritable.samples, {})
+        try:
+            self.inbox.send(wire.pack({"kind": "event", "event": ev.to_dict()}), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def flush(self) -> None:
         """Wait until every batch handed to the writer thread is written or spooled."""
@@ -349,7 +392,9 @@ class Archiver:
             log.warning("control queue full: a reply was dropped")
 
     def status(self) -> dict:
-        return {"backend": self.backend.name, "up": self.up, "written": self.written,
+        return {"backend": self.backend.name, "up": self.up and not self.unwritable.reason,
+                "unwritable": self.unwritable.reason, "unwritable_lost": self.unwritable.samples,
+                "written": self.written,
                 "spooled_samples": self.spooled, "spool_batches": self.spool.size,
                 "last_error": self.last_error, **self.batcher.stats}
 

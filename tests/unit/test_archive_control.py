@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import zmq
 from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, SignalKey
 from rtoc.frontends.archive.duck import DuckBackend
@@ -63,6 +64,78 @@ def test_queries_are_answered_while_batches_wait_for_a_busy_writer(tmp_path):
         loop.join(10)
         arch.flush()
         assert arch.written == 60
+    finally:
+        arch.close()
+        for s in (router, pub, pull):
+            s.close(0)
+        ctx.term()
+
+
+class Outage(DuckBackend):
+    """A real DuckDB archive that is away (ArchiveUnavailable) while ``away`` is set."""
+
+    away = True
+
+    def write(self, batch: ArchiveBatch) -> int:
+        from rtoc.errors import ArchiveUnavailable
+
+        if self.away:
+            raise ArchiveUnavailable("database away (test)")
+        return super().write(batch)
+
+
+class FullDisk(Spool):
+    """A spool on a disk that is full while ``full`` is set."""
+
+    full = True
+
+    def put(self, batch: ArchiveBatch):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super().put(batch)
+
+
+@pytest.mark.timeout(60)  # the old code hung here: its writer thread was dead
+def test_a_writer_that_can_neither_write_nor_spool_survives_counts_and_recovers(tmp_path):
+    """Issue 13 E: with the database away and the spool's disk full, the exception in the
+    writer's error path ended the writer thread: the archiver stayed "up" with no gap while
+    half a run went unarchived, and freeing the disks did not help. Now the thread lives,
+    the status says why it is down, the lost samples become gap rows once the database
+    takes writes again, one warning event is raised, and writing resumes."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind("inproc://control")
+    pub = ctx.socket(zmq.PUB)
+    pub.bind("inproc://data")
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://inbox")
+    duck, spool = Outage(tmp_path / "a.duckdb"), FullDisk(tmp_path / "spool")
+    arch = Archiver(duck, spool, {"control": "inproc://control", "data": "inproc://data",
+                                  "inbox": "inproc://inbox"}, ctx)
+    key = SignalKey("Dev.A", 1, "")
+
+    def batch(i: int) -> ArchiveBatch:
+        return ArchiveBatch(i, [Chunk(key, 10 * i, np.arange(10.0) + 10 * i, np.ones(10))])
+
+    try:
+        arch.start(time.monotonic())
+        arch.up = True  # it connected; the outage starts with the first write
+        for i in range(3):  # two batches through the writer thread, one from the main loop
+            arch.queue.put(batch(i)) if i < 2 else arch._write(batch(i), time.monotonic())
+            arch.flush()
+        assert arch.thread.is_alive()
+        st = arch.status()
+        assert st["up"] is False and "No space left" in st["unwritable"] and st["unwritable_lost"] == 30
+        assert arch.unwritable.take_report() is True and arch.unwritable.take_report() is False
+        # space returns, then the database: the next batch is written with the gap rows
+        spool.full, duck.away = False, False
+        arch._retry(time.monotonic(), force=True)
+        arch._write(batch(3), time.monotonic())
+        arch.flush()
+        assert arch.status()["up"] is True and arch.status()["unwritable"] == ""
+        con = duck._con
+        assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 10
+        assert con.execute("SELECT first_seq, count FROM gaps ORDER BY first_seq").fetchall() == [(0, 30)]
     finally:
         arch.close()
         for s in (router, pub, pull):
