@@ -65,6 +65,9 @@ class Exit:
     stop_instance: bool = False
 
 
+ANNOUNCED = ("archiver", "websocket")  # frontends that say hello once ready
+
+
 class ChildTable:
     def __init__(self, burst_seconds: float) -> None:
         self.burst_seconds = burst_seconds
@@ -98,9 +101,12 @@ class ChildTable:
                 and (c.kind == "engine" or engine_up)]
 
     def started(self, child: Child, pid: int, now: float) -> None:
-        # a frontend has no hello: it runs once started (a driver or the engine says so)
+        """``starting`` until the child says it is ready (the engine's and the archiver's
+        hello, the websocket's once it listens, a driver's first state); a frontend that
+        says nothing (automation) runs once started."""
         child.pid, child.started_at, child.next_start = pid, now, None
-        child.state = "running" if child.kind == "frontend" else "starting"
+        announces = child.kind != "frontend" or child.name in ANNOUNCED
+        child.state = "starting" if announces else "running"
         child.policy.started(now)
 
     def exited(self, child: Child, code: int | None, now: float) -> Exit:

@@ -346,6 +346,8 @@ class Supervisor:
                 return {"ok": True, "signals": [e.info() for e in self.registry.by_name.values()]}
             if child.kind == "frontend" and isinstance(msg.get("url"), str):
                 child.description = {"url": msg["url"]}  # where a server listens (port 0: chosen)
+            if child.kind == "frontend" and child.pid is not None:
+                child.state = "running"  # ready: the archiver connected, the websocket listens
             return {"ok": True}
         if op == "driver_state":
             if child.state != "running":

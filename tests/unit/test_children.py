@@ -32,7 +32,7 @@ def test_the_engine_starts_first_and_the_rest_once_it_runs() -> None:
     t.get("engine").state = "running"  # its hello came
     assert [c.name for c in t.due(0.2)] == ["G", "H", "websocket"]
     t.started(t.get("websocket"), 101, 0.2)
-    assert t.get("websocket").state == "running"  # a frontend has no hello
+    assert t.get("websocket").state == "starting"  # until its hello: it listens
 
 
 def test_a_crash_backs_off_and_the_budget_gives_up() -> None:
