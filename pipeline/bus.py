@@ -40,8 +40,8 @@ class Publisher:
         self.sock.bind(endpoint)
 
     def data(self, name: str, sig: int, seq: int, t: np.ndarray, y: np.ndarray,
-             lost: int = 0, replace: bool = False) -> None:
-        frames = wire.data_frames(name, sig, seq, t, y, lost, replace)
+             lost: int = 0, replace: bool = False, resumed: int = 0) -> None:
+        frames = wire.data_frames(name, sig, seq, t, y, lost, replace, resumed)
         self.sock.send_multipart(frames, copy=t.nbytes < COPY_THRESHOLD)
 
     def event(self, event: Event, seq: int | None = None) -> None:
@@ -83,6 +83,7 @@ class DataBatch:
     lost: int = 0
     gap: int = 0
     replace: bool = False
+    resumed: int = 0  # the engine that sent it restarted and went on at this seq
 
     @property
     def n(self) -> int:
@@ -128,6 +129,7 @@ class SignalCounters:
     received: int = 0
     lost: int = 0      # lost before the engine read them (ring overwrite)
     gap: int = 0       # lost on the bus (high-water mark)
+    restart: int = 0   # skipped by a restarted engine (it resumes each ring at its end)
 
 
 @dataclass
@@ -136,11 +138,12 @@ class GapCounter:
 
     signals: dict[str, SignalCounters] = field(default_factory=dict)
 
-    def feed(self, name: str, seq: int, n: int, lost: int) -> int:
+    def feed(self, name: str, seq: int, n: int, lost: int, resumed: int = 0) -> int:
         c = self.signals.setdefault(name, SignalCounters())
         gap = 0
         if c.next_seq is not None and seq > c.next_seq:
-            gap = max(0, seq - c.next_seq - lost)
+            skipped = self._skipped(c, seq, resumed)
+            gap = max(0, seq - c.next_seq - lost - skipped)
         # never rewind: a batch from before where we are (a repeat) must not turn the next
         # one into a phantom gap
         c.next_seq = seq + n if c.next_seq is None else max(c.next_seq, seq + n)
@@ -149,13 +152,22 @@ class GapCounter:
         c.gap += gap
         return gap
 
-    def expect(self, name: str, seq: int) -> None:
+    @staticmethod
+    def _skipped(c: SignalCounters, seq: int, resumed: int) -> int:
+        """Of the jump from ``c.next_seq`` to ``seq``, what a restarted engine skipped (it
+        went on at ``resumed``): counted as ``restart``, not as a bus gap, since a consumer
+        handles the two differently."""
+        skipped = max(0, min(seq, resumed) - c.next_seq)
+        c.restart += skipped
+        return skipped
+
+    def expect(self, name: str, seq: int, resumed: int = 0) -> None:
         """Set where a signal's stream should continue (e.g. from a heartbeat's seq)."""
         c = self.signals.setdefault(name, SignalCounters())
         if c.next_seq is None:
             c.next_seq = seq
         elif seq > c.next_seq:
-            c.gap += seq - c.next_seq
+            c.gap += seq - c.next_seq - self._skipped(c, seq, resumed)
             c.next_seq = seq
 
     @property
@@ -223,9 +235,10 @@ class Subscriber:
             name, header, t, y = wire.parse_data([f.buffer for f in frames])
             if self._exact is not None and name not in self._exact:
                 return None  # a longer name sharing the subscribed prefix
-            gap = self.counters.feed(name, header["seq"], header["n"], header.get("lost", 0))
+            gap = self.counters.feed(name, header["seq"], header["n"], header.get("lost", 0),
+                                     header.get("resumed", 0))
             return DataBatch(name, header["sig"], header["seq"], t, y, header.get("lost", 0),
-                             gap, bool(header.get("replace")))
+                             gap, bool(header.get("replace")), int(header.get("resumed", 0)))
         if topic.startswith(b"view/"):
             name, header, t, y = wire.parse_view([f.buffer for f in frames])
             if self._views is not None and name not in self._views:
@@ -242,9 +255,10 @@ class Subscriber:
         if topic == b"notify":
             return Notification.from_dict(body)
         if body.get("kind") == "heartbeat":
+            resumed = body.get("resumed") or {}
             for name, seq in body.get("seq", {}).items():
                 if self._exact is None or name in self._exact:
-                    self.counters.expect(name, seq)
+                    self.counters.expect(name, seq, resumed.get(name, 0))
         return Meta(body.pop("kind", ""), body) if self._meta else None
 
     def close(self) -> None:

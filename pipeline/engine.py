@@ -42,6 +42,8 @@ MAX_READS = 8  # batches of one signal per scan; the rest waits for the next tic
 FAILED = "rtoc.action_failed"  # the id of the event an action's failure raises
 MAX_MESSAGES = 32  # control/inbox messages handled per socket per loop turn
 VIEW_EVERY = 0.05  # s between view/aggregate messages of a signal (20 frames/s is plenty)
+REJOIN = 0.3  # s a restarted engine waits before publishing: subscribers reconnect to its PUB
+              # (ZeroMQ retries every 0.1 s) instead of missing its first batches
 
 
 Publication = DataBatch  # what the engine publishes is exactly what a subscriber receives
@@ -58,6 +60,8 @@ class Track:
     lost: int = 0               # samples found overwritten in total
     carry_lost: int = 0         # lost, not yet reported in a message header
     next_seq: int = 0           # sequence after the last published sample
+    resumed: int = 0            # a restarted engine went on at this seq (what came before it
+                                # skipped; every header says so: subscribers count `restart`)
     rate: float = 0.0
     _hb_published: int = field(default=0, repr=False)
 
@@ -72,7 +76,8 @@ class EngineCore:
         reader = RingReader(ring, cursor=0 if from_start else None, max_batch=self.cfg.max_batch)
         # from the start, a plot() that already happened must still come out as a replace
         snap = 0 if from_start else int(ring.hdr[SNAPSHOT])
-        track = Track(sig, name, reader, snapshot=snap, next_seq=reader.cursor)
+        track = Track(sig, name, reader, snapshot=snap, next_seq=reader.cursor,
+                      resumed=0 if from_start else reader.cursor)
         self.tracks[sig] = track
         return track
 
@@ -126,11 +131,12 @@ class EngineCore:
             replace = True
             cut = min(max(snap - first, 0), len(t))
         if cut:
-            out.append(Publication(tr.name, tr.sig, first, t[:cut], y[:cut], tr.carry_lost))
+            out.append(Publication(tr.name, tr.sig, first, t[:cut], y[:cut], tr.carry_lost,
+                                   resumed=tr.resumed))
             tr.carry_lost = 0
         if cut < len(t):
             out.append(Publication(tr.name, tr.sig, first + cut, t[cut:], y[cut:], tr.carry_lost,
-                                   replace=replace))
+                                   replace=replace, resumed=tr.resumed))
             tr.carry_lost = 0
         tr.published += len(t)
         tr.next_seq = first + len(t)
@@ -171,6 +177,7 @@ class EngineProcess:
         self.poller.register(self.inbox, zmq.POLLIN)
         self.poller.register(self.ctrl, zmq.POLLIN)
         self.events = 0
+        self.quiet_until = 0.0  # no data published before (see REJOIN)
 
     def run(self, stop) -> int:
         self.ctrl.send(wire.pack({"op": "hello", "role": "engine", "rid": "engine-hello"}))
@@ -178,7 +185,7 @@ class EngineProcess:
         last_data = last_hb = last_view = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
-            pubs = self.core.scan(now)
+            pubs = self.core.scan(now) if now >= self.quiet_until else []
             self._publish(pubs, now)
             t0 = time.perf_counter()
             events = self.reactions.tick(now)
@@ -216,7 +223,7 @@ class EngineProcess:
     def _publish(self, pubs: list[Publication], now: float) -> None:
         watched = self.reactions.watched
         for p in pubs:
-            self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace)
+            self.pub.data(p.name, p.sig, p.seq, p.t, p.y, p.lost, p.replace, p.resumed)
             r = self.resamplers.get(p.sig)
             if r is not None:
                 if p.replace:
@@ -325,6 +332,8 @@ class EngineProcess:
         self.pub.meta("heartbeat", {"seq": {k: v["seq"] for k, v in stats.items()},
                                     "rate": {k: v["rate"] for k, v in stats.items()},
                                     "lost": {k: v["lost"] for k, v in stats.items()},
+                                    "resumed": {t.name: t.resumed for t in self.core.tracks.values()
+                                                if t.resumed},
                                     "events": self.events})
         try:
             self.ctrl.send(wire.pack({"op": "engine_stats", "signals": stats, "events": self.events}),
@@ -348,6 +357,9 @@ class EngineProcess:
             if msg["re"] == "engine-hello" and msg.get("ok"):
                 for s in msg.get("signals", []):
                     self._add(s, from_start=False)
+                if self.core.tracks:  # a restart: let subscribers reconnect to the new PUB
+                    self.quiet_until = time.monotonic() + REJOIN  # (the rings hold the data)
+
             else:
                 self._reply(msg)
         elif op in REACTION_OPS:

@@ -59,11 +59,14 @@ def data_topic(name: str) -> bytes:
 
 
 def data_frames(name: str, sig: int, seq: int, t: np.ndarray, y: np.ndarray,
-                lost: int = 0, replace: bool = False) -> list:
-    """The frames of one data message (``t``/``y``: float64[n], contiguous)."""
+                lost: int = 0, replace: bool = False, resumed: int = 0) -> list:
+    """The frames of one data message (``t``/``y``: float64[n], contiguous). ``resumed``:
+    the engine restarted and went on at this seq (what lay before it was skipped)."""
     header = {"v": VERSION, "sig": sig, "seq": seq, "n": int(t.shape[0]), "lost": lost}
     if replace:
         header["replace"] = True
+    if resumed:
+        header["resumed"] = resumed
     return [data_topic(name), pack(header), t, y]
 
 

@@ -304,3 +304,24 @@ def test_a_failed_engine_stops_the_instance_with_status_1() -> None:
         assert inst.proc.wait(15) == 1
         assert "engine failed" in inst.log()
         assert not instance_dir(inst.name).exists()
+
+
+def test_an_engine_restart_is_counted_as_restart_not_as_a_bus_gap(inst: Instance) -> None:
+    """Issue 13: after an engine restart, subscribers counted the interval it skipped as
+    ``gap``, the field for high-water-mark drops. The engine now says where it resumed
+    (meta ``engine_resumed``) and that part counts as ``restart``."""
+    with inst.subscriber(["C.Count"]) as sub:
+        assert sub.recv(timeout=10) is not None
+        engine = _proc(inst, "engine")
+        os.kill(engine["pid"], signal.SIGKILL)
+        inst.wait_for(lambda: (p := _proc(inst, "engine"))["state"] == "running" and p["pid"] != engine["pid"],
+                      timeout=30)
+        written = _signal(inst, "C.Count")["written"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until data from the new engine arrived
+            sub.recv(timeout=0.5)
+            c = sub.counters.signals["C.Count"]
+            if c.next_seq is not None and c.next_seq >= written:
+                break
+        c = sub.counters.signals["C.Count"]
+        assert c.restart > 0 and c.gap == 0, c

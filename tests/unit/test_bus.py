@@ -118,3 +118,20 @@ def test_every_sample_is_received_lost_in_the_ring_or_a_gap(
 def test_data_batch_n() -> None:
     b = DataBatch("A", 1, 0, np.zeros(3), np.zeros(3))
     assert b.n == 3 and b.gap == 0 and b.replace is False
+
+
+def test_what_a_restarted_engine_skipped_is_counted_as_restart_not_gap() -> None:
+    from rtoc.pipeline.bus import GapCounter
+
+    g = GapCounter()
+    assert g.feed("D.S", 0, 10, 0) == 0
+    # the engine restarted and went on at seq 50; then 5 more were dropped on the bus
+    assert g.feed("D.S", 55, 10, 0, resumed=50) == 5
+    c = g.signals["D.S"]
+    assert (c.restart, c.gap, c.next_seq) == (40, 5, 65)
+    g.expect("D.S", 80, resumed=50)         # a heartbeat: nothing more was skipped by it
+    assert (c.restart, c.gap) == (40, 20)
+    h = GapCounter()
+    h.feed("D.S", 0, 10, 0)
+    h.expect("D.S", 70, resumed=60)         # the heartbeat came first
+    assert (h.signals["D.S"].restart, h.signals["D.S"].gap) == (50, 10)
