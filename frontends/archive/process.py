@@ -25,6 +25,7 @@ import zmq
 from rtoc.frontends.archive.backend import ArchiveBatch, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
 from rtoc.frontends.archive.queries import Queries
+from rtoc.frontends.archive.resume_file import ResumeFile
 from rtoc.frontends.archive.spool import Spool
 from rtoc.frontends.archive.unwritable import Unwritable
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
@@ -73,6 +74,7 @@ class Archiver:
         self.written = self.spooled = 0
         self.last_error = ""
         self.unwritable = Unwritable()  # batches neither written nor spooled (both disks full)
+        self.ends = ResumeFile(spool.folder / "resume.json")  # what was written or spooled
 
     # -- start-up ------------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -80,6 +82,9 @@ class Archiver:
         resume: dict = {}
         if self._connect():
             resume = self._call(self.backend.resume_points) or {}
+        # what is spooled counts as archived: without it a restart while the database is
+        # away (or behind its spool) recorded the spooled samples as lost
+        resume = self.ends.merged(resume)
         self.batcher = Batcher(self.flush_interval, self.max_batch, resume,
                                first_number=max(time.time_ns(), self.spool.last_number() + 1))
         self.ctrl.send(wire.pack({"op": "hello", "role": "archiver", "rid": "archiver-hello"}))
@@ -265,6 +270,7 @@ class Archiver:
             batch.gaps.extend(self.unwritable.take_gaps())  # what earlier outages lost
             try:
                 self.written += self.backend.write(batch)
+                self.ends.note(batch)
                 self._recovered()
                 return
             except ArchiveUnavailable as exc:
@@ -291,6 +297,7 @@ class Archiver:
                           self.last_error or "up")
             return None
         self.spooled += batch.samples
+        self.ends.note(batch)
         self._recovered()
         return path
 

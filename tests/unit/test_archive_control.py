@@ -76,6 +76,13 @@ class Outage(DuckBackend):
 
     away = True
 
+    def connect(self) -> None:
+        from rtoc.errors import ArchiveUnavailable
+
+        if self.away and self._con is None:
+            raise ArchiveUnavailable("database away (test)")
+        super().connect()
+
     def write(self, batch: ArchiveBatch) -> int:
         from rtoc.errors import ArchiveUnavailable
 
@@ -138,6 +145,48 @@ def test_a_writer_that_can_neither_write_nor_spool_survives_counts_and_recovers(
         assert con.execute("SELECT first_seq, count FROM gaps ORDER BY first_seq").fetchall() == [(0, 30)]
     finally:
         arch.close()
+        for s in (router, pub, pull):
+            s.close(0)
+        ctx.term()
+
+
+@pytest.mark.timeout(60)
+def test_a_restart_while_the_database_is_away_resumes_after_the_spool(tmp_path):
+    """Issue 13 B: an archiver restarted while the database was away had no resume point,
+    started at seq 0 and recorded everything older than the ring as lost, then replayed the
+    spool holding those same samples (phantom gaps). What was spooled counts as archived."""
+    from rtoc.frontends.archive.process import Archiver as A
+
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind("inproc://control")
+    pub = ctx.socket(zmq.PUB)
+    pub.bind("inproc://data")
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://inbox")
+    eps = {"control": "inproc://control", "data": "inproc://data", "inbox": "inproc://inbox"}
+    key = SignalKey("Dev.A", 7, "")
+    duck = Outage(tmp_path / "a.duckdb")
+    duck.away = False
+    first = A(duck, Spool(tmp_path / "spool"), eps, ctx)
+    try:
+        first.start(time.monotonic())
+        for i in range(4):  # two batches written, then the database goes away: two spooled
+            if i == 2:
+                duck.away = True
+            first._write(ArchiveBatch(i, [Chunk(key, 10 * i, np.arange(10.0), np.ones(10))]),
+                         time.monotonic())
+            first.flush()
+        assert first.spool.size == 2
+    finally:
+        first.close()  # the process dies; the database is still away when it comes back
+    second = A(duck, Spool(tmp_path / "spool"), eps, ctx)
+    try:
+        second.start(time.monotonic())
+        assert not second.up
+        assert second.batcher.resume == {("Dev.A", 7): 40}  # not 0: nothing is lost
+    finally:
+        second.close()
         for s in (router, pub, pull):
             s.close(0)
         ctx.term()
