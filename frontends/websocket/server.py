@@ -284,6 +284,9 @@ class Server:
         while not client.queue.closed:
             if self.big_held[address] >= self.big_per_address:
                 await asyncio.sleep(BIG_POLL)  # this host holds its share of the slots
+                if _peer_gone(client.conn):  # (its reading is paused: a reset goes unseen)
+                    client.conn.transport.abort()
+                    return None
                 continue
             try:
                 await asyncio.wait_for(self.big.acquire(), BIG_WAIT)
