@@ -9,6 +9,7 @@ leftovers are recognised and removed.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from rtoc.pipeline.ring import Ring, RingReader, capacity_for, file_size
 
+from rtoc.files import write_atomic
 from rtoc.errors import (
     InstanceError,
     InstanceRunning,
@@ -31,6 +33,13 @@ from rtoc.paths import instance_dir
 
 log = logging.getLogger(__name__)
 _BUDGET_KEYS = {"total": "shm_budget", "clients": "shm_clients_share", "per_client": "shm_per_client"}
+MANIFEST = "signals.json"  # the rings' names and epochs, for whoever finds them after a crash
+DEAD = "dead-"             # a dead instance's rings, kept for the archiver (dead-<time ns>/)
+
+
+def dead_folders(folder: Path) -> list[Path]:
+    """Rings of dead instances kept in ``folder``, oldest first."""
+    return sorted(p for p in folder.glob(f"{DEAD}*") if p.is_dir())
 
 
 class Instance:
@@ -59,7 +68,8 @@ class Instance:
             os.close(fd)
             raise InstanceRunning(f"instance {self.name!r} is already running (pid {pid or '?'}); "
                                   f"its folder is {self.dir}") from None
-        leftovers = [p for p in self.dir.iterdir() if p.name != "lock"]
+        self._keep_rings()
+        leftovers = [p for p in self.dir.iterdir() if p.name != "lock" and not p.name.startswith(DEAD)]
         for p in leftovers:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         if leftovers:
@@ -67,6 +77,21 @@ class Instance:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+
+    def _keep_rings(self) -> None:
+        """A dead instance's rings (and their manifest) move aside into ``dead-<ns>/``, for
+        the archiver to take what it had not archived yet before they are removed: a whole
+        process group killed at once (the OOM killer, a container stop) lost up to a
+        second per signal, silently, when the next start removed them."""
+        manifest = self.dir / MANIFEST
+        rings = list(self.dir.glob("*.ring"))
+        if not (rings and manifest.is_file()):
+            return
+        dead = self.dir / f"{DEAD}{time.time_ns()}"
+        dead.mkdir(mode=0o700)
+        for p in [*rings, manifest]:
+            p.rename(dead / p.name)
+        log.warning("kept %d ring(s) of a dead instance in %s for the archiver", len(rings), dead)
 
     def release(self) -> None:
         """Remove the folder and everything in it, then drop the lock."""
@@ -166,8 +191,14 @@ class SignalRegistry:
         entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1),
                             time.time_ns(), charge)
         self.by_name[name] = entry
+        self._save()
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)
         return entry, True
+
+    def _save(self) -> None:
+        """The manifest: what each ring file holds (name, epoch, unit), so that the rings
+        of an instance that dies whole can still be archived by the next start."""
+        write_atomic(self.folder / MANIFEST, json.dumps([e.info() for e in self.by_name.values()]))
 
     def _check_budget(self, name: str, owner: str, size: int, budget: RingBudget) -> None:
         limits = [("total", budget.total, self.used_bytes(), "all rings of the instance")]
@@ -193,6 +224,7 @@ class SignalRegistry:
         entry.reader = None  # type: ignore[assignment]
         entry.ring.close()
         path.unlink(missing_ok=True)
+        self._save()
         log.info("signal %s removed (id %d)", name, entry.id)
         return entry
 

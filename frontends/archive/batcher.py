@@ -129,6 +129,11 @@ class Batcher:
     def next_deadline(self) -> float | None:
         return None if self._since is None else self._since + self.flush_interval
 
+    def next_number(self) -> int:
+        """A batch number for a batch made elsewhere (a dead instance's rings)."""
+        self.number += 1
+        return self.number - 1
+
     def take(self) -> ArchiveBatch:
         """The pending batch (possibly empty), numbered; a new one starts."""
         for key in list(self._runs):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 import zmq
 from rtoc.frontends.archive.backend import ArchiveBatch, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
+from rtoc.frontends.archive.dead_rings import recover
+from rtoc.pipeline.registry import dead_folders
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.resume_file import ResumeFile
 from rtoc.frontends.archive.spool import Spool
@@ -34,6 +37,7 @@ from rtoc.pipeline.ring import Ring, RingReader
 
 from rtoc import wire
 from rtoc.config import Config
+from rtoc.paths import instance_dir
 from rtoc.errors import ArchiveError, ArchiveUnavailable, RtocError, error_reply
 from rtoc.model import Event
 
@@ -46,7 +50,9 @@ CONTROL_WAIT = 0.05  # s; while both batches wait for the writer, control ops ar
 
 class Archiver:
     def __init__(self, backend: Backend, spool: Spool, endpoints: dict, ctx: zmq.Context,
-                 flush_interval: float = 1.0, max_batch: int = 1_000_000, retention_days: float = 0.0):
+                 flush_interval: float = 1.0, max_batch: int = 1_000_000, retention_days: float = 0.0,
+                 shm_folder: Path | None = None):
+        self.shm_folder = shm_folder  # the instance's folder: a dead instance's rings wait there
         self.backend, self.spool = backend, spool
         self.flush_interval, self.max_batch = flush_interval, max_batch
         self.retention = retention_days * 86400.0
@@ -87,8 +93,18 @@ class Archiver:
         resume = self.ends.merged(resume)
         self.batcher = Batcher(self.flush_interval, self.max_batch, resume,
                                first_number=max(time.time_ns(), self.spool.last_number() + 1))
+        if self.shm_folder is not None:  # before the hello: the rings must not wait long
+            self._recover_dead(resume, now)
         self.ctrl.send(wire.pack({"op": "hello", "role": "archiver", "rid": "archiver-hello"}))
         self.ctrl.send(wire.pack({"op": "signals", "rid": SIGNALS_RID}))
+
+    def _recover_dead(self, resume: dict, now: float) -> None:
+        """A dead instance's rings (``dead_rings.py``): archived or spooled, then removed."""
+        for folder in dead_folders(self.shm_folder):
+            for batch in recover(folder, resume, self.batcher.next_number, time.time()):
+                self._write(batch, now)
+            self.flush()
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _connect(self) -> bool:
         try:
@@ -438,7 +454,8 @@ def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
     cfg = spec.config
     a = cfg.archive
     archiver = Archiver(make_backend(cfg), Spool(cfg.spool_path), spec.endpoints, ctx,
-                        a.flush_interval, a.max_batch, a.retention_days)
+                        a.flush_interval, a.max_batch, a.retention_days,
+                        shm_folder=instance_dir(cfg.instance))
     try:
         return archiver.run(stop)
     finally:

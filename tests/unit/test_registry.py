@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -136,3 +137,23 @@ def test_a_ring_is_charged_to_the_client_named_not_to_its_owner(tmp_path: Path) 
         assert reg.used_bytes("client:websocket/user:a") == 2 * RING
     finally:
         reg.close()
+
+
+def test_a_dead_instances_rings_are_kept_aside_with_their_manifest(tmp_path: Path) -> None:
+    """Issue 13 A: the rings of an instance killed as a whole held what the archiver had
+    not archived yet; the next start removed them. With their manifest they are kept in
+    dead-<ns>/ (the archiver removes them once archived); other leftovers still go."""
+    from rtoc.pipeline.registry import MANIFEST, dead_folders
+
+    reg = SignalRegistry(tmp_path / "rtoc-z")
+    (tmp_path / "rtoc-z").mkdir(mode=0o700)
+    entry, _ = reg.claim("D", "S", "V", "D")
+    assert [e["name"] for e in json.loads((tmp_path / "rtoc-z" / MANIFEST).read_text())] == ["D.S"]
+    reg.close()  # the instance "dies": its files stay
+    (tmp_path / "rtoc-z" / "control.sock").write_bytes(b"")
+    again = Instance("z", root=tmp_path)
+    again.acquire()
+    (dead,) = dead_folders(tmp_path / "rtoc-z")
+    assert sorted(p.name for p in dead.iterdir()) == [f"{entry.id}.ring", MANIFEST]
+    assert sorted(p.name for p in (tmp_path / "rtoc-z").iterdir()) == [dead.name, "lock"]
+    again.release()
