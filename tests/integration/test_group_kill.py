@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import signal
 import tempfile
 import time
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from rtoc.app.harness import Instance
 from rtoc.paths import instance_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reconcile import check, reconcile  # noqa: E402
 
 CONFIG = '''
 [[drivers]]
@@ -60,6 +64,8 @@ def test_a_group_kill_loses_nothing_the_rings_held() -> None:
             # every sample of the old ring up to the kill is archived: none lost, no gap
             assert lo == 0 and hi + 1 == count and count >= seen, (epochs, seen)
             assert rows(f"select count(*) from gaps where epoch = {old_epoch}")[0][0] == 0
+            report = reconcile(rows)
+            assert not check(report), check(report)  # nothing twice, missing or phantom
             down = rows("select value, extra from events where id = 'rtoc.instance_down'")
             assert len(down) == 1 and float(down[0][0]) > 0, down  # the downtime, in the archive
             assert "ring(s) of a dead instance" in again.log()
