@@ -77,6 +77,9 @@ class Instance:
             except ControlTimeout:
                 continue
             running = all(p["state"] == "running" for p in st["processes"] if p["kind"] == "engine")
+            # frontends say when they are ready (the archiver connected, the websocket listens)
+            running = running and not any(p["state"] == "starting" for p in st["processes"]
+                                           if p["kind"] == "frontend")
             have = {s["name"] for s in st["signals"] if s["written"] > 0}
             if running and set(signals) <= have:
                 return
