@@ -45,7 +45,8 @@ def main() -> None:
             rows = lambda sql, inst=inst: inst.client.request("query", sql=sql)["rows"]  # noqa: E731
             try:
                 if r:  # the dead instance's ring is archived before the new one's samples
-                    inst.wait_for(lambda: len(rows("select distinct epoch from samples")) > r, timeout=60)
+                    inst.wait_for(lambda rows=rows, r=r: len(rows("select distinct epoch from samples")) > r,
+                                  timeout=60)
                     rep = reconcile(rows)
                     epoch = sorted(e for _, e in rep)[r - 1]
                     old = rep[("G.Sine", epoch)]

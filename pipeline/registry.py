@@ -20,7 +20,6 @@ from pathlib import Path
 
 from rtoc.pipeline.ring import Ring, RingReader, capacity_for, file_size
 
-from rtoc.files import write_atomic
 from rtoc.errors import (
     InstanceError,
     InstanceRunning,
@@ -28,6 +27,7 @@ from rtoc.errors import (
     SignalNotFound,
     SignalOwned,
 )
+from rtoc.files import write_atomic
 from rtoc.model import check_part, signal_name
 from rtoc.paths import instance_dir
 

@@ -26,20 +26,20 @@ import zmq
 from rtoc.frontends.archive.backend import ArchiveBatch, Backend
 from rtoc.frontends.archive.batcher import Backfill, Batcher
 from rtoc.frontends.archive.dead_rings import recover
-from rtoc.pipeline.registry import dead_folders
 from rtoc.frontends.archive.queries import Queries
 from rtoc.frontends.archive.resume_file import ResumeFile
 from rtoc.frontends.archive.spool import Spool
 from rtoc.frontends.archive.unwritable import Unwritable
 from rtoc.pipeline.bus import DataBatch, Meta, Subscriber
 from rtoc.pipeline.child import ChildSpec, run_child
+from rtoc.pipeline.registry import dead_folders
 from rtoc.pipeline.ring import Ring, RingReader
 
 from rtoc import wire
 from rtoc.config import Config
-from rtoc.paths import instance_dir
 from rtoc.errors import ArchiveError, ArchiveUnavailable, RtocError, error_reply
 from rtoc.model import Event
+from rtoc.paths import instance_dir
 
 log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # s: back-off while the database is away
@@ -286,7 +286,6 @@ class Archiver:
             batch.gaps.extend(self.unwritable.take_gaps())  # what earlier outages lost
             try:
                 self.written += self.backend.write(batch)
-                self.ends.note(batch)
                 self._recovered()
                 return
             except ArchiveUnavailable as exc:

@@ -1,5 +1,6 @@
-"""Where each ring's archiving got to, kept beside the spool: the end of what was written to
-the database or spooled, per ``(name, epoch)``.
+"""Where each ring's archiving got to, kept beside the spool: the end of what was spooled,
+per ``(name, epoch)`` (what the database took, it says itself; noting only spooled batches
+keeps a file write and fsync off the normal write path).
 
 An archiver that restarts while the database is away (or still behind its spool) could not
 ask the database where to go on: it started at seq 0, recorded everything older than the
@@ -40,7 +41,7 @@ class ResumeFile:
             return {}
 
     def note(self, batch: ArchiveBatch) -> None:
-        """``batch`` was written or spooled: its chunks and gaps are handled."""
+        """``batch`` was spooled: its chunks and gaps count as archived."""
         with self.lock:
             self._note(batch)
 

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import orjson
-
 from rtoc.frontends.websocket.json_protocol import commands
 from rtoc.frontends.websocket.json_protocol.fanout import dumps
 from rtoc.frontends.websocket.validate import BadRequest

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import signal
+import sys
 import tempfile
 import time
 import uuid

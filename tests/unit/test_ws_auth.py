@@ -313,9 +313,9 @@ def test_a_locked_user_name_still_logs_in_from_an_address_it_used_before() -> No
 
 
 def test_the_login_throttle_takes_its_settings_from_the_config() -> None:
-    from rtoc.config import loads
-
     from rtoc.frontends.websocket.server import Server
+
+    from rtoc.config import loads
 
     cfg = loads('[websocket]\nlogin_max_failures = 2\nlogin_window = 10.0\nlogin_lockout = 5.0\n'
                 'login_max_lockout = 50.0\n').websocket
