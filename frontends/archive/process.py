@@ -79,6 +79,7 @@ class Archiver:
         self.thread = threading.Thread(target=self._writer, name="archive-writer", daemon=True)
         self.written = self.spooled = 0
         self.last_error = ""
+        self.outage = ""  # why the database is away, while an outage is on (logged once)
         self.unwritable = Unwritable()  # batches neither written nor spooled (both disks full)
         self.ends = ResumeFile(spool.folder / "resume.json")  # what was written or spooled
 
@@ -112,11 +113,15 @@ class Archiver:
         except ArchiveUnavailable as exc:
             self._down(exc)
             return False
-        if not self.up and self.last_error:
-            log.info("archive: database available again (was: %s)", self.last_error)
-        self.up = True
-        self.retry_delay = RETRY_FIRST
+        self.up = True  # the outage ends with the first write that works (_wrote)
         return True
+
+    def _wrote(self) -> None:
+        """A write the database took: an outage is over (logged once, as its start was)."""
+        if self.outage:
+            log.info("archive: database available again (was: %s)", self.outage)
+            self.outage = ""
+        self.retry_delay = RETRY_FIRST
 
     def _follow(self, s: dict, now: float) -> None:
         """A ring to archive; read what it holds beyond the archive's end."""
@@ -286,6 +291,7 @@ class Archiver:
             batch.gaps.extend(self.unwritable.take_gaps())  # what earlier outages lost
             try:
                 self.written += self.backend.write(batch)
+                self._wrote()
                 self._recovered()
                 return
             except ArchiveUnavailable as exc:
@@ -346,8 +352,7 @@ class Archiver:
 
     def _replay(self, now: float) -> None:
         if not self.up and not self._connect():
-            self.retry_at = now + self.retry_delay
-            self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
+            self._back_off(now)
             return
         pending = self.spool.pending()
         for path in pending:  # in order; stop at the first failure
@@ -356,9 +361,10 @@ class Archiver:
                 continue
             try:
                 self.written += self.backend.write(batch)
+                self._wrote()
             except ArchiveUnavailable as exc:
                 self._down(exc)
-                self.retry_at = now + self.retry_delay
+                self._back_off(now)
                 return
             except ArchiveError as exc:
                 self._refused(path, exc)
@@ -375,11 +381,17 @@ class Archiver:
         self.last_error = str(exc)
         log.error("archive: the database refused a batch (%s); kept in %s", exc, bad)
 
+    def _back_off(self, now: float) -> None:
+        self.retry_at = now + self.retry_delay
+        self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
+
     def _down(self, exc: Exception) -> None:
-        if self.up or not self.last_error:
+        """The database is away. Logged once per outage: a database that takes connections
+        but no writes (its disk full) once logged this at every retry, 82 times in 40 s."""
+        if not self.outage:
             log.warning("archive: database unavailable (%s); spooling to %s", exc, self.spool.folder)
         self.up = False
-        self.last_error = str(exc)
+        self.last_error = self.outage = str(exc)
 
     def _call(self, fn, *args):
         with self.lock:
