@@ -174,6 +174,38 @@ class WebsocketConfig:
     login_max_lockout: float = 900.0        # s ... up to this
 
 
+TELEGRAM_ROLES = ("blocked", "custom", "read", "write", "admin")
+TELEGRAM_LEVELS = ("all", "warnings", "errors", "none")
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram bot; it runs only when ``token`` or ``token_env`` (the name of an
+    environment variable holding the token) is set. ``admins``: chat ids that are admins
+    (besides those paired with ``rtoc telegram pair``); everyone else starts as
+    ``default_role``."""
+
+    token: str = ""
+    token_env: str = ""
+    base_url: str = ""                # a self-hosted Bot API server ("": api.telegram.org)
+    mode: str = "polling"             # or "webhook"
+    webhook_url: str = ""             # the public https URL Telegram posts updates to
+    webhook_listen: str = "127.0.0.1"  # where the webhook server listens (behind a proxy)
+    webhook_port: int = 8443
+    admins: tuple[int, ...] = ()
+    default_role: str = "blocked"     # blocked, custom, read, write or admin
+    default_level: str = "warnings"   # notifications of a new user: all, warnings, errors, none
+    chat_rate: float = 1.0            # messages per second to one chat at most (Telegram's limit)
+    total_rate: float = 30.0          # messages per second to all chats together at most
+    queue_bytes: int = 1 << 20        # notification text waiting (Telegram away) before the oldest drop
+    plot_width: int = 1280            # px of a plot
+    plot_height: int = 720
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token or self.token_env)
+
+
 @dataclass(frozen=True)
 class Config:
     instance: str = "default"
@@ -186,6 +218,7 @@ class Config:
     automation: AutomationConfig = field(default_factory=AutomationConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
     events: tuple[EventRule, ...] = ()
     actions: tuple[ActionRule, ...] = ()
     source: str = ""  # the file it came from ("" = built-in defaults); not a TOML key
@@ -210,6 +243,11 @@ class Config:
     def spool_path(self) -> Path:
         return Path(self.archive.spool_dir).expanduser() if self.archive.spool_dir else \
             self.data_path / "spool" / self.instance
+
+    @property
+    def telegram_path(self) -> Path:
+        """The bot's users (roles, levels, shortcuts) and the pairing code."""
+        return self.data_path / "telegram" / self.instance
 
     @property
     def rules_path(self) -> Path:
@@ -324,6 +362,7 @@ def _check(config: Config, text: str, source: str) -> None:
         fail(f"must be 0 (automatic) or 1..256, got {a.threads}", "archive.threads")
     _check_bus(config.bus, fail)
     _check_websocket(config.websocket, fail)
+    _check_telegram(config.telegram, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
         for i, name in enumerate(names):
@@ -406,11 +445,45 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
                  "plain password", f"websocket.users[{i}].password_hash")
 
 
+def _check_telegram(t: TelegramConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    if t.token and not re.fullmatch(r"[0-9]{1,20}:[A-Za-z0-9_-]{10,100}", t.token):
+        fail("must be a bot token as @BotFather gives it (digits:letters)", "telegram.token")
+    if t.token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,100}", t.token_env):
+        fail(f"must be the name of an environment variable, got {t.token_env!r}", "telegram.token_env")
+    if t.mode not in ("polling", "webhook"):
+        fail(f"must be polling or webhook, got {t.mode!r}", "telegram.mode")
+    if t.mode == "webhook" and not t.webhook_url.startswith("https://"):
+        fail("mode = webhook needs webhook_url, the public https:// URL Telegram posts to",
+             "telegram.webhook_url")
+    if t.base_url and not re.fullmatch(r"https?://[^\s]+", t.base_url):
+        fail(f"must be an http(s) URL, got {t.base_url!r}", "telegram.base_url")
+    if t.default_role not in TELEGRAM_ROLES:
+        fail(f"must be one of {', '.join(TELEGRAM_ROLES)}, got {t.default_role!r}", "telegram.default_role")
+    if t.default_level not in TELEGRAM_LEVELS:
+        fail(f"must be one of {', '.join(TELEGRAM_LEVELS)}, got {t.default_level!r}", "telegram.default_level")
+    for key in ("chat_rate", "total_rate"):
+        if not 0 < getattr(t, key) <= 1000:
+            fail(f"must be > 0 and <= 1000 (messages per second), got {getattr(t, key)}", f"telegram.{key}")
+    if t.queue_bytes < 1024:
+        fail(f"must be >= 1024 (bytes), got {t.queue_bytes}", "telegram.queue_bytes")
+    for key in ("plot_width", "plot_height"):
+        if not 200 <= getattr(t, key) <= 4000:
+            fail(f"must be 200-4000 (pixels), got {getattr(t, key)}", f"telegram.{key}")
+    if not 0 < t.webhook_port <= 65535:
+        fail(f"must be 1-65535, got {t.webhook_port}", "telegram.webhook_port")
+
+
+HIDDEN = "(hidden)"
+
+
 def to_toml(config: Config) -> str:
     """The effective configuration as TOML (what ``rtoc config`` prints); ``loads`` reads
-    it back to an equal Config, whatever the texts hold (tomli-w writes it)."""
+    it back to an equal Config, whatever the texts hold (tomli-w writes it). The Telegram
+    token is printed as ``(hidden)``: it is a password to the bot."""
     tree: dict[str, Any] = {f.name: _plain(getattr(config, f.name))
                             for f in dataclasses.fields(config) if f.name != "source"}
+    if config.telegram.token:
+        tree["telegram"]["token"] = HIDDEN
     tree["data_dir"] = str(config.data_path)
     for kind in ("events", "actions"):
         tree[kind] = [rule.to_dict() for rule in getattr(config, kind)]

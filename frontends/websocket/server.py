@@ -522,6 +522,8 @@ class Server:
             lab = {"process": p["name"], "kind": p["kind"]}
             samples += [("rtoc_process_restarts_total", "Restarts of a child process", lab, p.get("restarts", 0)),
                         ("rtoc_process_up", "1 while the process runs", lab, 1.0 if p["state"] == "running" else 0.0)]
+            samples += [("rtoc_frontend_stat", "A frontend's counter (the Telegram bot's notifications ...)",
+                         {"process": p["name"], "stat": k}, v) for k, v in sorted(p.get("stats", {}).items())]
         samples.append(("rtoc_uptime_seconds", "Seconds since the supervisor started", {}, status.get("uptime", 0.0)))
         return routes.prometheus(samples)
 

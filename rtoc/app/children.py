@@ -34,6 +34,7 @@ class Child:
     restarts: int = 0
     last_exit: int | None = None
     description: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)  # a frontend's counters (frontend_stats)
 
     @property
     def identity(self) -> bytes:
@@ -52,7 +53,8 @@ class Child:
                 "pid": self.pid, "uptime": now - self.started_at if alive else 0.0,
                 "restarts": self.restarts, "last_exit": self.last_exit,
                 **({"url": url} if url is not None else {}),
-                **({"rejected": rejected} if rejected else {})}
+                **({"rejected": rejected} if rejected else {}),
+                **({"stats": self.stats} if self.stats else {})}
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Exit:
     stop_instance: bool = False
 
 
-ANNOUNCED = ("archiver", "websocket")  # frontends that say hello once ready
+ANNOUNCED = ("archiver", "websocket", "telegram")  # frontends that say hello once ready
 
 
 class ChildTable:
@@ -84,7 +86,7 @@ class ChildTable:
 
     def by_identity(self, identity: bytes) -> Child | None:
         """The child that sent from ``identity``, or None for a client."""
-        if identity in (b"engine", b"archiver", b"websocket"):
+        if identity in (b"engine", b"archiver", b"websocket", b"telegram"):
             return self.children.get(identity.decode())
         if identity.startswith(b"driver:"):
             child = self.children.get(identity[7:].decode(errors="replace"))

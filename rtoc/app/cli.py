@@ -88,6 +88,19 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_telegram_pair(args) -> int:
+    from rtoc.frontends.telegram import pairing
+
+    cfg = _config(args)
+    code = pairing.new_code(cfg.telegram_path, time.time())
+    print(f"Send this to the bot within {pairing.VALID / 60:.0f} minutes (it works once):\n\n"
+          f"    /pair {code}\n\nThe chat that sends it becomes an admin of instance {cfg.instance!r}.")
+    if not cfg.telegram.enabled:
+        print("\nNote: the bot is not configured yet: set [telegram] token (or token_env) in "
+              f"{cfg.source or 'rtoc.toml'} and start rtoc.")
+    return 0
+
+
 def cmd_status(args) -> int:
     with _client(args) as c:
         st = c.request("status")
@@ -102,6 +115,10 @@ def cmd_status(args) -> int:
         print("persisted parameter values set aside (the defaults are used; params/NAME.rejected.json):")
         print(_table(rows, ["driver", "parameter", "value", "reason"]))
         print()
+    for p in st["processes"]:
+        if p.get("stats"):
+            print(f"{p['name']}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(p["stats"].items())))
+            print()
     rows = [[s["name"], f"{s['rate']:.6g}/s", s["written"], s["lost"]] for s in st["signals"]]
     print(_table(rows, ["signal", "rate", "written", "lost"]))
     return 0
@@ -247,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--role", default="read", choices=("read", "write", "admin"))
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     pw.set_defaults(fn=cmd_passwd)
+    tg = sub.add_parser("telegram", help="the Telegram bot").add_subparsers(dest="telegram_cmd", required=True)
+    tg.add_parser("pair", help="print a one-time code that makes the chat sending it an admin"
+                  ).set_defaults(fn=cmd_telegram_pair)
     sub.add_parser("keys", help="make CURVE keys for [bus] (needed for tcp:// endpoints)"
                    ).set_defaults(fn=cmd_keys)
     cli_events.add_parsers(sub, _client, _endpoints)

@@ -38,6 +38,7 @@ from rtoc.errors import (
     error_reply,
 )
 from rtoc.events.automation import has_automations
+from rtoc.frontends import telegram as telegram_frontend
 from rtoc.frontends.archive import process as archive_process
 from rtoc.frontends.automation import host as automation_host
 from rtoc.frontends.websocket import server as websocket_server
@@ -119,6 +120,9 @@ class Supervisor:
             self._add("archiver", "frontend", archive_process.main, "archiver")
         if cfg.websocket.enabled:
             self._add("websocket", "frontend", websocket_server.main, "websocket")
+        if cfg.telegram.enabled:
+            telegram_frontend.check_installed()
+            self._add("telegram", "frontend", telegram_frontend.main, "telegram")
         if cfg.automation.enabled and has_automations(cfg.automation_path):
             self._add("automation", "frontend", automation_host.main, "automation")
 
@@ -324,7 +328,7 @@ class Supervisor:
         }
 
     # ops only a child sends about itself
-    CHILD_OPS = ("hello", "driver_state", "engine_stats", "create_signal")
+    CHILD_OPS = ("hello", "driver_state", "engine_stats", "create_signal", "frontend_stats")
 
     def _handle(self, identity: bytes, msg: dict) -> dict | None:
         op = msg.get("op")
@@ -356,6 +360,11 @@ class Supervisor:
             child.state, child.description = "running", desc if isinstance(desc, dict) else {}
             self._meta("driver_state", name=child.name, state=msg.get("state"))
             return None
+        if op == "frontend_stats" and child.kind == "frontend":  # counters for status, /metrics
+            stats = msg.get("stats")
+            child.stats = {k: v for k, v in stats.items() if isinstance(k, str) and
+                           isinstance(v, (int, float))} if isinstance(stats, dict) else {}
+            return {"ok": True}
         if op == "engine_stats":
             stats = msg.get("signals")
             self.engine_stats = stats if isinstance(stats, dict) else {}

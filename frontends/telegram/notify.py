@@ -1,0 +1,137 @@
+"""The notification queue: Telegram's rate limits, coalescing of bursts, a byte bound.
+
+Telegram takes about one message per second per chat and 30 per second in all. Events come
+faster (a 500-event burst in 10 s), so each chat has a queue; when its turn comes and more
+than ``coalesce_after`` notes wait, they go out as one summary ("… and 37 more events from
+Generator"), never silently dropped. While Telegram is away the queues wait, bounded by
+``max_bytes`` of text in all; past it the oldest notes drop, counted, and the chat's next
+message says how many. Pure: time is an argument (``due(now)``, ``next_deadline()``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+
+MAX_SUMMARY_LINES = 3
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    priority: int = 0
+    source: str = ""  # the device, for the summary
+    rendered: bool = False  # a whole message already (a summary sent back after a failure)
+    buttons: tuple = ()     # (a single note's) inline buttons, as the core made them
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    chat_id: int
+    text: str
+    notes: int  # notifications this message carries
+    buttons: tuple = ()
+
+
+class Notifier:
+    def __init__(self, chat_rate: float = 1.0, total_rate: float = 30.0, max_bytes: int = 1 << 20,
+                 coalesce_after: int = 2):
+        self.chat_gap, self.total_rate = 1.0 / chat_rate, total_rate
+        self.max_bytes, self.coalesce_after = max_bytes, coalesce_after
+        self.queues: dict[int, deque[Note]] = {}
+        self.next_at: dict[int, float] = {}
+        self.dropped_for: Counter[int] = Counter()
+        self.tokens, self.refilled = total_rate, None
+        self.bytes = 0
+        self.stats = {"queued": 0, "sent": 0, "coalesced": 0, "dropped": 0, "messages": 0}
+
+    def push(self, chat_id: int, note: Note) -> None:
+        self.queues.setdefault(chat_id, deque()).append(note)
+        self.bytes += len(note.text)
+        self.stats["queued"] += 1
+        while self.bytes > self.max_bytes:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        chat = max(self.queues, key=lambda c: len(self.queues[c]))
+        note = self.queues[chat].popleft()
+        self.bytes -= len(note.text)
+        self.stats["dropped"] += 1
+        self.dropped_for[chat] += 1
+        if not self.queues[chat]:
+            del self.queues[chat]
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def _refill(self, now: float) -> None:
+        if self.refilled is not None:
+            self.tokens = min(self.total_rate, self.tokens + (now - self.refilled) * self.total_rate)
+        self.refilled = now
+
+    def due(self, now: float) -> list[Outgoing]:
+        """The messages that may go now, at most one per chat, within the total rate."""
+        self._refill(now)
+        out = []
+        for chat in sorted(self.queues, key=lambda c: self.next_at.get(c, 0.0)):
+            if self.tokens < 1:
+                break
+            if self.next_at.get(chat, 0.0) > now:
+                continue
+            out.append(self._take(chat))
+            self.next_at[chat] = now + self.chat_gap
+            self.tokens -= 1
+        return out
+
+    def _take(self, chat: int) -> Outgoing:
+        q = self.queues.pop(chat)
+        if len(q) <= self.coalesce_after or q[0].rendered:
+            first = q.popleft()
+            notes = [first]
+            if q:
+                self.queues[chat] = q
+        else:
+            notes = list(q)
+            self.stats["coalesced"] += len(notes) - 1
+        self.bytes -= sum(len(n.text) for n in notes)
+        text = notes[0].text if len(notes) == 1 else summary(notes)
+        if self.dropped_for[chat]:
+            text += f"\n({self.dropped_for.pop(chat)} older notifications were dropped: queue full)"
+        self.stats["sent"] += len(notes)
+        self.stats["messages"] += 1
+        return Outgoing(chat, text, len(notes), notes[0].buttons if len(notes) == 1 else ())
+
+    def failed(self, out: Outgoing, retry_at: float) -> None:
+        """Sending ``out`` failed (Telegram away, or RetryAfter): it goes back to the front
+        of its chat's queue, and the chat waits until ``retry_at``."""
+        self.queues.setdefault(out.chat_id, deque()).appendleft(
+            Note(out.text, rendered=True, buttons=out.buttons))
+        self.bytes += len(out.text)
+        self.stats["sent"] -= out.notes
+        self.stats["messages"] -= 1
+        self.next_at[out.chat_id] = max(self.next_at.get(out.chat_id, 0.0), retry_at)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`due` may next return something (None: nothing waits)."""
+        if not self.queues:
+            return None
+        soonest = min(self.next_at.get(c, 0.0) for c in self.queues)
+        if self.tokens < 1 and self.refilled is not None:
+            soonest = max(soonest, self.refilled + (1 - self.tokens) / self.total_rate)
+        return soonest
+
+
+def summary(notes: list[Note]) -> str:
+    """One message for a burst: the first notes in full, then what else came, by device."""
+    shown = notes[:MAX_SUMMARY_LINES]
+    rest = notes[MAX_SUMMARY_LINES:]
+    lines = [n.text for n in shown]
+    if rest:
+        worst = Counter(n.priority for n in rest)
+        kinds = ", ".join(f"{worst[p]} {name}" for p, name in ((2, "errors"), (1, "warnings"))
+                          if worst[p])
+        sources = Counter(n.source or "rtoc" for n in rest)
+        where = ", ".join(f"{s} ({k})" for s, k in sources.most_common(5))
+        lines.append(f"… and {len(rest)} more events{f' ({kinds})' if kinds else ''} from {where}")
+    return "\n\n".join(lines)

@@ -1,0 +1,136 @@
+"""What the bot's screens say: texts (Telegram HTML) built from the instance's answers.
+
+Pure functions of data; every text from the instance or a user is escaped (``esc``), so a
+signal named ``<b>`` or an event text with ``&`` shows as written. The buttons are built by
+the core (:mod:`.core`), which alone knows the callback tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import re
+
+from rtoc.model import Event
+
+PRIORITY_ICONS = {0: "ℹ️", 1: "⚠️", 2: "🛑"}
+PERIODS = {"10m": 600.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.I)
+_UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_PERIOD = 366 * 86400.0
+MAX_ROWS = 40  # rows of a table in one message (Telegram's 4096 characters)
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def duration(text: str) -> float:
+    """``"2h"`` -> 7200.0; ValueError naming what is accepted."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a period; write e.g. 30m, 2h, 7d")
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    if not 1.0 <= seconds <= MAX_PERIOD:
+        raise ValueError(f"a period is 1 s to 366 d, got {text!r}")
+    return seconds
+
+
+def period_name(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def value(y: object) -> str:
+    if isinstance(y, float):
+        return "nan" if math.isnan(y) else f"{y:.6g}"
+    return str(y)
+
+
+def age(seconds: float) -> str:
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def clock(t: float) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def latest_table(signals: list[dict], now: float) -> str:
+    """A monospace table: signal, value, unit, age."""
+    rows = [(s["name"], value(s["latest"]["y"]), s.get("unit") or "", age(now - s["latest"]["t"]))
+            for s in signals if s.get("latest")][:MAX_ROWS]
+    if not rows:
+        return "<b>Latest values</b>\nno signal has a value yet"
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    more = len([s for s in signals if s.get("latest")]) - len(rows)
+    tail = f"\n… {more} more (pin signals to choose)" if more > 0 else ""
+    return f"<b>Latest values</b> ({clock(now)})\n<pre>{esc(chr(10).join(lines))}</pre>{tail}"
+
+
+def event_text(ev: Event) -> str:
+    where = ".".join(p for p in (ev.device, ev.signal) if p)
+    val = "" if ev.value is None else f"\nvalue {esc(value(ev.value))}"
+    return (f"{PRIORITY_ICONS.get(ev.priority, '')} <b>{esc(where or 'rtoc')}</b>: {esc(ev.text)}"
+            f"{val}\n<i>{clock(ev.time)}</i>")
+
+
+def events_list(events: list[dict], min_priority: int) -> str:
+    names = {0: "all", 1: "warnings and errors", 2: "errors"}
+    if not events:
+        return f"<b>Events</b> ({names[min_priority]})\nnone"
+    lines = []
+    for e in events[:MAX_ROWS // 2]:
+        where = ".".join(p for p in (e.get("device", ""), e.get("signal", "")) if p)
+        lines.append(f"{PRIORITY_ICONS.get(e.get('priority', 0), '')} {clock(e['time'])} "
+                     f"<b>{esc(where or 'rtoc')}</b>: {esc(e.get('text', ''))}")
+    return f"<b>Events</b> ({names[min_priority]}, newest first)\n" + "\n".join(lines)
+
+
+def device_text(d: dict) -> str:
+    lines = [f"<b>{esc(d['name'])}</b>: {esc(d['state'])}"]
+    for p in d.get("parameters", []):
+        limits = "".join(f" {k} {p[k]}" for k in ("min", "max") if k in p)
+        lines.append(f"• {esc(p['name'])} = <code>{esc(value(p.get('value')))}</code> "
+                     f"({esc(p.get('type', ''))}{esc(limits)}) {esc(p.get('doc', ''))}".rstrip())
+    for f in d.get("functions", []):
+        lines.append(f"ƒ <code>{esc(f.get('signature', f['name']))}</code> {esc(f.get('doc', ''))}".rstrip())
+    return "\n".join(lines)
+
+
+def rules_text(listing: dict) -> str:
+    lines = ["<b>Automation</b>"]
+    for kind in ("events", "actions"):
+        for r in listing.get(kind, [])[:MAX_ROWS // 2]:
+            mark = "✅" if r.get("active", True) else "⏸"
+            what = r.get("cond") or "on " + ", ".join(map(str, r.get("listen") or ()))
+            lines.append(f"{mark} {kind[:-1]} <b>{esc(r['name'])}</b>: <code>{esc(what)}</code>")
+    if len(lines) == 1:
+        lines.append("no rules")
+    return "\n".join(lines)
+
+
+HELP = """<b>RTOC bot</b>
+/menu – the main menu
+/latest – latest values
+/signals – devices and signals
+/plot <i>Device.Signal [more] [period]</i> – e.g. <code>/plot Generator.Sine 2h</code>
+/csv <i>Device.Signal [period]</i> – the same range as CSV
+/events – the latest events
+/devices – start, stop, parameters, functions (write role)
+/automation – event rules and actions (write role)
+/shortcuts – your pinned signals and functions
+/settings – your notification level
+/users – users and roles (admin)
+/pair <i>CODE</i> – become admin with a code from <code>rtoc telegram pair</code>"""

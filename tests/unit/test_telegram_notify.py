@@ -1,0 +1,57 @@
+"""The notification queue: Telegram's rates, bursts coalesced (never silently dropped), a
+byte bound, and notes kept while Telegram is away. Time is an argument."""
+
+from __future__ import annotations
+
+from rtoc.frontends.telegram.notify import Note, Notifier
+
+
+def _run(n: Notifier, t0: float, seconds: float, step: float = 0.05) -> list:
+    out, t = [], t0
+    while t < t0 + seconds:
+        out += [(t, o) for o in n.due(t)]
+        t += step
+    return out
+
+
+def test_a_burst_of_500_events_is_coalesced_within_the_per_chat_rate() -> None:
+    n = Notifier(chat_rate=1.0, total_rate=30.0)
+    for i in range(500):  # 500 events in 10 s to one chat
+        n.push(7, Note(f"event {i}", i % 3, "Gen" if i % 2 else "Sys"))
+    sent = _run(n, 0.0, 12.0)
+    times = [t for t, _ in sent]
+    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(times, times[1:], strict=False))  # 1 per second
+    assert sum(o.notes for _, o in sent) == 500  # every event accounted for
+    assert n.stats["coalesced"] == 500 - len(sent) and n.stats["dropped"] == 0
+    assert "more events" in sent[0][1].text or len(sent) == 500
+
+
+def test_the_total_rate_holds_across_chats() -> None:
+    n = Notifier(chat_rate=1.0, total_rate=30.0)
+    for chat in range(100):
+        n.push(chat, Note("x"))
+    first = n.due(0.0)
+    assert len(first) == 30
+    assert len(n.due(0.5)) == 15  # refilled at 30/s
+    assert n.waiting == 55
+
+
+def test_a_full_queue_drops_the_oldest_counts_them_and_says_so() -> None:
+    n = Notifier(max_bytes=1024, coalesce_after=1000)
+    for i in range(200):
+        n.push(1, Note(f"note {i:04d}" + "." * 90))
+    assert n.bytes <= 1024 and n.stats["dropped"] == 200 - n.waiting
+    (out,) = n.due(0.0)
+    assert "older notifications were dropped" in out.text
+
+
+def test_notes_wait_while_telegram_is_away_and_keep_their_order() -> None:
+    n = Notifier()
+    n.push(1, Note("first"))
+    n.push(1, Note("second"))
+    (out,) = n.due(0.0)
+    n.failed(out, retry_at=20.0)  # the send failed: Telegram away for 20 s
+    assert n.due(10.0) == [] and n.next_deadline() == 20.0
+    (again,) = n.due(20.0)
+    assert again.text == "first" and n.stats["sent"] == 1
+    assert n.due(21.0)[0].text == "second"
