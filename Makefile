@@ -13,6 +13,10 @@ $(VENV)/.base: pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+$(VENV)/.run: $(VENV)/.base      # the Telegram bot's libraries: a token in rtoc.toml starts it
+	$(BIN)/python -m pip install -q -e '.[telegram]'
+	touch $@
+
 $(VENV)/.test: $(VENV)/.base
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
@@ -23,7 +27,7 @@ $(VENV)/.bench: $(VENV)/.test
 
 setup: $(VENV)/.base            ## create .venv and install rtoc
 
-run: $(VENV)/.base              ## run RTOC on its embedded defaults (Ctrl-C stops)
+run: $(VENV)/.run               ## run RTOC on its embedded defaults (Ctrl-C stops)
 	$(BIN)/rtoc $(ARGS) run
 
 test: $(VENV)/.test             ## unit + integration + e2e tests, then the layer contracts

@@ -23,6 +23,9 @@ def check_installed() -> None:
 def main(spec) -> None:
     """Entry point of the Telegram process (spawned by the supervisor); the libraries are
     imported here, not when the supervisor imports this package."""
+    import os
+
+    os.environ.setdefault("PTB_TIMEDELTA", "true")  # RetryAfter.retry_after as a timedelta, no deprecation warning
     from .process import main as run
 
     run(spec)

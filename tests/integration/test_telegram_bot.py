@@ -154,3 +154,60 @@ def test_a_paired_admin_watches_plots_controls_and_is_alarmed(tmp_path: Path) ->
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
     assert log.count("the Bot API does not answer") == 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)
+def test_webhook_mode_takes_updates_posted_with_the_secret_and_a_failed_set_my_commands_is_not_fatal(
+        tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("tornado")
+    port = _free_port()
+    with BotApiServer(token=TOKEN) as api:
+        api.fail_next("setMyCommands", 400, retry_after=None, description="Bad Request: test")
+        config = CONFIG.replace("{token}", TOKEN).replace("{base}", f"http://127.0.0.1:{api.port}") + f'''
+mode = "webhook"
+webhook_url = "https://rtoc.example/hook"
+webhook_port = {port}
+admins = [{ADMIN}]
+'''
+        with Instance.start(config, ("Generator.Sine",), folder=tmp_path) as inst:
+            (hook,) = api.wait_sent("setWebhook", timeout=30)
+            url, secret = hook.params["url"], hook.params["secret_token"]
+            assert url.startswith("https://rtoc.example/hook/") and len(secret) >= 20
+            path = url.removeprefix("https://rtoc.example/hook")
+            update = {"update_id": 1, "message": {
+                "message_id": 1, "date": int(time.time()), "text": "/latest",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+                "chat": {"id": ADMIN, "type": "private"},
+                "from": {"id": ADMIN, "is_bot": False, "first_name": "Root"}}}
+
+            def post(token: str) -> int:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(update).encode(),
+                                             {"Content-Type": "application/json",
+                                              "X-Telegram-Bot-Api-Secret-Token": token})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        return r.status
+                except urllib.error.HTTPError as exc:
+                    exc.close()
+                    return exc.code
+
+            inst.wait_for(lambda: "running (webhook)" in inst.log(), 20)
+            assert post("forged") == 403  # an update without the secret is refused
+            assert post(secret) == 200
+            _text_to(api, ADMIN, "Latest values")
+            assert not api.sent("getUpdates")
+        log = inst.log()
+    assert "the commands could not be registered (setMyCommands)" in log
+    assert TOKEN not in log

@@ -23,6 +23,7 @@ from rtoc.config import (
     DriverConfig,
     EngineConfig,
     SupervisorConfig,
+    TelegramConfig,
     UserConfig,
     WebsocketConfig,
     error_at,
@@ -327,7 +328,8 @@ def test_error_at_without_a_file_has_no_line() -> None:
 # -- every key, one at a time: the error names that key and its line ------------------------
 HASH = "scrypt$16384$8$1$c2FsdA==$aGFzaA=="
 SECTIONS = {"engine": EngineConfig, "supervisor": SupervisorConfig, "bus": BusConfig,
-            "automation": AutomationConfig, "archive": ArchiveConfig, "websocket": WebsocketConfig}
+            "automation": AutomationConfig, "archive": ArchiveConfig, "websocket": WebsocketConfig,
+            "telegram": TelegramConfig}
 TABLES = {  # arrays of tables, two each: the second's keys must not be found in the first
     "websocket.users": [{"name": "ann", "password_hash": HASH, "role": "write"},
                         {"name": "bob", "password_hash": HASH, "role": "read"}],
@@ -643,3 +645,18 @@ def test_to_toml_round_trips_any_params_and_text(params: dict, text: str) -> Non
     c = Config(data_dir="/d", drivers=(DriverConfig("A", "m:C", params=params),),
                bus=BusConfig(control=text))
     assert _reloaded(c) == c
+
+
+def test_telegram_settings_are_checked_and_the_token_is_never_printed() -> None:
+    from rtoc.config import to_toml
+
+    assert fails('[telegram]\ntoken = "not a token"\n').key == "telegram.token"
+    assert fails('[telegram]\ntoken_env = "A B"\n').key == "telegram.token_env"
+    assert fails('[telegram]\ntoken_env = "T"\nmode = "webhook"\n').key == "telegram.webhook_url"
+    assert fails('[telegram]\ndefault_role = "root"\n').key == "telegram.default_role"
+    assert fails('[telegram]\nchat_rate = 0\n').key == "telegram.chat_rate"
+    c = loads('[telegram]\ntoken = "123456:SECRETsecretSECRET"\nadmins = [5]\n')
+    assert c.telegram.enabled and c.telegram.admins == (5,)
+    text = to_toml(c)
+    assert "SECRETsecretSECRET" not in text and 'token = "(hidden)"' in text
+    assert not loads("").telegram.enabled
