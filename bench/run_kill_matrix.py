@@ -42,7 +42,7 @@ from rtoc.config import SupervisorConfig
 from rtoc.errors import RtocError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reconcile import check, reconcile  # noqa: E402
+from reconcile import check, reconcile_file  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGNAL = "G.Sine"
@@ -146,9 +146,11 @@ def main() -> None:
             # longer than a control request may, so it reads the file after the stop
             inst.wait_for(lambda: _rows(inst) >= written, timeout=300, interval=1.0)
             status = inst.client.request("archive_status")
+        RESULTS.mkdir(exist_ok=True)  # the kills' figures first: the reconciliation is long
+        (RESULTS / "kill-matrix-latest.json").write_text(json.dumps({"kills": kills}, indent=1))
         con = duckdb.connect(str(folder / "data" / "archive" / f"{name}.duckdb"), read_only=True)
         try:
-            report = reconcile(lambda sql: con.execute(sql).fetchall())
+            report = reconcile_file(con)
         finally:
             con.close()
     finally:

@@ -466,9 +466,9 @@ def _check_telegram(t: TelegramConfig, fail: typing.Callable[[str, str], typing.
             fail(f"must be > 0 and <= 1000 (messages per second), got {getattr(t, key)}", f"telegram.{key}")
     if t.queue_bytes < 1024:
         fail(f"must be >= 1024 (bytes), got {t.queue_bytes}", "telegram.queue_bytes")
-    for key in ("plot_width", "plot_height"):
-        if not 200 <= getattr(t, key) <= 4000:
-            fail(f"must be 200-4000 (pixels), got {getattr(t, key)}", f"telegram.{key}")
+    for key, least in (("plot_width", 240), ("plot_height", 160)):
+        if not least <= getattr(t, key) <= 4000:
+            fail(f"must be {least}-4000 (pixels), got {getattr(t, key)}", f"telegram.{key}")
     if not 0 < t.webhook_port <= 65535:
         fail(f"must be 1-65535, got {t.webhook_port}", "telegram.webhook_port")
 

@@ -61,3 +61,36 @@ def check(report: dict[Key, dict[str, int]], written: dict[str, int] | None = No
         if r is None or r["end"] < n:
             broken.append(f"{name}: {n} written, archive ends at {r['end'] if r else 0}")
     return broken
+
+
+def reconcile_file(con, batch: int = 1 << 22) -> dict[Key, dict[str, int]]:
+    """:func:`reconcile` of a large DuckDB archive through ``con`` (a duckdb connection),
+    in bounded memory: each ring epoch's seqs are streamed into a bitmap (one byte per seq)
+    instead of ``count(distinct)``, whose hash table needs more than the machine has at
+    ~10^9 rows (it failed with "Out of Memory" at 600 M)."""
+    import numpy as np
+
+    out: dict[Key, dict[str, int]] = {}
+    keys = con.execute("select s.id, s.name, x.epoch, count(*), min(x.seq), max(x.seq) from samples x "
+                       "join signals s on s.id = x.signal group by s.id, s.name, x.epoch").fetchall()
+    for sig, name, epoch, rows, first, last in keys:
+        seen = np.zeros(int(last) + 1, np.uint8)
+        dup = 0
+        reader = con.sql(f"select seq from samples where signal = {int(sig)} "
+                         f"and epoch = {int(epoch)}").to_arrow_reader(batch)
+        for rb in reader:
+            seq = rb.column(0).to_numpy()
+            dup += int(np.count_nonzero(seen[seq]))
+            uniq, counts = np.unique(seq, return_counts=True)  # repeats inside one batch
+            dup += int((counts - 1).sum())
+            seen[uniq] = 1
+        gaps = con.execute("select first_seq, count from gaps where signal = ? and epoch = ?",
+                           [sig, epoch]).fetchall()
+        declared = sum(int(c) for _, c in gaps)
+        phantom = sum(int(np.count_nonzero(seen[int(f):int(f) + int(c)])) for f, c in gaps)
+        distinct = int(np.count_nonzero(seen))
+        out[(name, int(epoch))] = {"archived": int(rows), "duplicates": dup, "first": int(first),
+                                   "end": int(last) + 1, "gaps": declared, "phantom": phantom,
+                                   "distinct": distinct,
+                                   "missing": max(0, int(last) + 1 - distinct - (declared - phantom))}
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +30,9 @@ from rtoc.events.rules import EventRule
 from rtoc.model import Event
 
 from . import pairing, screens
-from .notify import Note, Notifier
+from .notify import Note, Notifier, Outgoing
 from .plot import Mark, Series, points_for, render_csv, render_png
-from .users import LEVELS, ROLES, User, UserStore
+from .users import LEVELS, ROLES, User, UserStore, rank
 
 log = logging.getLogger(__name__)
 Buttons = tuple[tuple[tuple[str, str], ...], ...]  # rows of (label, callback data)
@@ -39,6 +40,8 @@ TOKEN_TTL = 86400.0   # s a button works
 INPUT_TTL = 600.0     # s the bot waits for typed input
 MAX_TOKENS = 512      # per chat; the oldest go first
 MAX_INPUT = 2000      # characters of typed input
+USERS_PAGE = 30       # users on one page of the Users menu
+INT64 = 1 << 63       # the control plane carries 64-bit integers
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,11 @@ class BotCore:
     # -- updates ---------------------------------------------------------------------------
     def message(self, chat_id: int, name: str, text: str, now: float) -> list[Action]:
         self.stats["updates"] += 1
-        text = text[:MAX_INPUT]
         user = self.users.join(chat_id, name)
         out = Reply(chat_id)
+        if len(text) > MAX_INPUT:  # refused whole: a value cut short is not what was sent
+            out.show(f"❌ that is {len(text)} characters; at most {MAX_INPUT}")
+            return out.actions
         word, _, rest = text.strip().partition(" ")
         command = word[1:].split("@")[0].lower() if word.startswith("/") else ""
         try:
@@ -155,9 +160,13 @@ class BotCore:
                 self._typed(user, text, now, out)
             else:
                 out.show("send /menu for the menu, /help for the commands")
-        except RtocError as exc:
+        except (RtocError, ValueError, ArithmeticError) as exc:
             self.stats["errors"] += 1
-            out.show(f"❌ {screens.esc(exc)}")
+            out.show(f"❌ {screens.esc(screens.cut(exc, 1000))}")
+        except Exception:  # our bug: logged, answered, and the bot goes on
+            log.exception("telegram: the message %r of chat %d failed", text[:80], chat_id)
+            self.stats["errors"] += 1
+            out.show("❌ internal error (logged)")
         return out.actions
 
     def press(self, chat_id: int, message_id: int, callback_id: str, data: str, now: float) -> list[Action]:
@@ -169,11 +178,17 @@ class BotCore:
             return [Answer(callback_id, "expired: send /menu")]
         action, args, _ = entry
         out = Reply(chat_id, message_id)
+        self.pending.pop(chat_id, None)  # a button leaves any question asked before
         try:
             allowed = self._run(user, action, args, now, out)
-        except RtocError as exc:
+        except (RtocError, ValueError, ArithmeticError) as exc:
             self.stats["errors"] += 1
-            out.actions.append(Send(chat_id, f"❌ {screens.esc(exc)}"))
+            out.actions.append(Send(chat_id, f"❌ {screens.esc(screens.cut(exc, 1000))}"))
+            allowed = True
+        except Exception:  # our bug: logged, answered, and the bot goes on
+            log.exception("telegram: the button %s of chat %d failed", action, chat_id)
+            self.stats["errors"] += 1
+            out.actions.append(Send(chat_id, "❌ internal error (logged)"))
             allowed = True
         return [Answer(callback_id, "" if allowed else "not allowed"), *out.actions]
 
@@ -192,12 +207,8 @@ class BotCore:
         words = rest.split()
         if command in ("plot", "csv"):
             period = 3600.0
-            if words:
-                try:
-                    period = screens.duration(words[-1])
-                    words = words[:-1]
-                except ValueError:
-                    pass  # a signal's name: the default period
+            if words and screens.looks_like_period(words[-1]):
+                period = screens.duration(words.pop())  # ValueError names the range
             return (tuple(words), period)
         return ()
 
@@ -218,21 +229,23 @@ class BotCore:
         if command == "pair":
             out.show("send /pair CODE with the code <code>rtoc telegram pair</code> prints")
         elif user.role == "blocked":
-            out.show(f"Hello {screens.esc(user.name)}. An admin must let you in first; "
-                     "they have been asked.")
-            if not user.asked:
+            out.show(f"Hello {screens.esc(screens.cut(user.name, 64))}. An admin must let you in "
+                     "first; they have been asked.")
+            if not user.asked and self.users.admin_ids():  # asked once there is an admin
                 user.asked = True
                 self.users.save()
-                self._ask_admins(user, now, out)
+                self._ask_admins(user)
         else:
             self._do_menu(user, (), now, out)
 
-    def _ask_admins(self, newcomer: User, now: float, out: Reply) -> None:
+    def _ask_admins(self, newcomer: User) -> None:
+        """Through the notification queue: a crowd of strangers is rate-limited and
+        coalesced like any burst (the Users menu lists them all)."""
+        rows = ((*(("let in as " + r, "role", newcomer.chat_id, r) for r in ("read", "write")),),
+                (("keep blocked", "role", newcomer.chat_id, "blocked"),))
+        text = f"👤 {screens.esc(screens.cut(newcomer.name, 64))} (chat {newcomer.chat_id}) wants to use the bot"
         for admin in self.users.admin_ids():
-            rows = [[(f"let in as {r}", "role", newcomer.chat_id, r) for r in ("read", "write")],
-                    [("keep blocked", "role", newcomer.chat_id, "blocked")]]
-            out.actions.append(Send(admin, f"👤 {screens.esc(newcomer.name)} (chat {newcomer.chat_id}) "
-                                    "wants to use the bot", self._buttons(admin, now, rows)))
+            self.notifier.push(admin, Note(text, 1, "newcomers", buttons=rows))
 
     # -- menus -----------------------------------------------------------------------------
     def _do_menu(self, user: User, args: tuple, now: float, out: Reply) -> None:
@@ -410,6 +423,7 @@ class BotCore:
     def _do_start(self, user: User, args: tuple, now: float, out: Reply) -> None:
         state = self.world.start(args[0])
         log.info("telegram: %s (chat %d) started %s", user.name, user.chat_id, args[0])
+        state = "starting" if state == "stopped" else state  # the supervisor starts it next turn
         out.actions.append(Send(user.chat_id, f"▶️ {screens.esc(args[0])}: {screens.esc(state)}"))
 
     def _do_stop(self, user: User, args: tuple, now: float, out: Reply) -> None:
@@ -506,9 +520,15 @@ class BotCore:
         self._do_settings(user, (), now, out)
 
     def _do_users(self, user: User, args: tuple, now: float, out: Reply) -> None:
-        rows = [[(f"{u.name or u.chat_id} ({u.role})", "user", u.chat_id)]
-                for u in list(self.users.users.values())[:screens.MAX_ROWS]]
-        out.show("<b>Users</b>", self._buttons(user.chat_id, now, self._back(*rows)))
+        """Admins first, blocked last; ``USERS_PAGE`` a page."""
+        start = int(args[0]) if args else 0
+        people = sorted(self.users.users.values(), key=lambda u: (-rank(u.role), u.name, u.chat_id))
+        rows = [[(f"{screens.cut(u.name or u.chat_id, 40)} ({u.role})", "user", u.chat_id)]
+                for u in people[start:start + USERS_PAGE]]
+        paging = [*([("« earlier", "users", max(0, start - USERS_PAGE))] if start else []),
+                  *([("later »", "users", start + USERS_PAGE)] if start + USERS_PAGE < len(people) else [])]
+        out.show(f"<b>Users</b> {start + 1}-{min(len(people), start + USERS_PAGE)} of {len(people)}",
+                 self._buttons(user.chat_id, now, self._back(*rows, paging)))
 
     def _do_user(self, user: User, args: tuple, now: float, out: Reply) -> None:
         other = self.users.get(args[0])
@@ -523,6 +543,8 @@ class BotCore:
         chat, role = args
         if chat in self.users.admins and role != "admin":
             raise _Refusal("that chat is an admin by the config ([telegram] admins)")
+        if role != "admin" and self.users.admin_ids() == [chat]:
+            raise _Refusal("that is the last admin: make another user admin first")
         other = self.users.set_role(chat, role)
         log.info("telegram: %s (chat %d) gave chat %d the role %s", user.name, user.chat_id, chat, role)
         out.actions.append(Send(user.chat_id, f"✅ {screens.esc(other.name or chat)} is now {role}"))
@@ -533,17 +555,24 @@ class BotCore:
     def event(self, ev: Event, now: float) -> None:
         """Queue ``ev`` for every user whose level it reaches."""
         text = screens.event_text(ev)
+        buttons = ()  # minted when sent: a coalesced burst mints no tokens
+        if ev.signal and ev.device and math.isfinite(ev.time):
+            buttons = ((("📈 plot around it", "event_plot", f"{ev.device}.{ev.signal}", ev.time),),)
         for user in self.users.listening(ev.priority):
-            buttons = ()
-            if ev.signal and ev.device:
-                buttons = self._buttons(user.chat_id, now, [[("📈 plot around it", "event_plot",
-                                                              f"{ev.device}.{ev.signal}", ev.time)]])
             self.notifier.push(user.chat_id, Note(text, ev.priority, ev.device, buttons=buttons))
 
     def notification(self, text: str, priority: int, source: str, now: float) -> None:
         for user in self.users.listening(priority):
             self.notifier.push(user.chat_id, Note(f"{screens.PRIORITY_ICONS.get(priority, '')} "
-                                                  f"{screens.esc(text)}", priority, source))
+                                                  f"{screens.esc(screens.cut(text, screens.MAX_NOTE))}",
+                                                  priority, source))
+
+    def outgoing(self, now: float, wall: float | None = None) -> list[tuple[Outgoing, Send]]:
+        """The notifications that may go at ``now`` (the notifier's clock), each with its
+        message; buttons are minted now, valid from ``wall`` (unix s; default ``now``)."""
+        wall = now if wall is None else wall
+        return [(o, Send(o.chat_id, o.text, self._buttons(o.chat_id, wall, [list(r) for r in o.buttons])))
+                for o in self.notifier.due(now)]
 
     def startup_report(self) -> list[Action]:
         """What the admins must hear when the bot starts (a user file set aside)."""
@@ -580,7 +609,22 @@ def parse_value(text: str, type_: str) -> Any:
         raise ValueError(f"{text!r} is not a number")
     if type_ in ("list", "dict") and not isinstance(value, list if type_ == "list" else dict):
         raise ValueError(f"{text!r} is not a JSON {type_}")
-    return float(value) if type_ == "float" else value
+    _check_ints(value)
+    if type_ == "float":
+        value = float(value)  # OverflowError for 1e400-sized integers: answered as a bad value
+        if not math.isfinite(value):
+            raise ValueError("the number is too large")
+    return value
+
+
+def _check_ints(value: Any) -> None:
+    """Integers the control plane carries (64 bits), at any depth."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not -INT64 <= value < INT64:
+        raise ValueError(f"{str(value)[:20]}… is too large (64-bit integers)")
+    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        _check_ints(item)
 
 
 def parse_args(text: str) -> list:
@@ -589,6 +633,7 @@ def parse_args(text: str) -> list:
         value = json.loads(f"[{text}]")
     except ValueError:
         raise ValueError("the arguments must be JSON values separated by commas, e.g. 1.5, \"on\"") from None
+    _check_ints(value)
     return value
 
 

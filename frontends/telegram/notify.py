@@ -10,6 +10,7 @@ message says how many. Pure: time is an argument (``due(now)``, ``next_deadline(
 
 from __future__ import annotations
 
+import html
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ class Note:
     priority: int = 0
     source: str = ""  # the device, for the summary
     rendered: bool = False  # a whole message already (a summary sent back after a failure)
-    buttons: tuple = ()     # (a single note's) inline buttons, as the core made them
+    buttons: tuple = ()     # a single note's buttons: rows of (label, action, *args), minted when sent
+    count: int = 1          # notifications it stands for (a summary sent back holds several)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Notifier:
     def push(self, chat_id: int, note: Note) -> None:
         self.queues.setdefault(chat_id, deque()).append(note)
         self.bytes += len(note.text)
-        self.stats["queued"] += 1
+        self.stats["queued"] += note.count
         while self.bytes > self.max_bytes:
             self._drop_oldest()
 
@@ -56,14 +58,14 @@ class Notifier:
         chat = max(self.queues, key=lambda c: len(self.queues[c]))
         note = self.queues[chat].popleft()
         self.bytes -= len(note.text)
-        self.stats["dropped"] += 1
-        self.dropped_for[chat] += 1
+        self.stats["dropped"] += note.count
+        self.dropped_for[chat] += note.count
         if not self.queues[chat]:
             del self.queues[chat]
 
     @property
     def waiting(self) -> int:
-        return sum(len(q) for q in self.queues.values())
+        return sum(n.count for q in self.queues.values() for n in q)
 
     def _refill(self, now: float) -> None:
         if self.refilled is not None:
@@ -98,19 +100,27 @@ class Notifier:
         text = notes[0].text if len(notes) == 1 else summary(notes)
         if self.dropped_for[chat]:
             text += f"\n({self.dropped_for.pop(chat)} older notifications were dropped: queue full)"
-        self.stats["sent"] += len(notes)
+        count = sum(n.count for n in notes)
+        self.stats["sent"] += count
         self.stats["messages"] += 1
-        return Outgoing(chat, text, len(notes), notes[0].buttons if len(notes) == 1 else ())
+        return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else ())
 
     def failed(self, out: Outgoing, retry_at: float) -> None:
         """Sending ``out`` failed (Telegram away, or RetryAfter): it goes back to the front
         of its chat's queue, and the chat waits until ``retry_at``."""
         self.queues.setdefault(out.chat_id, deque()).appendleft(
-            Note(out.text, rendered=True, buttons=out.buttons))
+            Note(out.text, rendered=True, buttons=out.buttons, count=out.notes))
         self.bytes += len(out.text)
         self.stats["sent"] -= out.notes
         self.stats["messages"] -= 1
         self.next_at[out.chat_id] = max(self.next_at.get(out.chat_id, 0.0), retry_at)
+
+    def refused(self, out: Outgoing) -> None:
+        """Telegram will never take ``out`` (the chat blocked the bot, a bad request): its
+        notifications are counted as dropped, not sent, and the queue goes on."""
+        self.stats["sent"] -= out.notes
+        self.stats["messages"] -= 1
+        self.stats["dropped"] += out.notes
 
     def next_deadline(self) -> float | None:
         """When :meth:`due` may next return something (None: nothing waits)."""
@@ -126,12 +136,13 @@ def summary(notes: list[Note]) -> str:
     """One message for a burst: the first notes in full, then what else came, by device."""
     shown = notes[:MAX_SUMMARY_LINES]
     rest = notes[MAX_SUMMARY_LINES:]
-    lines = [n.text for n in shown]
+    lines = [n.text for n in shown]  # each at most screens.MAX_NOTE: three fit in a message
     if rest:
         worst = Counter(n.priority for n in rest)
         kinds = ", ".join(f"{worst[p]} {name}" for p, name in ((2, "errors"), (1, "warnings"))
                           if worst[p])
         sources = Counter(n.source or "rtoc" for n in rest)
-        where = ", ".join(f"{s} ({k})" for s, k in sources.most_common(5))
-        lines.append(f"… and {len(rest)} more events{f' ({kinds})' if kinds else ''} from {where}")
+        where = ", ".join(f"{html.escape(s[:80], quote=False)} ({k})" for s, k in sources.most_common(5))
+        more = sum(n.count for n in rest)
+        lines.append(f"… and {more} more events{f' ({kinds})' if kinds else ''} from {where}")
     return "\n\n".join(lines)

@@ -108,7 +108,7 @@ def build_figure(series: list[Series], marks: list[Mark], *, t0: float, t1: floa
     shown = [m for m in marks if t0 <= m.time <= t1]
     _draw_marks(ax, shown)
     # A fixed y: placing it automatically measures every tick label (a third of the drawing).
-    ax.set_title(_title(title, shown), fontsize=11, y=1.0, pad=8)
+    ax.set_title(_title(_plain(title), shown), fontsize=11, y=1.0, pad=8)
     if any(np.isfinite(s.y).any() for s in series):
         _draw_series(ax, series, units)
     else:
@@ -148,8 +148,13 @@ def _units(series: list[Series]) -> list[str]:
     return list(dict.fromkeys(s.unit for s in series if len(s.t)))
 
 
+def _plain(text: str) -> str:
+    """A name drawn as written: matplotlib reads ``$…$`` as mathtext (and fails on some)."""
+    return text.replace("$", r"\$")
+
+
 def _label(s: Series) -> str:
-    return f"{s.name} [{s.unit}]" if s.unit else s.name
+    return _plain(f"{s.name} [{s.unit}]" if s.unit else s.name)
 
 
 def _to_num(t: np.ndarray | float) -> np.ndarray:
@@ -182,10 +187,10 @@ def _draw_series(ax: Axes, series: list[Series], units: list[str]) -> None:
         marker = "o" if len(s.t) == 1 else None  # a lone point would be an invisible line
         target.plot(_to_num(s.t), s.y, color=SERIES_COLOURS[i % len(SERIES_COLOURS)],
                     linewidth=1, marker=marker, markersize=4, label=_label(s))
-    ax.set_ylabel(units[0] if len(units) <= 2 else ", ".join(u for u in units if u))
+    ax.set_ylabel(_plain(units[0] if len(units) <= 2 else ", ".join(u for u in units if u)))
     top = ax
     if twin is not None:
-        twin.set_ylabel(units[1])
+        twin.set_ylabel(_plain(units[1]))
         top = twin  # the twin is drawn over ax: a legend on ax would be under its curves
     handles = ax.get_lines() + (twin.get_lines() if twin is not None else [])
     # A fixed corner: loc="best" scans every point of every line.

@@ -189,8 +189,9 @@ class TelegramBot:
                     break
                 except RetryAfter as exc:
                     if attempt:
-                        raise
-                    await asyncio.sleep(_seconds(exc.retry_after))
+                        log.warning("telegram: %s dropped: Telegram asked twice to wait", type(action).__name__)
+                        break
+                    await asyncio.sleep(min(_seconds(exc.retry_after), RETRY_MAX))
                 except BadRequest as exc:
                     if "not modified" not in str(exc):
                         log.warning("telegram: %s refused: %s", type(action).__name__, exc)
@@ -234,9 +235,10 @@ class TelegramBot:
             while not stop.is_set():
                 msg = sub.recv(timeout=0.2)
                 if isinstance(msg, Event):
-                    self.pool.submit(self.core.event, msg, time.time())
+                    self.pool.submit(_logged, self.core.event, msg, time.time())
                 elif isinstance(msg, Notification):
-                    self.pool.submit(self.core.notification, msg.text, msg.priority, msg.source, time.time())
+                    self.pool.submit(_logged, self.core.notification, msg.text, msg.priority,
+                                     msg.source, time.time())
                 else:
                     continue
                 loop.call_soon_threadsafe(self.wake.set)
@@ -244,8 +246,6 @@ class TelegramBot:
             sub.close()
 
     async def notify_loop(self, stop: threading.Event) -> None:
-        from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
-
         delay = RETRY_FIRST
         while not stop.is_set():
             now = time.monotonic()
@@ -256,20 +256,34 @@ class TelegramBot:
             except TimeoutError:
                 pass
             self.wake.clear()
-            for out in await self.on_core(self.notifier.due, time.monotonic()):
-                try:
-                    await self._perform(Send(out.chat_id, out.text, out.buttons))
-                    delay = RETRY_FIRST
-                except RetryAfter as exc:
-                    await self.on_core(self.notifier.failed, out, time.monotonic() + _seconds(exc.retry_after))
-                except Forbidden:
-                    self.stats["forbidden"] += 1
-                except NetworkError:  # away: back to the queue, try again later
-                    await self.on_core(self.notifier.failed, out, time.monotonic() + delay)
-                    delay = min(RETRY_MAX, delay * 2)
-                except TelegramError as exc:
-                    self.stats["sent_failed"] += 1
-                    log.warning("telegram: a notification was refused: %s", exc)
+            try:
+                for out, message in await self.on_core(self.core.outgoing, time.monotonic(), time.time()):
+                    delay = await self._notify(out, message, delay)
+            except Exception:  # our bug: logged; the loop (and every later alarm) goes on
+                log.exception("telegram: the notification loop failed")
+                await asyncio.sleep(1.0)
+
+    async def _notify(self, out: Any, message: Send, delay: float) -> float:
+        """Send one notification; returns the back-off for the next failure."""
+        from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+        try:
+            await self._perform(message)
+            return RETRY_FIRST
+        except RetryAfter as exc:
+            await self.on_core(self.notifier.failed, out, time.monotonic() + _seconds(exc.retry_after))
+        except (Forbidden, BadRequest) as exc:  # never taken (BadRequest is a NetworkError in PTB 22)
+            await self.on_core(self.notifier.refused, out)
+            self.stats["forbidden" if isinstance(exc, Forbidden) else "sent_failed"] += 1
+            log.warning("telegram: a notification to chat %d was refused: %s", out.chat_id, exc)
+        except NetworkError:  # away: back to the queue, try again later
+            await self.on_core(self.notifier.failed, out, time.monotonic() + delay)
+            return min(RETRY_MAX, delay * 2)
+        except TelegramError as exc:
+            await self.on_core(self.notifier.refused, out)
+            self.stats["sent_failed"] += 1
+            log.warning("telegram: a notification to chat %d was refused: %s", out.chat_id, exc)
+        return delay
 
     async def stats_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -378,6 +392,15 @@ class TelegramBot:
     def _close_control(self) -> None:
         if self.control is not None:
             self.control.close()
+
+
+def _logged(fn, *args) -> None:
+    """Run ``fn`` on the core's thread; a failure is logged (a pool future nobody reads
+    would swallow it, and with it an alarm)."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("telegram: %s failed", getattr(fn, "__name__", fn))
 
 
 def _seconds(retry_after: Any) -> float:

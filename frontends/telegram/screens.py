@@ -19,11 +19,18 @@ PERIODS = {"10m": 600.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.I)
 _UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 MAX_PERIOD = 366 * 86400.0
-MAX_ROWS = 40  # rows of a table in one message (Telegram's 4096 characters)
+MAX_ROWS = 40  # rows of a table in one message
+MAX_TEXT = 3800  # characters of one message (Telegram takes 4096 after parsing the HTML)
+MAX_NOTE = 800   # characters of an event's or notification's own text in a message
 
 
 def esc(text: object) -> str:
     return html.escape(str(text), quote=False)
+
+
+def looks_like_period(word: str) -> bool:
+    """``2h``, ``0m``, ``9999999d``: a number and a unit (signal names have a dot)."""
+    return re.fullmatch(r"\d+(?:\.\d+)?[A-Za-z]{1,3}", word) is not None
 
 
 def duration(text: str) -> float:
@@ -63,13 +70,36 @@ def age(seconds: float) -> str:
 
 
 def clock(t: float) -> str:
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    """Local time of unix seconds ``t``; ``?`` for a time no calendar has (a plugin's
+    milliseconds, NaN): an event with a bad time is still shown and notified."""
+    try:
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError, TypeError):
+        return f"? ({t!r})"
+
+
+def cut(text: object, limit: int) -> str:
+    """``text`` (plain, before escaping) at most ``limit`` characters."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def fit(lines: list[str], limit: int = MAX_TEXT, more: str = "… {n} more") -> list[str]:
+    """The first of ``lines`` (each a whole line of HTML) that fit in ``limit`` characters,
+    and a last line saying how many did not."""
+    out, used = [], 0
+    for i, line in enumerate(lines):
+        if used + len(line) + 1 > limit - 40:
+            return [*out, more.format(n=len(lines) - i)]
+        out.append(line)
+        used += len(line) + 1
+    return out
 
 
 def latest_table(signals: list[dict], now: float) -> str:
     """A monospace table: signal, value, unit, age."""
-    rows = [(s["name"], value(s["latest"]["y"]), s.get("unit") or "", age(now - s["latest"]["t"]))
-            for s in signals if s.get("latest")][:MAX_ROWS]
+    rows = [(cut(s["name"], 48), cut(value(s["latest"]["y"]), 24), cut(s.get("unit") or "", 12),
+             age(now - s["latest"]["t"])) for s in signals if s.get("latest")][:MAX_ROWS]
     if not rows:
         return "<b>Latest values</b>\nno signal has a value yet"
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -81,9 +111,9 @@ def latest_table(signals: list[dict], now: float) -> str:
 
 def event_text(ev: Event) -> str:
     where = ".".join(p for p in (ev.device, ev.signal) if p)
-    val = "" if ev.value is None else f"\nvalue {esc(value(ev.value))}"
-    return (f"{PRIORITY_ICONS.get(ev.priority, '')} <b>{esc(where or 'rtoc')}</b>: {esc(ev.text)}"
-            f"{val}\n<i>{clock(ev.time)}</i>")
+    val = "" if ev.value is None else f"\nvalue {esc(cut(value(ev.value), 100))}"
+    return (f"{PRIORITY_ICONS.get(ev.priority, '')} <b>{esc(cut(where or 'rtoc', 100))}</b>: "
+            f"{esc(cut(ev.text, MAX_NOTE))}{val}\n<i>{clock(ev.time)}</i>")
 
 
 def events_list(events: list[dict], min_priority: int) -> str:
@@ -94,19 +124,24 @@ def events_list(events: list[dict], min_priority: int) -> str:
     for e in events[:MAX_ROWS // 2]:
         where = ".".join(p for p in (e.get("device", ""), e.get("signal", "")) if p)
         lines.append(f"{PRIORITY_ICONS.get(e.get('priority', 0), '')} {clock(e['time'])} "
-                     f"<b>{esc(where or 'rtoc')}</b>: {esc(e.get('text', ''))}")
-    return f"<b>Events</b> ({names[min_priority]}, newest first)\n" + "\n".join(lines)
+                     f"<b>{esc(cut(where or 'rtoc', 80))}</b>: {esc(cut(e.get('text', ''), 160))}")
+    return f"<b>Events</b> ({names[min_priority]}, newest first)\n" + "\n".join(fit(lines))
+
+
+def _first_line(doc: object) -> str:
+    return cut(str(doc or "").strip().split("\n", 1)[0], 120)
 
 
 def device_text(d: dict) -> str:
-    lines = [f"<b>{esc(d['name'])}</b>: {esc(d['state'])}"]
+    lines = []
     for p in d.get("parameters", []):
         limits = "".join(f" {k} {p[k]}" for k in ("min", "max") if k in p)
-        lines.append(f"• {esc(p['name'])} = <code>{esc(value(p.get('value')))}</code> "
-                     f"({esc(p.get('type', ''))}{esc(limits)}) {esc(p.get('doc', ''))}".rstrip())
+        lines.append(f"• {esc(cut(p.get('name', '?'), 60))} = <code>{esc(cut(value(p.get('value')), 80))}</code> "
+                     f"({esc(p.get('type', ''))}{esc(limits)}) {esc(_first_line(p.get('doc')))}".rstrip())
     for f in d.get("functions", []):
-        lines.append(f"ƒ <code>{esc(f.get('signature', f['name']))}</code> {esc(f.get('doc', ''))}".rstrip())
-    return "\n".join(lines)
+        lines.append(f"ƒ <code>{esc(cut(f.get('signature', f.get('name', '?')), 120))}</code> "
+                     f"{esc(_first_line(f.get('doc')))}".rstrip())
+    return "\n".join([f"<b>{esc(cut(d['name'], 80))}</b>: {esc(d.get('state', '?'))}", *fit(lines, MAX_TEXT - 200)])
 
 
 def rules_text(listing: dict) -> str:
@@ -115,10 +150,10 @@ def rules_text(listing: dict) -> str:
         for r in listing.get(kind, [])[:MAX_ROWS // 2]:
             mark = "✅" if r.get("active", True) else "⏸"
             what = r.get("cond") or "on " + ", ".join(map(str, r.get("listen") or ()))
-            lines.append(f"{mark} {kind[:-1]} <b>{esc(r['name'])}</b>: <code>{esc(what)}</code>")
+            lines.append(f"{mark} {kind[:-1]} <b>{esc(cut(r['name'], 80))}</b>: <code>{esc(cut(what, 200))}</code>")
     if len(lines) == 1:
         lines.append("no rules")
-    return "\n".join(lines)
+    return "\n".join(fit(lines))
 
 
 HELP = """<b>RTOC bot</b>

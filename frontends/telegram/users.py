@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 ROLES = TELEGRAM_ROLES
 LEVELS = TELEGRAM_LEVELS
 MAX_SHORTCUTS = 24  # per user: a menu, not a database
+MAX_BLOCKED = 200   # blocked newcomers kept: strangers writing to a public bot are not a database either
 VERSION = 1
 
 
@@ -104,11 +105,19 @@ class UserStore:
         user = self.get(chat_id)
         if user is None:
             user = self.users[chat_id] = User(chat_id, name[:64], self.default_role, self.default_level)
+            self._forget_strangers()
             self.save()
         elif name and user.name != name[:64]:
             user.name = name[:64]
             self.save()
         return user
+
+    def _forget_strangers(self) -> None:
+        """Past ``MAX_BLOCKED`` blocked users, the ones who wrote first are forgotten (they
+        are asked about again if they write again)."""
+        blocked = [c for c, u in self.users.items() if u.role == "blocked" and c not in self.admins]
+        for chat in blocked[:max(0, len(blocked) - MAX_BLOCKED)]:
+            del self.users[chat]
 
     def set_role(self, chat_id: int, role: str) -> User:
         if role not in ROLES:

@@ -50,6 +50,19 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def _warning_pixels(png: bytes) -> int:
+    """Pixels of the plot in the warning colour (an event line of priority 1)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from rtoc.frontends.telegram.plot import PRIORITY_COLOURS
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    want = np.array([int(PRIORITY_COLOURS[1][i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb - want).sum(axis=2) < 30).sum())
+
+
 def _text_to(api: BotApiServer, chat: int, pattern: str, timeout: float = 15.0) -> dict:
     """The bot's newest message in ``chat`` (sent or edited) matching ``pattern``."""
     def found(server: BotApiServer):
@@ -96,6 +109,7 @@ def test_a_paired_admin_watches_plots_controls_and_is_alarmed(tmp_path: Path) ->
             assert _png_size(png) == (1280, 720)
             caption = _text_to(api, ADMIN, r"Generator\.Sine: last 10m")["caption"]
             assert int(re.search(r"(\d+) events", caption).group(1)) >= 1, caption
+            assert _warning_pixels(png) >= 100  # the events' lines are drawn, in the warning colour
 
             # a device stopped and started from its buttons
             api.user_message(ADMIN, "/devices")

@@ -35,3 +35,21 @@ def test_duplicates_phantom_gaps_and_holes_are_each_found() -> None:
     assert any("120 written" in m for m in broken)
     con.execute("delete from gaps where signal = 2")
     assert not [m for m in check(reconcile(lambda sql: con.execute(sql).fetchall())) if "D.B" in m]
+
+
+def test_the_streaming_reconciliation_of_a_file_agrees_with_the_sql_one() -> None:
+    from reconcile import reconcile_file
+
+    con = duckdb.connect()
+    con.execute("create table signals(id int, name text)")
+    con.execute("insert into signals values (1, 'A.x'), (2, 'B.y')")
+    con.execute("create table samples(signal int, epoch bigint, seq bigint, t double, y double)")
+    con.execute("create table gaps(signal int, epoch bigint, first_seq bigint, count bigint)")
+    seqs = [*range(100), 50, 51, *range(120, 200)]  # two twice, 100-119 lost, 95-97 "lost" too
+    con.executemany("insert into samples values (?, ?, ?, 0, 0)",
+                    [(1, 5, s) for s in seqs] + [(2, 7, s) for s in range(10, 30)])
+    con.execute("insert into gaps values (1, 5, 100, 10), (1, 5, 95, 3), (2, 7, 0, 10)")
+    slow = reconcile(lambda sql: con.execute(sql).fetchall())
+    assert reconcile_file(con, batch=17) == slow
+    assert slow[("A.x", 5)] == {"archived": 182, "duplicates": 2, "first": 0, "end": 200,
+                                "gaps": 13, "phantom": 3, "missing": 10, "distinct": 180}
