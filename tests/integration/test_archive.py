@@ -307,6 +307,7 @@ dsn = "{pg.dsn}"
             report = reconcile(lambda sql: con.execute(
                 sql.replace(" samples ", " rtoc.samples ").replace(" gaps ", " rtoc.gaps ")
                 .replace(" signals ", " rtoc.signals ")).fetchall())
+    print(f"\nreconciliation after the outage and two kills: {report}")  # bench/README.md quotes it
     assert not check(report), check(report)
     assert all(r["gaps"] == 0 for r in report.values()), report  # nothing was really lost
     assert events == [], events
