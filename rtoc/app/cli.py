@@ -88,6 +88,24 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    """The viewer on the local instance, or on ``args.url`` (a password prompt with --user)."""
+    import getpass
+    import os
+
+    from rtoc.frontends import viewer
+
+    try:
+        viewer.check_installed()
+    except ConfigError as exc:
+        print(f"rtoc: {exc.reason}", file=sys.stderr)
+        return 2
+    password = None
+    if args.user:
+        password = os.environ.get("RTOC_PASSWORD") or getpass.getpass(f"password of {args.user}: ")
+    return viewer.run(_config(args), args.url, args.user, password, args.instance)
+
+
 def cmd_telegram_pair(args) -> int:
     from rtoc.frontends.telegram import pairing
 
@@ -264,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--role", default="read", choices=("read", "write", "admin"))
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     pw.set_defaults(fn=cmd_passwd)
+    v = sub.add_parser("view", help="the viewer window on this instance, or on ws://host:port/")
+    v.add_argument("url", nargs="?", help="a remote instance (ws:// or wss://); default: the local one")
+    v.add_argument("--user", help="log in as this user (the password is asked, or $RTOC_PASSWORD)")
+    v.set_defaults(fn=cmd_view)
     tg = sub.add_parser("telegram", help="the Telegram bot").add_subparsers(dest="telegram_cmd", required=True)
     tg.add_parser("pair", help="print a one-time code that makes the chat sending it an admin"
                   ).set_defaults(fn=cmd_telegram_pair)

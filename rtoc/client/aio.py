@@ -478,6 +478,11 @@ class AsyncClient:
     async def signals(self) -> list[dict]:
         return (await self.request("signals"))["signals"]
 
+    async def events(self, **filters: float) -> list[dict]:
+        """The instance's latest events; ``since``, ``until`` (unix s), ``min_priority``,
+        ``limit`` (at most 10 000)."""
+        return (await self.request("events", **filters))["events"]
+
     async def history(self, signal: str, t_from: float | None = None, t_to: float | None = None,
                       max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Stored samples of ``signal`` (archive and ring): ``t``, ``y`` float64[n]."""

@@ -59,6 +59,9 @@ class Client:
     def signals(self) -> list[dict]:
         return self._call(self.aio.signals())
 
+    def events(self, **filters: float) -> list[dict]:
+        return self._call(self.aio.events(**filters))
+
     def history(self, signal: str, t_from: float | None = None, t_to: float | None = None,
                 max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self._call(self.aio.history(signal, t_from, t_to, max_points))

@@ -56,6 +56,8 @@ class World:
             return {"ok": True, "value": f["value"]}
         if op == "drivers":
             return {"ok": True, "drivers": [{"name": "Generator"}]}
+        if op == "events":
+            return {"ok": True, "events": [{"time": 5.0, "text": "hot", "priority": 1}][:f["limit"]]}
         if op == "create_signal":
             if f"{f['device']}.{f['signal']}" == "Generator.Sine":
                 raise SignalOwned("owned by 'Generator'")
@@ -291,6 +293,21 @@ def test_reading_and_driver_ops() -> None:
     assert replies(handle(proto, s, ctl("set", driver="G", param="p", value=2.5)))[0]["value"] == 2.5
     assert replies(handle(proto, s, ctl("stop", driver="G")))[0]["state"] == "stopped"
     assert replies(handle(proto, s, ctl("start")))[0]["error"]["message"] == "start needs driver (text)"
+
+
+def test_events_are_read_with_number_filters_only() -> None:
+    """The viewer's events panel over the network: the engine's events op, its filters
+    checked (numbers), its limit capped."""
+    world = World()
+    proto, s = b.BinaryProtocol(world), session("read")
+    (msg,) = replies(handle(proto, s, ctl("events", since=1.0, min_priority=1)))
+    assert msg["ok"] and msg["events"] == [{"time": 5.0, "text": "hot", "priority": 1}]
+    assert world.requests[-1] == ("events", {"since": 1.0, "min_priority": 1, "limit": 1000})
+    handle(proto, s, ctl("events", limit=10**9))
+    assert world.requests[-1][1]["limit"] == 10_000
+    (msg,) = replies(handle(proto, s, ctl("events", since="yesterday")))
+    assert msg["error"]["message"] == "'since' must be a number"
+    assert replies(handle(proto, session("none"), ctl("events")))[0]["error"]["code"] == "forbidden"
 
 
 # -- the encrypted handshake, with the client's half ---------------------------------------------

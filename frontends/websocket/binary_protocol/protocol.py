@@ -191,7 +191,9 @@ class Outcome:
 # -- the protocol core ---------------------------------------------------------------------------
 _ROLES = {"hello": "none", "login": "none", "logout": "none", "ping": "none", "sync": "none",
           "subscribe": "read", "unsubscribe": "read", "signals": "read", "drivers": "read",
-          "history": "read", "call": "write", "set": "write", "start": "write", "stop": "write"}
+          "history": "read", "events": "read", "call": "write", "set": "write", "start": "write",
+          "stop": "write"}
+EVENT_FIELDS = ("since", "until", "min_priority", "limit")  # numbers only; the rest is refused
 
 
 class BinaryProtocol:
@@ -445,6 +447,20 @@ class BinaryProtocol:
     async def _op_drivers(self, s: BinSession, msg: dict, now: float, first: bool,
                           out: Outcome) -> dict:
         return {"drivers": (await self.world.request("drivers"))["drivers"]}
+
+    async def _op_events(self, s: BinSession, msg: dict, now: float, first: bool,
+                         out: Outcome) -> dict:
+        """The engine's latest events (``since``/``until`` unix s, ``min_priority``,
+        ``limit`` at most 10 000): the viewer's events panel over the network."""
+        fields = {}
+        for key in EVENT_FIELDS:
+            if key in msg:
+                value = msg[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                    raise BadRequest(f"'{key}' must be a number")
+                fields[key] = value
+        fields["limit"] = max(1, min(int(fields.get("limit", 1000)), 10_000))
+        return {"events": (await self.world.request("events", **fields))["events"]}
 
     async def _op_history(self, s: BinSession, msg: dict, now: float, first: bool,
                           out: Outcome) -> dict:
