@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: setup run test bench soak lint layers clean
+.PHONY: setup run view test bench soak lint layers clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(VENV)/.base: pyproject.toml
 
 $(VENV)/.run: $(VENV)/.base      # the Telegram bot's libraries: a token in rtoc.toml starts it
 	$(BIN)/python -m pip install -q -e '.[telegram]'
+	touch $@
+
+$(VENV)/.view: $(VENV)/.run      # the viewer's Qt (PySide6-Essentials) and pyqtgraph
+	$(BIN)/python -m pip install -q -e '.[viewer]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
@@ -29,6 +33,10 @@ setup: $(VENV)/.base            ## create .venv and install rtoc
 
 run: $(VENV)/.run               ## run RTOC on its embedded defaults (Ctrl-C stops)
 	$(BIN)/rtoc $(ARGS) run
+
+view: $(VENV)/.view             ## RTOC on its defaults and the viewer on it; closing the viewer stops both
+	$(BIN)/rtoc $(ARGS) run & pid=$$!; trap 'kill -INT $$pid 2>/dev/null; wait $$pid' EXIT; \
+	sleep 3; $(BIN)/rtoc $(ARGS) view
 
 test: $(VENV)/.test             ## unit + integration + e2e tests, then the layer contracts
 	$(BIN)/python -m pytest $(ARGS)

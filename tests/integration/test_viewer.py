@@ -8,6 +8,7 @@ holds curve pixels."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ pytest.importorskip("pytestqt")
 
 import numpy as np  # noqa: E402
 from PySide6 import QtWidgets  # noqa: E402
+from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from rtoc.frontends.viewer.source import LocalSource, RemoteSource  # noqa: E402
 from rtoc.frontends.viewer.window import MainWindow  # noqa: E402
@@ -104,6 +106,31 @@ def test_the_local_viewer_draws_live_data_events_history_and_controls_drivers(qt
             qtbot.waitUntil(lambda: _data(panel, "Generator.Sine")[0] < live_start - 1.0, timeout=5000)
             _shot(win, "viewer-local-history")
 
+            # tools: crosshair readout, the measure region's figures, export of the range
+            panel.cross_box.setChecked(True)
+            vb = panel.plot.getViewBox()
+            panel._mouse_moved(vb.mapViewToScene(QPointF(now - 60, 0.5)))
+            assert panel.readout.text().startswith("x ") and "y 0.5" in panel.readout.text()
+            panel.cross_box.setChecked(False)
+            panel.follow()
+            qtbot.wait(300)
+            panel.set_paused(True)
+            panel.measure_box.setChecked(True)
+            (x0, x1), _ = vb.viewRange()
+            panel.region.setRegion((x1 - 20, x1 - 2))
+            m = panel.measurements()["Generator.Sine"]
+            assert m["frequency"] == pytest.approx(1.0, rel=0.05) and m["max"] == pytest.approx(1.0, abs=0.05)
+            assert re.search(r", f (0\.99\d*|1|1\.00\d*) Hz", panel.readout.text()), panel.readout.text()
+            panel.measure_box.setChecked(False)
+            panel.follow()
+            out = tmp_path / "cut.parquet"
+            win.export_to(str(out), ["Generator.Sine"], x1 - 4, x1 - 2)  # 2 s of raw samples: 2000
+            qtbot.waitUntil(out.exists, timeout=20_000)
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(out)
+            assert 1900 <= table.num_rows <= 2002 and set(table.column("signal").to_pylist()) == {"Generator.Sine"}
+
             # the devices panel stops and starts the driver
             stop = win.devices.findChild(QtWidgets.QPushButton, "stop:Generator")
             qtbot.waitUntil(lambda: win.devices.box.isEnabled(), timeout=5000)
@@ -111,10 +138,20 @@ def test_the_local_viewer_draws_live_data_events_history_and_controls_drivers(qt
             qtbot.waitUntil(lambda: _state(inst, "Generator") == "stopped", timeout=20_000)
             win.devices.findChild(QtWidgets.QPushButton, "start:Generator").click()
             qtbot.waitUntil(lambda: _state(inst, "Generator") == "running", timeout=30_000)
+            win.styles["Generator.Sine"].update(color="#ff00ff", width=2)
         finally:
             win.close()
-        assert (tmp_path / "viewer.json").exists()  # layout, plots and styles kept
         assert _state(inst, "engine") == "running"  # closing the viewer stops nothing
+        # layout, plots and styles are kept: a new window shows the same plot and style
+        again = MainWindow(LocalSource(cfg), tmp_path / "viewer.json")
+        qtbot.addWidget(again)
+        try:
+            assert list(again.panels[0].curves) == ["Generator.Sine"]
+            assert again.styles["Generator.Sine"]["color"] == "#ff00ff"
+            again.panels[0].remove_signal("Generator.Sine")  # from its Signals menu
+            assert not again.panels[0].curves
+        finally:
+            again.close()
 
 
 @pytest.mark.timeout(120)
