@@ -181,3 +181,40 @@ role = "read"
             assert _pixels_of(rgb, win.styles["Generator.Sine"]["color"]) > 200
         finally:
             win.close()
+
+
+@pytest.mark.timeout(120)
+def test_the_viewer_reconnects_when_the_instance_restarts_and_takes_dropped_signals(qtbot, tmp_path: Path) -> None:
+    from PySide6.QtCore import QMimeData, Qt
+    from PySide6.QtGui import QDropEvent
+
+    name, folder = f"v{os.getpid()}x", tmp_path / "instance"
+    inst = Instance.start(CONFIG, ("Generator.Sine",), name=name, folder=folder)
+    win = None
+    try:
+        cfg = config_mod.load(folder / "rtoc.toml")
+        win = MainWindow(LocalSource(cfg), None)
+        qtbot.addWidget(win)
+        win.show()
+        panel = win.panels[0]
+        qtbot.waitUntil(lambda: "Generator.Sine" in win.tree.items, timeout=20_000)
+        # a signal dragged from the tree onto the plot
+        drag = win.tree.tree.mimeData([win.tree.items["Generator.Sine"]])
+        assert drag.text() == "Generator.Sine"
+        mime = QMimeData()
+        mime.setText(drag.text())
+        drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                          Qt.KeyboardModifier.NoModifier)
+        assert panel.eventFilter(panel.plot.viewport(), drop)
+        assert list(panel.curves) == ["Generator.Sine"]
+        qtbot.waitUntil(lambda: len(_data(panel, "Generator.Sine")) > 50, timeout=20_000)
+        inst.stop()  # the instance goes away: the viewer says so and waits
+        qtbot.waitUntil(lambda: win.connection.text().startswith("disconnected"), timeout=20_000)
+        restarted = time.time()
+        inst = Instance.start(CONFIG, ("Generator.Sine",), name=name, folder=folder)
+        qtbot.waitUntil(lambda: win.connection.text().startswith("connected"), timeout=30_000)
+        qtbot.waitUntil(lambda: win.model.trace("Generator.Sine").t[-1] > restarted + 1, timeout=30_000)
+    finally:
+        if win is not None:
+            win.close()
+        inst.cleanup()
