@@ -25,6 +25,23 @@ PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#b
 MAX_EVENT_LINES = 200
 
 
+class _Legend(pg.LegendItem):
+    """The plot's legend; a right click offers to remove a signal from the plot."""
+
+    def __init__(self, panel: PlotPanel, **kw):
+        super().__init__(**kw)
+        self.panel = panel
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        if ev.button() != QtCore.Qt.MouseButton.RightButton:
+            return super().mouseClickEvent(ev)
+        menu = QtWidgets.QMenu()
+        for name in list(self.panel.curves):
+            menu.addAction(f"Remove {name}", lambda n=name: self.panel.remove_signal(n))
+        ev.accept()
+        menu.exec(ev.screenPos().toPoint())
+
+
 class PlotPanel(QtWidgets.QWidget):
     history_wanted = Signal(str, float, float, int)   # name, from, to, max_points
     export_wanted = Signal(object, float, float)       # names, from, to
@@ -72,7 +89,9 @@ class PlotPanel(QtWidgets.QWidget):
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.plot.addLegend(offset=(10, 10))
+        self.legend = _Legend(self, offset=(10, 10))
+        self.legend.setParentItem(self.plot.getPlotItem().vb)
+        self.plot.getPlotItem().legend = self.legend
         self.plot.setLabel("left", "")
         vb = self.plot.getViewBox()
         vb.sigRangeChangedManually.connect(self._user_moved)
