@@ -36,16 +36,27 @@ def test_authorize_with_rtoc_token_answers_separately() -> None:
     proto, _ = protocol(anonymous="none")
     s = session("none")
     reply, auth = ask(proto, s, {"authorize": rtoc_token(PASSWORDS["writer"])})
-    assert reply["error"] is False and auth == {"authorized": True}
+    assert reply["error"] is False and auth == {"authorized": True, "role": "write"}
     assert (s.user, s.role) == ("writer", "write")
     _, auth = ask(proto, session("none"), {"authorize": rtoc_token("wrong")})
-    assert auth == {"authorized": False}
+    assert auth == {"authorized": False, "role": "none"}
 
 
 def test_authorize_true_only_without_a_password() -> None:
-    assert ask(*protocol(anonymous="read")[:1], session("read"), {"authorize": True})[1] == {"authorized": True}
+    assert ask(*protocol(anonymous="admin")[:1], session("admin"), {"authorize": True})[1] == {
+        "authorized": True, "role": "admin"}
     proto, _ = protocol(anonymous="none")
-    assert ask(proto, session("none"), {"authorize": True})[1] == {"authorized": False}
+    assert ask(proto, session("none"), {"authorize": True})[1] == {"authorized": False, "role": "none"}
+
+
+def test_a_client_that_got_less_than_it_asked_for_is_told_so() -> None:
+    """Issue 16: RTOC's client asks for everything; a read-only login (or anonymous read)
+    answered ``authorized: true`` and its writes then failed one by one."""
+    proto, _ = protocol(anonymous="none")
+    _, auth = ask(proto, session("none"), {"authorize": rtoc_token(PASSWORDS["reader"])})
+    assert auth == {"authorized": False, "role": "read", "message": "logged in read-only"}
+    _, auth = ask(*protocol(anonymous="read")[:1], session("read"), {"authorize": True})
+    assert auth == {"authorized": False, "role": "read", "message": "logged in read-only"}
 
 
 def test_login_by_name_and_throttling_after_failures() -> None:
@@ -88,7 +99,6 @@ def test_push_plot_true_replaces_the_signal_and_wrong_length_x_means_now() -> No
     {"y": [1, 2], "sname": ["a"], "dname": "D"},
     {"y": [1], "sname": ["a/b"], "dname": "D"},
     {"y": [1], "sname": ["a"], "dname": 5},
-    {"y": [1], "sname": ["a"]},
     {"y": [True], "sname": ["a"], "dname": "D"},
     {"y": [1], "sname": ["a"], "dname": "D", "plot": "yes"},
     {"y": [[1]], "sname": ["a"], "dname": "D"},
@@ -175,6 +185,30 @@ def test_plugin_start_stop_get_set_and_call() -> None:
     assert world.drivers["Generator"]["calls"] == [("setFrequency", [3])]
     (r,) = ask(proto, session("write"), {"plugin": {"Nope": {"start": True}}})
     assert r["error"] and "Nope" in r["errors"]["plugin"]
+
+
+def test_the_read_role_may_get_a_parameter_but_not_set_one() -> None:
+    """Issue 16: the read role could not ``plugin get`` (the whole command needed write)."""
+    proto, world = protocol(anonymous="read")
+    (r,) = ask(proto, session("read"), {"plugin": {"Generator": {"get": "samplerate"}}})
+    assert r["error"] is False and r["plugin"]["Generator"] == {"get": 10.0}
+    (r,) = ask(proto, session("read"), {"plugin": {"Generator": {"get": "samplerate", "samplerate": 5}}})
+    assert r["error"] and "needs the write role" in r["errors"]["plugin"]
+
+
+def test_rtoc_shapes_partial_latest_push_without_device_and_logger_info_null() -> None:
+    """Issue 16: ``getLatest`` with one known and one unknown name answered "exceptions must
+    derive from BaseException"; a push without ``dname`` was refused (RTOC: ``noDevice``);
+    ``logger {"info": null}`` answered ``{}``."""
+    proto, world = protocol(anonymous="write")
+    (r,) = ask(proto, session("write"), {"getLatest": ["Generator.Sine", "No.Such"]})
+    assert r["error"] is False and list(r["latest"]) == ["Generator.Sine"]
+    (r,) = ask(proto, session("write"), {"getLatest": ["No.Such"]})
+    assert "no samples of No.Such" in r["errors"]["getLatest"]
+    (r,) = ask(proto, session("write"), {"y": [1.5], "sname": ["T"]})
+    assert r["error"] is False and "noDevice.T" in world.samples
+    (r,) = ask(proto, session("write"), {"logger": {"info": None}})
+    assert r["error"] is False and r["logger"]["info"]["version"] == "test"
 
 
 def test_automation_maps_rtoc_keys_and_refuses_scripts() -> None:

@@ -33,7 +33,7 @@ from rtoc.frontends.websocket.validate import (
     signal_name,
 )
 
-from rtoc.errors import ArchiveOff, EngineUnavailable, RtocError, SignalNotFound
+from rtoc.errors import ArchiveOff, EngineUnavailable, Forbidden, RtocError, SignalNotFound
 
 if TYPE_CHECKING:
     from rtoc.frontends.websocket.json_protocol.protocol import JsonProtocol
@@ -44,6 +44,7 @@ REPLY_POINTS = 200_000     # points of one getSignal reply in all ([websocket] m
 ENCODE_AFTER = 20_000      # points past which a getSignal reply is encoded off the loop
 CHUNK = 16_384             # values encoded by one orjson call (the GIL is held that long)
 EVENT_LIST = 1000          # events in a getEventList reply
+NO_DEVICE = "noDevice"     # RTOC's device name of a push without dname
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ async def logout(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
 # -- data in -----------------------------------------------------------------------------------
 async def push(p: JsonProtocol, s: Session, value: dict, msg: dict, now: float) -> bool:
     """RTOC's data push: ``y``, ``sname``, ``dname``, optional ``x``, ``unit``, ``plot``."""
-    need("y" in value and "sname" in value and "dname" in value,
-          "a data push needs y, sname and dname")
+    need("y" in value and "sname" in value, "a data push needs y and sname")
+    value = {"dname": NO_DEVICE, **value}  # RTOC's device of a push without one
     y = _floats(value["y"], "y")
     sname = value["sname"]
     if isinstance(sname, str):
@@ -192,8 +193,8 @@ async def get_latest(p: JsonProtocol, s: Session, value: Any, msg: dict, now: fl
     for sig in await _signals(p):
         if (want is None or sig["name"] in want) and sig.get("latest"):
             out[sig["name"]] = [sig["latest"]["t"], sig["latest"]["y"], sig.get("unit", "")]
-    if want is not None and (missing := sorted(want - set(out))):
-        raise BadRequest(f"no samples of {', '.join(missing[:10])}") if not out else None
+    if want and not out:  # names none of which has a sample: say so (some: those are answered)
+        raise BadRequest(f"no samples of {', '.join(sorted(want)[:10])}")
     return out
 
 
@@ -430,6 +431,10 @@ async def plugin(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
     """``{Driver: {start: bool, "f()": [args], get: "p" | [...], param: value}}``."""
     need(isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
           'plugin must be {"Driver": {"start": true, "f()": [args], "get": "p", "p": value}}')
+    writes = sorted({k for ops in value.values() for k in ops if k != "get"})
+    if writes and not s.may("write"):
+        raise Forbidden(f"plugin {', '.join(writes[:5])} needs the write role (you have {s.role}); "
+                        "get needs read")
     drivers = {d["name"]: d for d in (await p.world.request("drivers"))["drivers"]}
     for name in value:
         need(name in drivers, f"no driver named {name!r} (drivers: {', '.join(sorted(drivers))})")
@@ -486,7 +491,7 @@ TABLE: dict[str, Command] = {
     "logout": Command(logout, "none", "logout"),
     "y": Command(push, "write", "sent"),
     "event": Command(event, "write", "event"),
-    "plugin": Command(plugin, "write", "plugin"),
+    "plugin": Command(plugin, "read", "plugin"),  # get needs read; the rest write (per key)
     "subscribe": Command(subscribe, "read", "subscription"),
     "unsubscribe": Command(unsubscribe, "read", "subscription"),
     "subscribeAll": Command(subscribe_all, "read", "subscription"),

@@ -112,7 +112,7 @@ async def logger(p: JsonProtocol, s: Session, value: Any, msg: dict, now: float)
     if "clear" in value:
         need(s.may("write"), f"logger.clear needs the write role (you have {s.role})")
         out["clear"] = await _clear(p, value["clear"])
-    if value.get("info"):
+    if "info" in value:  # RTOC answered info whatever its value (clients send null)
         status = await p.world.request("status")
         events = await p.world.request("events", limit=1)
         out["info"] = {

@@ -111,7 +111,11 @@ class JsonProtocol:
         for key in sorted((k for k in msg if k in TABLE and k != "y"), key=RANK.__getitem__):
             result = await self._run(session, key, msg[key], msg, now, reply, errors)
             if key == "authorize":  # RTOC clients wait for this answer, also on errors
-                extra.append({"authorized": bool(result)})
+                # authorized: the role the client asked for (RTOC knew one: everything); a
+                # client that got less (read) is told so, and which role it has
+                full = bool(result) and session.may("write")
+                extra.append({"authorized": full, "role": session.role,
+                              **({} if full or not result else {"message": "logged in read-only"})})
         if errors:
             reply["error"] = True
             reply["errors"] = errors
