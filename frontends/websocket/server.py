@@ -72,6 +72,7 @@ BIG_WAIT = 1.0  # s between checks that a client waiting for a big-reply slot is
 BIG_POLL = 0.05  # s between looks whether its address may take another slot
 BIG_MESSAGES = 64 << 10  # bytes of a chunk of messages past which it takes the big lane
 BIG_REST = 0.1  # s the big lane rests at most after one chunk
+NEWCONNECTED = dumps({"client": "newconnected"})  # RTOC's push when a client connects
 
 
 def _machine_names() -> tuple[str, ...]:
@@ -220,6 +221,7 @@ class Server:
         client.sender = asyncio.create_task(self._send_loop(client))
         self.clients[session] = client
         self.counters["connections"] += 1
+        self._announce(client)
         try:
             while (batch := await conn.next_batch()) is not None:
                 self.counters["messages_in"] += len(batch)
@@ -380,6 +382,12 @@ class Server:
         while client.queue.unfinished and not client.sender.done() and time.monotonic() < end:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0)  # the sender writes what it took before it awaits
+
+    def _announce(self, newcomer: Client) -> None:
+        """RTOC's ``{"client": "newconnected"}`` to every other JSON client that may read."""
+        for client in list(self.clients.values()):
+            if client is not newcomer and client.session.may("read"):
+                self._offer(client, NEWCONNECTED)
 
     def _offer(self, client: Client, text: str) -> None:
         """A push: queued when there is room, else dropped and counted."""

@@ -66,7 +66,7 @@ def test_an_rtoc_client_authorizes_pushes_lists_reads_subscribes_and_controls_a_
             async with websockets.connect(url) as ws:
                 await ws.send(json.dumps({"authorize": rtoc_token(PASSWORDS["ada"])}))
                 assert json.loads(await ws.recv())["error"] is False
-                assert json.loads(await ws.recv()) == {"authorized": True}
+                assert json.loads(await ws.recv()) == {"authorized": True, "role": "admin"}
                 r = await ask(ws, {"y": [1.0, 2.0], "sname": ["Temp", "Hum"], "dname": "Lab",
                                    "unit": ["C", "%"]})
                 assert r == {"error": False, "sent": True}
@@ -117,6 +117,23 @@ def _sample_arg(key: str):
             "getPluginList": True, "getSession": True, "remove": [[1], []],
             "logger": {"info": True}, "automation": {"list": True},
             "userAction": "Generator.setFrequency"}[key]
+
+
+def test_a_client_connecting_is_announced_to_the_others() -> None:
+    """Issue 16: RTOC pushed ``{"client": "newconnected"}`` to its clients when someone
+    connected; we did not."""
+    with Instance.start(GENERATOR + users_toml("read"), ("Generator.Sine",)) as inst:
+        url = ws_url(inst)
+
+        async def clients() -> None:
+            async with websockets.connect(url) as first:
+                await ask(first, {"getSignalList": True})
+                async with websockets.connect(url) as second:
+                    await ask(second, {"getSignalList": True})
+                    seen = json.loads(await asyncio.wait_for(first.recv(), 10))
+                    assert seen == {"client": "newconnected"}
+
+        asyncio.run(clients())
 
 
 def test_every_op_for_anonymous_read_write_and_admin() -> None:
