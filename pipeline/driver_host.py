@@ -3,15 +3,18 @@
 Read, run, flush, answer: the loop runs the driver's timer at its deadlines, flushes
 buffered samples into the rings, and answers control requests (call a function, set a
 parameter, describe) between ticks, so driver code never runs on two threads at once
-unless the driver starts threads itself. An exception from the driver's own code ends the
-process with status 1, and the supervisor restarts it; its rings survive, so sequence
-numbers continue.
+unless the driver starts threads itself. An exception in a timer tick is logged with its
+traceback and counted, and the driver goes on (as in RTOC); ``max_tick_failures`` ticks
+failing in a row end the process with status 1, and the supervisor restarts it; its rings
+survive, so sequence numbers continue. A plugin's own non-daemon thread cannot keep a
+stopped driver's process alive.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -23,12 +26,13 @@ from rtoc.pipeline.ring import Ring, RingWriter
 from rtoc import loader, wire
 from rtoc.driver import DriverContext, construct
 from rtoc.errors import RtocError, error_reply, raise_for_reply
-from rtoc.model import Event
+from rtoc.model import Event, Notification
 from rtoc.params import ParamStore
 
 log = logging.getLogger(__name__)
 IDLE_WAIT = 0.05     # s between loop turns when nothing is scheduled
 THREAD_WAIT = 0.002  # s when the driver runs threads of its own (their samples need flushing)
+LOG_EVERY = 10.0     # s between two logged tick failures at most (after the first three)
 
 
 class RingSink:
@@ -44,6 +48,11 @@ class RingSink:
 
     def event(self, event: Event) -> None:
         self.host.send_event(event)
+
+    def notify(self, text: str, priority: int) -> None:
+        """A notification for people (the Telegram bot, the websocket clients)."""
+        self.host.send_inbox({"kind": "notify", "notify": Notification(
+            time.time(), text, priority, f"driver:{self.host.name}").to_dict()}, "notification")
 
 
 class DriverHost:
@@ -61,6 +70,8 @@ class DriverHost:
         self.inbox.connect(spec.endpoints["inbox"])
         self.queued: deque[dict] = deque()
         self.events_dropped = 0
+        self.tick_errors = self.failed_in_a_row = 0
+        self.logged_at = 0.0
         self._rid = 0
         self.driver = None
 
@@ -81,15 +92,19 @@ class DriverHost:
         raise TimeoutError(f"supervisor did not answer {op!r} within {timeout} s")
 
     def send_event(self, event: Event) -> None:
+        self.send_inbox({"kind": "event", "event": event.to_dict()}, f"event {event.text!r}")
+
+    def send_inbox(self, msg: dict, what: str) -> None:
         try:
-            self.inbox.send(wire.pack({"kind": "event", "event": event.to_dict()}), zmq.NOBLOCK)
+            self.inbox.send(wire.pack(msg), zmq.NOBLOCK)
         except zmq.Again:
             self.events_dropped += 1
-            log.warning("engine inbox full: event %r dropped (%d so far)", event.text, self.events_dropped)
+            log.warning("engine inbox full: %s dropped (%d so far)", what, self.events_dropped)
 
     def describe(self) -> dict:
         return {"op": "driver_state", "state": "running" if self.driver.run else "idle",
-                "description": self.driver.describe()}
+                "description": {**self.driver.describe(), "stats": {
+                    "tick_errors": self.tick_errors, "tick_errors_in_a_row": self.failed_in_a_row}}}
 
     # -- serving forwarded requests ------------------------------------------------
     def handle(self, msg: dict) -> None:
@@ -138,8 +153,12 @@ class DriverHost:
                             logger=logging.LoggerAdapter(logging.getLogger(f"rtoc.driver.{self.name}"), {}))
         driver = construct(cls, ctx)
         try:
+            adopt = getattr(driver, "adopt_attributes", None)
+            if adopt is not None:  # a LoggerPlugin: its public attributes are parameters
+                adopt()
             driver.ensure_setup()  # once, also when the driver's own __init__ ran it
-            driver.start()  # a driver with autostart = false is not spawned until `rtoc start`
+            if driver.start_on_launch or getattr(driver, "AUTORUN", False):
+                driver.start()  # (a LoggerPlugin's timer starts when it calls start(), as in RTOC)
             now = time.time()
             deadline = driver.next_deadline()
             if deadline is not None and now >= deadline:
@@ -179,6 +198,7 @@ class DriverHost:
         return driver
 
     def run(self, stop: threading.Event) -> int:
+        loader.use_plugins_dir(self.spec.config.plugins_path)  # RTOC plugins and their helpers
         cls = loader.resolve(self.cfg.driver)
         self.request("hello", role="driver", name=self.name)
         self.driver = driver = self.start_driver(cls)
@@ -188,9 +208,12 @@ class DriverHost:
             now = time.time()
             deadline = driver.next_deadline()
             if deadline is not None and now >= deadline:
-                driver.on_timer(now)
+                self.tick(now)
             else:
                 driver.flush()
+            if getattr(driver, "_describe_due", False):  # the plugin's updateInfo()
+                driver._describe_due = False
+                self.send(self.describe())
             while self.queued:
                 self.handle(self.queued.popleft())
             wait = IDLE_WAIT if threading.active_count() == 1 else THREAD_WAIT
@@ -207,6 +230,29 @@ class DriverHost:
         driver.flush()
         return 0
 
+    def tick(self, now: float) -> None:
+        """One timer tick. An exception is logged with its traceback and counted; the
+        driver goes on, unless ``max_tick_failures`` ticks in a row failed: then it raises
+        and the supervisor restarts the driver."""
+        try:
+            self.driver.on_timer(now)
+        except Exception as exc:
+            self.tick_errors += 1
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= self.cfg.max_tick_failures:
+                raise RtocError(f"{self.name}: {self.failed_in_a_row} timer ticks in a row failed "
+                                f"(max_tick_failures); the last: {type(exc).__name__}: {exc}") from exc
+            if self.tick_errors <= 3 or now - self.logged_at >= LOG_EVERY:  # no flood at 1 kHz
+                self.logged_at = now
+                log.exception("%s: a timer tick failed (%d in a row, %d in all); the driver goes on",
+                              self.name, self.failed_in_a_row, self.tick_errors)
+            if self.failed_in_a_row == 1:
+                self.send(self.describe())  # rtoc status shows the count
+            return
+        if self.failed_in_a_row:
+            self.failed_in_a_row = 0
+            self.send(self.describe())
+
     def close(self) -> None:
         self.ctrl.close()
         self.inbox.close()
@@ -216,9 +262,28 @@ def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
     """A driver process's life (see :func:`run_child`)."""
     host = DriverHost(spec, ctx)
     try:
-        return host.run(stop)
+        code = host.run(stop)
     finally:
         host.close()
+    _leave_despite_threads(code, ctx)
+    return code
+
+
+def _leave_despite_threads(code: int, ctx: zmq.Context) -> None:
+    """A plugin's own non-daemon thread would keep the stopped driver's process alive (the
+    interpreter waits for it at exit): then the process ends here, once its sockets have
+    sent what they hold (up to their linger)."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    if not others:
+        return
+    log.warning("stopping although the driver's own threads still run: %s",
+                ", ".join(t.name for t in others[:5]))
+    closer = threading.Thread(target=ctx.term, daemon=True)
+    closer.start()
+    closer.join(2.0)
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(spec: ChildSpec) -> None:

@@ -36,6 +36,7 @@ class DriverConfig:
     autostart: bool = True
     params: dict[str, Any] = field(default_factory=dict)
     ring_seconds: float = 4.0
+    max_tick_failures: int = 10  # timer ticks that raise in a row before the driver is restarted
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,10 @@ class WebsocketConfig:
     login_window: float = 60.0              # s ... that lock the address or user name out
     login_lockout: float = 30.0             # s of the first lockout; each further one doubles ...
     login_max_lockout: float = 900.0        # s ... up to this
+    # RTOC 3.0's AES-CBC websocket encryption (no integrity; docs/PROTOCOL.md): only to move over
+    legacy_rtoc_encryption: bool = False
+    legacy_password_env: str = ""           # the environment variable holding RTOC's one password
+    legacy_role: str = "write"              # the role that password logs in with (user "rtoc-legacy")
 
 
 TELEGRAM_ROLES = ("blocked", "custom", "read", "write", "admin")
@@ -211,6 +216,7 @@ class Config:
     instance: str = "default"
     data_dir: str = ""
     log_level: str = "INFO"
+    plugins_dir: str = ""  # a folder of plugin modules (RTOC plugins); "": plugins/ beside this file
     drivers: tuple[DriverConfig, ...] = ()
     engine: EngineConfig = field(default_factory=EngineConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
@@ -226,6 +232,14 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    @property
+    def plugins_path(self) -> Path | None:
+        """Where driver modules named ``module:Class`` are also looked for (first)."""
+        if self.plugins_dir:
+            folder = Path(self.plugins_dir).expanduser()
+            return folder if folder.is_absolute() or not self.source else Path(self.source).parent / folder
+        return Path(self.source).parent / "plugins" if self.source else None
 
     @property
     def automation_path(self) -> Path:
@@ -363,6 +377,7 @@ def _check(config: Config, text: str, source: str) -> None:
     _check_bus(config.bus, fail)
     _check_websocket(config.websocket, fail)
     _check_telegram(config.telegram, fail)
+    _check_drivers(config, fail)
     for kind, rules in (("events", config.events), ("actions", config.actions)):
         names = [r.name for r in rules]
         for i, name in enumerate(names):
@@ -394,6 +409,7 @@ def _check_bus(b: BusConfig, fail: typing.Callable[[str, str], typing.NoReturn])
 
 
 ROLES = ("none", "read", "write", "admin")
+LEGACY_USER = "rtoc-legacy"  # the user name of [websocket] legacy_password_env's password
 _HASH_RE = re.compile(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*")
 
 
@@ -432,17 +448,34 @@ def _check_websocket(w: WebsocketConfig, fail: typing.Callable[[str, str], typin
     if w.login_max_lockout < w.login_lockout:
         fail(f"must be >= login_lockout ({w.login_lockout}), got {w.login_max_lockout}",
              "websocket.login_max_lockout")
+    if w.legacy_password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,100}", w.legacy_password_env):
+        fail(f"must be the name of an environment variable, got {w.legacy_password_env!r}",
+             "websocket.legacy_password_env")
+    if w.legacy_role not in ROLES[1:]:
+        fail(f"must be read, write or admin, got {w.legacy_role!r}", "websocket.legacy_role")
+    if w.legacy_rtoc_encryption and not w.legacy_password_env:
+        fail("legacy_rtoc_encryption needs the name of an environment variable holding RTOC's "
+             "password (its AES key derives from it)", "websocket.legacy_password_env")
     names: set[str] = set()
     for i, u in enumerate(w.users):
         if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", u.name) or u.name in names:
             fail(f"must be a unique name of 1-64 letters, digits, '_.@-', got {u.name!r}",
                  f"websocket.users[{i}].name")
         names.add(u.name)
+        if w.legacy_rtoc_encryption and u.name == LEGACY_USER:
+            fail(f"{LEGACY_USER!r} is the user of the legacy RTOC password "
+                 "(legacy_rtoc_encryption); choose another name", f"websocket.users[{i}].name")
         if u.role not in ROLES[1:]:
             fail(f"must be read, write or admin, got {u.role!r}", f"websocket.users[{i}].role")
         if not _HASH_RE.fullmatch(u.password_hash):
             fail("must be a hash made by `rtoc passwd` (scrypt$n$r$p$salt$hash), never a "
                  "plain password", f"websocket.users[{i}].password_hash")
+
+
+def _check_drivers(config: Config, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    for i, d in enumerate(config.drivers):
+        if d.max_tick_failures < 1:
+            fail(f"must be >= 1, got {d.max_tick_failures}", f"drivers[{i}].max_tick_failures")
 
 
 def _check_telegram(t: TelegramConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from rtoc.errors import DriverError, FunctionNotFound, ParameterError, SampleError
 from rtoc.model import Event, as_batch, check_part
 from rtoc.params import Parameter, ParamStore, describe_function
+from rtoc.plugin_api import GUI_METHODS, PluginApi
 
 FLUSH_SAMPLES = 4096  # a single-sample buffer is handed to the sink at this size
 
@@ -177,6 +178,8 @@ class Driver:
 
     samplerate = Parameter(1.0, "Rate of the driver's timer (poll) in Hz", min=1e-6, max=1e7)
     expose_public_methods = False  # LoggerPlugin sets this: every public method is a function
+    options_after_init = False     # LoggerPlugin: unknown params are checked after __init__
+    start_on_launch = True         # the host starts the timer (LoggerPlugin: start() or AUTORUN)
     _setup_state = _PENDING   # per instance once setup() was called
     _setup_error: BaseException | None = None
 
@@ -408,10 +411,12 @@ class Driver:
         """Run the timer if it is due at ``now``, then flush buffered samples."""
         tm = self._timer
         if self.run and tm is not None and tm.due(now):
-            if self._setup_state != _DONE:
-                self.ensure_setup()
-            tm.fn()
-            tm.advance(now)
+            try:
+                if self._setup_state != _DONE:
+                    self.ensure_setup()
+                tm.fn()
+            finally:  # a tick that raised is a tick: the next one comes on time, not at once
+                tm.advance(now)
         self.flush()
 
     # -- parameters and functions -------------------------------------------------
@@ -427,7 +432,7 @@ class Driver:
     @classmethod
     def function_table(cls) -> dict[str, Callable]:
         table: dict[str, Callable] = {}
-        base = set(dir(Driver))
+        base = set(dir(Driver)) | set(dir(PluginApi))  # the base classes' own: not the plugin's
         for name in dir(cls):
             if name.startswith("_"):
                 continue
@@ -436,7 +441,8 @@ class Driver:
                 continue
             if getattr(fn, "__rtoc_function__", False):
                 table[name] = fn
-            elif cls.expose_public_methods and name not in base and inspect.isfunction(fn):
+            elif cls.expose_public_methods and name not in base and name not in GUI_METHODS \
+                    and inspect.isfunction(fn):
                 table[name] = fn
         return table
 
@@ -444,11 +450,15 @@ class Driver:
         """Hook: a parameter was set (locally or remotely) to a new, validated value.
         Called only once ``setup()`` has completed; a value set before is just stored."""
 
+    def instance_specs(self) -> dict[str, Parameter]:
+        """This driver's parameters (a LoggerPlugin's public attributes among them)."""
+        return self.parameter_specs()
+
     def set_parameter(self, name: str, value: Any) -> Any:
         spec = self.parameter_specs().get(name)
         if spec is None:
             raise ParameterError(f"{self._ctx.name} has no parameter {name!r}; it has "
-                                 f"{sorted(self.parameter_specs())}", self._ctx.name)
+                                 f"{sorted(self.instance_specs())}", self._ctx.name)
         setattr(self, name, value)
         return getattr(self, name)
 
@@ -469,9 +479,9 @@ class Driver:
         """Parameters (value, type, doc) and functions (signature, doc) for the control plane."""
         return {
             # a persisted value set aside shows beside its parameter (as `rejected`)
-            "parameters": [{**p.describe(getattr(self, n)),
+            "parameters": [{**p.describe(_plain(getattr(self, n))),
                             **({"rejected": self.rejected_parameters[n]} if n in self.rejected_parameters else {})}
-                           for n, p in self.parameter_specs().items()],
+                           for n, p in self.instance_specs().items()],
             "functions": [describe_function(n, f) for n, f in self.function_table().items()],
             "running": self.run,
             "device": self._devicename,
@@ -481,7 +491,7 @@ class Driver:
         options = dict(self._ctx.options)
         specs = self.parameter_specs()
         unknown = sorted(set(options) - set(specs))
-        if unknown:
+        if unknown and not self.options_after_init:
             raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; "
                                  f"known: {sorted(specs)}", self._ctx.name)
         store = self._ctx.store
@@ -533,13 +543,16 @@ class Driver:
         self._say(logging.DEBUG, msg)
 
 
-class LoggerPlugin(Driver):
+class LoggerPlugin(PluginApi, Driver):
     """RTOC's plugin base class: a ported plugin changes only its import.
 
-    Every public method a plugin defines is callable remotely, as it was in RTOC.
+    Every public method a plugin defines is callable remotely (Qt-only ones such as
+    ``loadGUI`` aside), and its public attributes are parameters, as in RTOC; the rest of
+    RTOC's plugin API is :class:`rtoc.plugin_api.PluginApi`'s.
     """
 
     expose_public_methods = True
+    options_after_init = True  # params of rtoc.toml may name public attributes (adopt_attributes)
 
 
 def _number(value: Any, name: str) -> float:

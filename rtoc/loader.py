@@ -6,6 +6,7 @@ No folder scanning, no ``exec``: only importable modules and installed entry poi
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 
 from rtoc.driver import Driver
@@ -17,6 +18,14 @@ BUILTIN = {
     "remote": "rtoc.drivers.remote:Remote",
 }
 GROUP = "rtoc.drivers"
+GUI_LIBRARIES = ("PyQt5", "PyQt6", "PySide2", "PySide6", "sip")
+
+
+def use_plugins_dir(folder) -> None:
+    """Look for ``module:Class`` drivers in ``folder`` first (the config's ``plugins_dir``:
+    RTOC plugins and their helper modules), when it exists."""
+    if folder is not None and folder.is_dir() and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def resolve(spec: str) -> type[Driver]:
@@ -33,7 +42,14 @@ def resolve(spec: str) -> type[Driver]:
     module_name, _, attr = (target or spec).partition(":")
     try:
         module = importlib.import_module(module_name)
-    except (ImportError, ValueError, TypeError) as exc:  # also "" or ".x" as a module name
+    except ImportError as exc:
+        missing = (getattr(exc, "name", None) or "").split(".")[0]
+        if missing in GUI_LIBRARIES:  # an RTOC plugin with a GUI: it runs headless once installed
+            raise DriverNotFound(f"driver {spec!r}: the plugin needs a GUI library: its module "
+                                 f"imports {missing}, which is not installed (pip install {missing}); "
+                                 "with it the plugin runs headless, its GUI is never shown") from exc
+        raise DriverNotFound(f"driver {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # "" or ".x" as a module name
         raise DriverNotFound(f"driver {spec!r}: cannot import {module_name!r}: {exc}") from exc
     cls = module
     for part in attr.split("."):

@@ -54,7 +54,13 @@ class Child:
                 "restarts": self.restarts, "last_exit": self.last_exit,
                 **({"url": url} if url is not None else {}),
                 **({"rejected": rejected} if rejected else {}),
-                **({"stats": self.stats} if self.stats else {})}
+                **({"stats": stats} if (stats := self.stats or _numbers(self.description.get("stats"))) else {})}
+
+
+def _numbers(stats: object) -> dict:
+    """A child's counters as it reported them (a driver: tick errors), numbers only."""
+    return {k: v for k, v in stats.items() if isinstance(k, str) and isinstance(v, (int, float))} \
+        if isinstance(stats, dict) else {}
 
 
 @dataclass(frozen=True)

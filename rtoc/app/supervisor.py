@@ -58,6 +58,7 @@ MAX_PER_TURN = 1000  # requests handled per loop turn, so reaping and restarts n
 
 def validate_drivers(config: Config) -> None:
     """Resolve every driver and check its params, so a bad config fails before start."""
+    loader.use_plugins_dir(config.plugins_path)
     for i, d in enumerate(config.drivers):
         try:
             cls = loader.resolve(d.driver)
@@ -65,6 +66,8 @@ def validate_drivers(config: Config) -> None:
             raise error_at(config, str(exc), f"drivers[{i}].driver") from None
         specs = cls.parameter_specs()
         for name, value in d.params.items():
+            if name not in specs and cls.options_after_init:
+                continue  # a LoggerPlugin's public attribute: checked when it is built
             if name not in specs:
                 raise error_at(config, f"{d.driver} has no parameter {name!r} (it has "
                                f"{', '.join(sorted(specs))})", f"drivers[{i}].params.{name}")

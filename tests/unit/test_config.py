@@ -333,8 +333,10 @@ SECTIONS = {"engine": EngineConfig, "supervisor": SupervisorConfig, "bus": BusCo
 TABLES = {  # arrays of tables, two each: the second's keys must not be found in the first
     "websocket.users": [{"name": "ann", "password_hash": HASH, "role": "write"},
                         {"name": "bob", "password_hash": HASH, "role": "read"}],
-    "drivers": [{"name": "Gen", "driver": "generator", "autostart": True, "ring_seconds": 8.0},
-                {"name": "Sys", "driver": "system", "autostart": False, "ring_seconds": 4.0}],
+    "drivers": [{"name": "Gen", "driver": "generator", "autostart": True, "ring_seconds": 8.0,
+                 "max_tick_failures": 5},
+                {"name": "Sys", "driver": "system", "autostart": False, "ring_seconds": 4.0,
+                 "max_tick_failures": 10}],
     "events": [{"name": f"e{i}", "cond": "Gen.Sine > 0.5", "trigger": "rising", "hold": 0.5,
                 "cooldown": 1.0, "text": "hot {value}", "priority": 1, "id": f"hot{i}",
                 "device": "Lab", "signal": "Temp", "active": True} for i in range(2)],
@@ -365,7 +367,8 @@ def _every_key() -> tuple[list[str], dict[str, tuple[int, object]]]:
         where[key] = (len(out), value)
         out.append(f"{name} = {_literal(value)}")
 
-    for name, value in (("instance", "lab"), ("data_dir", "/tmp/rtoc-data"), ("log_level", "INFO")):
+    for name, value in (("instance", "lab"), ("data_dir", "/tmp/rtoc-data"), ("log_level", "INFO"),
+                        ("plugins_dir", "plugins")):
         put(name, name, value)
     for section, cls in SECTIONS.items():
         out += ["", f"[{section}]"]
@@ -437,6 +440,8 @@ BAD_VALUES = [  # (key, a value of the right type that is refused)
     ("websocket.login_lockout", "-1"), ("websocket.login_max_lockout", "1.0"),
     ("websocket.users[1].name", '"b b"'), ("websocket.users[1].role", '"root"'),
     ("websocket.users[1].password_hash", '"plain"'),
+    ("websocket.legacy_role", '"root"'), ("websocket.legacy_role", '"none"'),
+    ("websocket.legacy_password_env", '"RTOC PASSWORD"'),
     ("drivers[1].name", '"a.b"'), ("drivers[1].ring_seconds", "0"),
     ("events[1].cond", '"Gen.Sine >"'), ("events[1].trigger", '"up"'), ("events[1].hold", "-1"),
     ("events[1].priority", "7"), ("actions[1].listen", "[]"),
@@ -458,6 +463,10 @@ def test_a_bad_value_names_its_own_key_not_a_neighbour(key: str, literal: str) -
     # TLS needs both: the missing one is named, at its table
     ('[websocket]\ntls_cert = "c.pem"\n', "websocket.tls_key", 1),
     ('[websocket]\ntls_key = "k.pem"\n', "websocket.tls_cert", 1),
+    # RTOC's encryption needs RTOC's password (its key derives from it)
+    ('[websocket]\nlegacy_rtoc_encryption = true\n', "websocket.legacy_password_env", 1),
+    ('[websocket]\nlegacy_rtoc_encryption = true\nlegacy_password_env = "PW"\n'
+     f'[[websocket.users]]\nname = "rtoc-legacy"\npassword_hash = "{HASH}"\n', "websocket.users[0].name", 5),
 ])
 def test_a_rule_between_keys_names_the_key_to_change(text: str, key: str, line: int) -> None:
     err = fails(text)

@@ -1,0 +1,218 @@
+"""RTOC's plugin API on top of :class:`rtoc.Driver`: what ``LoggerPlugin`` adds so an RTOC
+plugin runs after changing only its import.
+
+* Public attributes are remote parameters, as in RTOC: after ``__init__``, every public
+  instance attribute holding a plain value (a number, a bool, a text, a list of those) that
+  is not a declared :class:`~rtoc.Parameter` becomes a parameter typed by its value, with
+  its doc from ``__doc_<name>__``. A value set remotely is validated by that type, persisted,
+  and restored at the next start even when ``__init__`` assigns a default.
+* Persistent variables (``initPersistentVariable``, ``loadPersistentVariable``,
+  ``savePersistentVariable``, ``createPersistentVariable``) live in
+  ``<data>/params/<driver>.variables.json``, replaced atomically.
+* ``getDir``, ``setSamplerate``, ``setInterval``, ``updateInfo``, ``close()`` stopping the
+  timer, ``telegram_send_*`` (notifications the Telegram bot delivers), ``stream()``
+  returning True, any integer ``priority`` (clamped to 0-2), ``widget``/``smallGUI`` (None,
+  False: GUI plugins start headless).
+
+Nothing here evaluates text: values are type-checked data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rtoc.errors import ParameterError
+from rtoc.files import write_atomic
+from rtoc.params import Parameter
+
+log = logging.getLogger(__name__)
+# attributes of the base classes, never parameters (and Qt-only methods, never functions)
+NOT_PARAMETERS = frozenset({"run", "logger", "widget", "smallGUI", "rejected_parameters",
+                            "samplerate", "expose_public_methods", "AUTORUN"})
+GUI_METHODS = frozenset({"loadGUI", "showGUI", "hideGUI", "closeEvent", "initGUI", "updateGUI"})
+_PLAIN = (bool, int, float, str)
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return not (isinstance(value, float) and value != value)  # NaN has no type to check by
+    return isinstance(value, list) and len(value) <= 10_000 and all(isinstance(v, _PLAIN) for v in value)
+
+
+class PluginApi:
+    """The mixin of ``LoggerPlugin`` (see the module docstring)."""
+
+    widget = None
+    smallGUI = False  # noqa: N815 - RTOC's name
+    AUTORUN = False   # RTOC: start the timer when the plugin is loaded (else the plugin calls start())
+    _dynamic: dict[str, Parameter]
+    _describe_due = False
+
+    # -- public attributes as parameters ---------------------------------------------------
+    def adopt_attributes(self) -> None:
+        """(the host, after ``__init__``) Public plain attributes become parameters; their
+        persisted values (set remotely before a restart) replace what ``__init__`` assigned;
+        the config's ``params`` set them too."""
+        declared = type(self).parameter_specs()
+        self._dynamic = {}
+        for name, value in list(vars(self).items()):
+            if name.startswith("_") or name in NOT_PARAMETERS or name in declared or not _plain_value(value):
+                continue
+            doc = getattr(self, f"__doc_{name}__", "")
+            spec = Parameter(value, doc if isinstance(doc, str) else "", type=type(value))
+            spec.name = name
+            self._dynamic[name] = spec
+        options = dict(self._ctx.options)
+        unknown = sorted(set(options) - set(declared) - set(self._dynamic))
+        if unknown:
+            raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; known: "
+                                 f"{sorted({*declared, *self._dynamic})}", self._ctx.name)
+        store = self._ctx.store
+        for name, spec in self._dynamic.items():
+            has_config = name in options
+            persisted, value = store.initial(name, options.get(name), has_config)
+            if persisted:
+                try:
+                    self.__dict__[name] = spec.validate(value)
+                    continue
+                except ParameterError as exc:
+                    store.set_aside({name}, str(exc), self._clock())
+                    self.report_rejected(name, value, str(exc))
+            if has_config:
+                self.__dict__[name] = spec.validate(options[name])
+
+    def instance_specs(self) -> dict[str, Parameter]:
+        return {**type(self).parameter_specs(), **getattr(self, "_dynamic", {})}
+
+    def set_parameter(self, name: str, value: Any) -> Any:
+        spec = getattr(self, "_dynamic", {}).get(name)
+        if spec is None:
+            return super().set_parameter(name, value)
+        value = spec.validate(value)
+        old = self.__dict__.get(name)
+        self.__dict__[name] = value
+        if value != old:
+            self._parameter_set(spec, value)
+        return value
+
+    # -- RTOC's plugin calls ---------------------------------------------------------------
+    def stream(self, *args: Any, **kwargs: Any) -> bool:
+        super().stream(*args, **kwargs)
+        return True
+
+    def event(self, text: str = "", sname: str | None = None, dname: str | None = None,
+              priority: int = 0, id: str | None = None, value: Any = None, x: float | None = None):
+        if isinstance(priority, (int, float)) and not isinstance(priority, bool):
+            priority = min(2, max(0, int(priority)))  # RTOC took any number; 0-2 mean something
+        return super().event(text, sname, dname, priority, id, value, x)
+
+    def getDir(self, dir: str | None = None) -> str:  # noqa: N802, A002 - RTOC's names
+        """The folder of ``dir`` (a file, RTOC plugins pass ``__file__``), or of the
+        plugin's module."""
+        return str(Path(dir if dir is not None else inspect.getfile(type(self))).resolve().parent)
+
+    def setSamplerate(self, rate: float) -> None:  # noqa: N802
+        self.samplerate = float(rate)
+        if self._timer is not None:
+            self._timer.period = 1.0 / self.tick_rate()
+
+    def setInterval(self, interval: float) -> None:  # noqa: N802
+        self.setSamplerate(1.0 / float(interval))
+
+    def updateInfo(self) -> None:  # noqa: N802
+        """RTOC: tell the clients the plugin's functions and parameters changed."""
+        self._describe_due = True
+
+    def close(self) -> None:
+        """RTOC's ``close()``: stops the timer too."""
+        self.run = False
+
+    # -- persistent variables --------------------------------------------------------------
+    def _variables_path(self) -> Path | None:
+        path = self._ctx.store.path
+        return None if path is None else path.with_name(f"{self._ctx.name}.variables.json")
+
+    def _variables(self) -> dict:
+        cache = self.__dict__.get("_pv_cache")
+        if cache is None:
+            cache = {}
+            path = self._variables_path()
+            if path is not None and path.exists():
+                try:
+                    data = json.loads(path.read_text())
+                    cache = data if isinstance(data, dict) else {}
+                except (OSError, ValueError) as exc:
+                    log.error("%s: persistent variables in %s unreadable (%s): starting empty",
+                              self._ctx.name, path, exc)
+            self.__dict__["_pv_cache"] = cache
+        return cache
+
+    def loadPersistentVariable(self, name: str, fallback: Any = None, dname: str | None = None) -> Any:  # noqa: N802
+        return self._variables().get(dname or self._devicename, {}).get(name, fallback)
+
+    def savePersistentVariable(self, name: str, value: Any, dname: str | None = None) -> None:  # noqa: N802
+        data = self._variables()
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"persistent variable {name!r}: {type(value).__name__} is not "
+                                 "JSON data (numbers, texts, lists, maps)") from None
+        data.setdefault(dname or self._devicename, {})[name] = value
+        path = self._variables_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(data, indent=1))
+
+    def initPersistentVariable(self, name: str, fallback: Any = None, dname: str | None = None) -> Any:  # noqa: N802
+        """The saved value of ``name``, or ``fallback`` (RTOC plugins assign it:
+        ``self.gain = self.initPersistentVariable("gain", 1)``)."""
+        return self.loadPersistentVariable(name, fallback, dname)
+
+    def createPersistentVariable(self, name: str, fallback: Any = None, dname: str | None = None,  # noqa: N802
+                                 docs: str | None = None) -> None:
+        """A property ``self.<name>`` that is saved on every assignment (RTOC's)."""
+        value = self.loadPersistentVariable(name, fallback, dname)
+        key, device = f"_pv_{name}", dname
+
+        def get(obj: Any) -> Any:
+            return obj.__dict__.get(key)
+
+        def put(obj: Any, v: Any) -> None:
+            obj.__dict__[key] = v
+            obj.savePersistentVariable(name, v, device)
+
+        setattr(type(self), name, property(get, put, doc=docs))
+        self.__dict__[key] = value
+        if docs:
+            self.__dict__[f"__doc_{name}__"] = docs
+
+    # -- Telegram ------------------------------------------------------------------------
+    def telegram_send_message(self, text: str, priority: int = 0, permission: str = "write") -> None:
+        """A notification for the Telegram bot's users (prefixed with the device name, as
+        RTOC did); logged when no bot runs."""
+        self._notify(f"{self._devicename}: {text}", priority)
+
+    def telegram_send_photo(self, path: str, priority: int = 0, permission: str = "write") -> None:
+        self._notify(f"{self._devicename}: a picture was sent ({Path(str(path)).name}); "
+                     "see the instance", priority)
+
+    def telegram_send_document(self, path: str, priority: int = 0, permission: str = "write") -> None:
+        self._notify(f"{self._devicename}: a document was sent ({Path(str(path)).name}); "
+                     "see the instance", priority)
+
+    def telegram_send_plot(self, signals: dict | None = None, title: str = "", text: str = "",
+                           events: list | None = None, dpi: int = 300, priority: int = 0,
+                           permission: str = "write") -> None:
+        names = ", ".join(map(str, (signals or {}).keys()))
+        self._notify(f"{self._devicename}: {title or 'plot'} {text} ({names})".strip(), priority)
+
+    def _notify(self, text: str, priority: Any) -> None:
+        level = min(2, max(0, int(priority))) if isinstance(priority, (int, float)) else 0
+        notify = getattr(self._sink, "notify", None)
+        self.logger.info("telegram: %s", text)
+        if notify is not None:
+            notify(text, level)
