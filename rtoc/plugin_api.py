@@ -9,6 +9,8 @@ plugin runs after changing only its import.
 * Persistent variables (``initPersistentVariable``, ``loadPersistentVariable``,
   ``savePersistentVariable``, ``createPersistentVariable``) live in
   ``<data>/params/<driver>.variables.json``, replaced atomically.
+* RTOC allowed ``/`` in names; it becomes U+2215 (looks the same). A bad value or name
+  fails that ``stream``/``plot`` call alone (logged, False), never the whole tick.
 * ``getDir``, ``setSamplerate``, ``setInterval``, ``updateInfo``, ``close()`` stopping the
   timer, ``telegram_send_*`` (notifications the Telegram bot delivers), ``stream()``
   returning True, any integer ``priority`` (clamped to 0-2), ``widget``/``smallGUI`` (None,
@@ -25,7 +27,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rtoc.errors import ParameterError
+from rtoc.errors import ParameterError, SignalError
 from rtoc.files import write_atomic
 from rtoc.params import Parameter
 
@@ -35,6 +37,11 @@ NOT_PARAMETERS = frozenset({"run", "logger", "widget", "smallGUI", "rejected_par
                             "samplerate", "expose_public_methods", "AUTORUN"})
 GUI_METHODS = frozenset({"loadGUI", "showGUI", "hideGUI", "closeEvent", "initGUI", "updateGUI"})
 _PLAIN = (bool, int, float, str)
+
+
+def slash(name: Any) -> Any:
+    """RTOC's ``/`` in a device or signal name, as U+2215 (the bus uses ``/``)."""
+    return name.replace("/", "\u2215") if isinstance(name, str) else name
 
 
 def _plain_value(value: Any) -> bool:
@@ -101,14 +108,39 @@ class PluginApi:
 
     # -- RTOC's plugin calls ---------------------------------------------------------------
     def stream(self, *args: Any, **kwargs: Any) -> bool:
-        super().stream(*args, **kwargs)
+        """RTOC's ``stream``: True when stored; a bad value or name fails this call alone
+        (logged once per message, False), never the plugin's whole tick."""
+        try:
+            super().stream(*args, **kwargs)
+        except SignalError as exc:
+            self._complain(exc)
+            return False
         return True
+
+    def plot(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            super().plot(*args, **kwargs)
+        except SignalError as exc:
+            self._complain(exc)
+            return False
+        return True
+
+    def _complain(self, exc: Exception) -> None:
+        said = self.__dict__.setdefault("_complaints", set())
+        if str(exc) not in said and len(said) < 100:
+            said.add(str(exc))
+            self.logger.error("%s: %s (this call is skipped; the plugin goes on)", self._ctx.name, exc)
+
+    def _buffer(self, device: str, signal: str, unit: Any):
+        # RTOC allowed '/' in names; here it separates bus topics, so it is mapped one-to-one
+        # to U+2215 (DIVISION SLASH), which looks the same
+        return super()._buffer(slash(device), slash(signal), unit)
 
     def event(self, text: str = "", sname: str | None = None, dname: str | None = None,
               priority: int = 0, id: str | None = None, value: Any = None, x: float | None = None):
         if isinstance(priority, (int, float)) and not isinstance(priority, bool):
             priority = min(2, max(0, int(priority)))  # RTOC took any number; 0-2 mean something
-        return super().event(text, sname, dname, priority, id, value, x)
+        return super().event(text, slash(sname), slash(dname), priority, id, value, x)
 
     def getDir(self, dir: str | None = None) -> str:  # noqa: N802, A002 - RTOC's names
         """The folder of ``dir`` (a file, RTOC plugins pass ``__file__``), or of the

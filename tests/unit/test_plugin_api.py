@@ -1,0 +1,62 @@
+"""RTOC's LoggerPlugin calls on rtoc's Driver (issue 16): the pieces a live instance test
+does not pin down one by one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rtoc.driver import DriverContext, LoggerPlugin, construct
+from rtoc.params import ParamStore
+from rtoc.testing import MemorySink
+
+
+class Plug(LoggerPlugin):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setDeviceName("Lab")
+        self.level = 3
+        self.name_ = "x"
+        self._hidden = 1
+        self.obj = object()
+
+
+def _make(tmp_path: Path, cls=Plug, options: dict | None = None) -> Plug:
+    ctx = DriverContext(name="Lab", sink=MemorySink(), options=options or {},
+                        store=ParamStore(tmp_path / "params" / "Lab.json"))
+    d = construct(cls, ctx)
+    d.adopt_attributes()
+    return d
+
+
+def test_names_with_a_slash_are_kept_one_to_one_and_a_bad_value_fails_only_its_call(tmp_path: Path) -> None:
+    d = _make(tmp_path)
+    assert d.stream(1.0, "in/out") is True
+    assert d.stream("not a number", "T") is False  # logged; the tick goes on
+    assert d.stream(2.0, "T") is True
+    d.flush()
+    assert set(d._sink.signals) == {"Lab.in\u2215out", "Lab.T"}
+
+
+def test_public_plain_attributes_are_parameters_and_persist(tmp_path: Path) -> None:
+    d = _make(tmp_path, options={"level": 5})
+    specs = d.instance_specs()
+    assert "level" in specs and "name_" in specs and "_hidden" not in specs and "obj" not in specs
+    assert d.level == 5  # the config's params name public attributes
+    d2 = _make(tmp_path)
+    d2.set_parameter("level", 7)
+    assert _make(tmp_path).level == 7  # set remotely: restored over __init__'s 3
+
+
+def test_persistent_variables_and_priorities(tmp_path: Path) -> None:
+    d = _make(tmp_path)
+    assert d.initPersistentVariable("gain", 2.0) == 2.0
+    d.savePersistentVariable("gain", 4.5)
+    d.createPersistentVariable("count", 0, docs="ticks")
+    d.count = 3
+    again = _make(tmp_path)
+    assert again.loadPersistentVariable("gain") == 4.5 and again.initPersistentVariable("count", 0) == 3
+    assert d.event("x", priority=7).priority == 2 and d.event("y", priority=-1).priority == 0
+    assert d.getDir(__file__) == str(Path(__file__).resolve().parent)
+    d.start()
+    d.close()
+    assert d.run is False
