@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 0.05     # s between loop turns when nothing is scheduled
 THREAD_WAIT = 0.002  # s when the driver runs threads of its own (their samples need flushing)
 LOG_EVERY = 10.0     # s between two logged tick failures at most (after the first three)
+ALIVE_EVERY = 1.0    # s between two signs of life to the supervisor (stall_timeout)
 
 
 class RingSink:
@@ -204,8 +205,12 @@ class DriverHost:
         self.driver = driver = self.start_driver(cls)
         self.send(self.describe())
         log.info("driver %s (%s) running", self.name, self.cfg.driver)
+        alive_at = 0.0
         while not stop.is_set():
             now = time.time()
+            if now - alive_at >= ALIVE_EVERY:  # the supervisor kills a driver whose loop hangs
+                self.send({"op": "driver_alive"})
+                alive_at = now
             deadline = driver.next_deadline()
             if deadline is not None and now >= deadline:
                 self.tick(now)

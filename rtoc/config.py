@@ -37,6 +37,8 @@ class DriverConfig:
     params: dict[str, Any] = field(default_factory=dict)
     ring_seconds: float = 4.0
     max_tick_failures: int = 10  # timer ticks that raise in a row before the driver is restarted
+    stall_timeout: float = 60.0  # s a running driver's process may not turn its loop (a hung
+                                 # tick) before it is killed and restarted; 0: never
 
 
 @dataclass(frozen=True)
@@ -476,6 +478,8 @@ def _check_drivers(config: Config, fail: typing.Callable[[str, str], typing.NoRe
     for i, d in enumerate(config.drivers):
         if d.max_tick_failures < 1:
             fail(f"must be >= 1, got {d.max_tick_failures}", f"drivers[{i}].max_tick_failures")
+        if not (d.stall_timeout == 0 or 1.0 <= d.stall_timeout <= 86400):
+            fail(f"must be 0 (off) or 1-86400 s, got {d.stall_timeout}", f"drivers[{i}].stall_timeout")
 
 
 def _check_telegram(t: TelegramConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:

@@ -35,6 +35,8 @@ class Child:
     last_exit: int | None = None
     description: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)  # a frontend's counters (frontend_stats)
+    alive_at: float = 0.0         # a driver's last sign of a turning loop (driver_alive)
+    stalls: int = 0               # times it was killed for a hung loop
 
     @property
     def identity(self) -> bytes:
@@ -54,7 +56,8 @@ class Child:
                 "restarts": self.restarts, "last_exit": self.last_exit,
                 **({"url": url} if url is not None else {}),
                 **({"rejected": rejected} if rejected else {}),
-                **({"stats": stats} if (stats := self.stats or _numbers(self.description.get("stats"))) else {})}
+                **({"stats": stats} if (stats := {**(self.stats or _numbers(self.description.get("stats"))),
+                                                   **({"stalls": self.stalls} if self.stalls else {})}) else {})}
 
 
 def _numbers(stats: object) -> dict:
@@ -112,7 +115,7 @@ class ChildTable:
         """``starting`` until the child says it is ready (the engine's and the archiver's
         hello, the websocket's once it listens, a driver's first state); a frontend that
         says nothing (automation) runs once started."""
-        child.pid, child.started_at, child.next_start = pid, now, None
+        child.pid, child.started_at, child.next_start, child.alive_at = pid, now, None, now
         announces = child.kind != "frontend" or child.name in ANNOUNCED
         child.state = "starting" if announces else "running"
         child.policy.started(now)
@@ -148,6 +151,14 @@ class ChildTable:
 
     def unwant(self, child: Child) -> None:
         child.wanted, child.next_start = False, None
+
+    def stalled(self, now: float) -> list[Child]:
+        """Running drivers whose process has not turned its loop for ``stall_timeout`` s
+        (a tick that hangs: the process lives, nothing flows, nothing answers)."""
+        return [c for c in self.children.values()
+                if c.kind == "driver" and c.state == "running" and c.pid is not None
+                and c.spec.driver is not None and c.spec.driver.stall_timeout > 0
+                and now - c.alive_at > c.spec.driver.stall_timeout]
 
     def info(self, now: float) -> list[dict]:
         return [c.info(now) for c in self.children.values()]

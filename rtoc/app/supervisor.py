@@ -187,6 +187,8 @@ class Supervisor:
                     self._exited(self.children[name], now)
             for child in self.table.due(now):
                 self._start(child, now)
+            for child in self.table.stalled(now):
+                self._kill_stalled(child, now)
             self._expire(now)
             try:
                 if self.router.poll(POLL_MS):
@@ -206,6 +208,17 @@ class Supervisor:
         self.procs[child.name] = proc
         self.table.started(child, proc.pid, now)
         log.info("%s %s started (pid %d)", child.kind, child.name, proc.pid)
+
+    def _kill_stalled(self, child: Child, now: float) -> None:
+        """A driver whose loop has not turned for ``stall_timeout`` s (a hung tick): killed,
+        and restarted by the restart policy like any failure."""
+        log.error("driver %s has not turned its loop for %.0f s (stall_timeout): killing it to "
+                  "restart it", child.name, now - child.alive_at)
+        child.stalls += 1
+        child.alive_at = now  # once: the exit comes next turn
+        proc = self.procs.get(child.name)
+        if proc is not None:
+            proc.kill()
 
     def _exited(self, child: Child, now: float) -> None:
         proc = self.procs.pop(child.name)
@@ -331,7 +344,8 @@ class Supervisor:
         }
 
     # ops only a child sends about itself
-    CHILD_OPS = ("hello", "driver_state", "engine_stats", "create_signal", "frontend_stats")
+    CHILD_OPS = ("hello", "driver_state", "engine_stats", "create_signal", "frontend_stats",
+                 "driver_alive")
 
     def _handle(self, identity: bytes, msg: dict) -> dict | None:
         op = msg.get("op")
@@ -362,6 +376,9 @@ class Supervisor:
             desc = msg.get("description")
             child.state, child.description = "running", desc if isinstance(desc, dict) else {}
             self._meta("driver_state", name=child.name, state=msg.get("state"))
+            return None
+        if op == "driver_alive":
+            child.alive_at = time.monotonic()
             return None
         if op == "frontend_stats" and child.kind == "frontend":  # counters for status, /metrics
             stats = msg.get("stats")

@@ -69,11 +69,14 @@ class Plugin(LoggerPlugin):
         self.createPersistentVariable("counter", 0, docs="ticks so far")
         self.stored = self.initPersistentVariable("stored", 5)
         self.ticks = 0
+        self._hang = False
         self.setPerpetualTimer(self._tick, samplerate=20)
         self.start()
         self.info("documented plugin started")
 
     def _tick(self):
+        if self._hang:
+            time.sleep(3600)  # a read that never returns
         self.ticks += 1
         self.counter = self.counter + 1
         ok = self.stream([self.setpoint, self.ticks], snames=["T", "N"], unit=["degC", ""])
@@ -94,6 +97,11 @@ class Plugin(LoggerPlugin):
         """A non-daemon thread of the plugin's own that never ends."""
         t = threading.Thread(target=lambda: time.sleep(3600), name="plugin-own")
         t.start()
+        return True
+
+    def hang(self):
+        """The next tick hangs."""
+        self._hang = True
         return True
 
     def where(self):
@@ -135,6 +143,7 @@ driver = "Generator:Plugin"
 [[drivers]]
 name = "Doc"
 driver = "docplugin:Plugin"
+stall_timeout = 3.0
 '''
     with Instance.start(config, ("Template.Sinus", "Template.Cosinus", "Generator.Square", "Doc.T"),
                         folder=tmp_path) as inst:
@@ -184,6 +193,13 @@ driver = "docplugin:Plugin"
         assert after["pid"] == before["pid"] and after["state"] == "running"
         inst.client.request("set", driver="Doc", param="label", value="lab")
 
+        # a tick that hangs: the driver is killed after stall_timeout and restarted
+        hung = _state(inst, "Doc")["pid"]
+        assert inst.client.request("call", driver="Doc", function="hang")["result"] is True
+        inst.wait_for(lambda: (s := _state(inst, "Doc"))["pid"] not in (None, hung) and s["state"] == "running",
+                      timeout=30)
+        assert _state(inst, "Doc")["stats"]["stalls"] == 1
+
         # a plugin's own non-daemon thread does not keep the stopped driver's process alive
         pid = _state(inst, "Doc")["pid"]
         assert inst.client.request("call", driver="Doc", function="spawn_thread")["result"] is True
@@ -196,6 +212,7 @@ driver = "docplugin:Plugin"
         log = inst.log()
     assert "a timer tick failed" in log and "RuntimeError: a tick that fails" in log
     assert "telegram: Doc: hello from the plugin" in log
+    assert "driver Doc has not turned its loop" in log
 
 
 def test_a_plugin_that_needs_a_gui_library_says_so(tmp_path: Path) -> None:
