@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rtoc.app import cli
@@ -653,6 +653,10 @@ _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
 def test_to_toml_round_trips_any_params_and_text(params: dict, text: str) -> None:
     c = Config(data_dir="/d", drivers=(DriverConfig("A", "m:C", params=params),),
                bus=BusConfig(control=text))
+    # a text that names a network transport ("pgm", "tcp" ...) is refused without CURVE
+    # keys, rightly: not what this test is about
+    assume(text.split(":")[0].strip().lower() not in ("tcp", "pgm", "epgm", "udp", "ws", "wss",
+                                                       "norm", "vmci", "tipc"))
     assert _reloaded(c) == c
 
 
