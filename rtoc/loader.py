@@ -22,10 +22,18 @@ GUI_LIBRARIES = ("PyQt5", "PyQt6", "PySide2", "PySide6", "sip")
 
 
 def use_plugins_dir(folder) -> None:
-    """Look for ``module:Class`` drivers in ``folder`` first (the config's ``plugins_dir``:
-    RTOC plugins and their helper modules), when it exists."""
-    if folder is not None and folder.is_dir() and str(folder) not in sys.path:
+    """Look for ``module:Class`` drivers in ``folder`` first (the config's ``plugins_dir``),
+    when it exists. Its subfolders (RTOC's plugin folders) come last on the path, so a
+    plugin's ``import helper`` finds the helper module beside it without shadowing any
+    other module."""
+    if folder is None or not folder.is_dir():
+        return
+    if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
+    for sub in sorted(folder.iterdir()):
+        if sub.is_dir() and not sub.name.startswith((".", "_")) and str(sub) not in sys.path \
+                and any(sub.glob("*.py")):
+            sys.path.append(str(sub))
 
 
 def resolve(spec: str) -> type[Driver]:

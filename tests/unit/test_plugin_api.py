@@ -60,3 +60,25 @@ def test_persistent_variables_and_priorities(tmp_path: Path) -> None:
     d.start()
     d.close()
     assert d.run is False
+
+
+def test_a_plugin_folder_with_a_helper_module_imports(tmp_path: Path) -> None:
+    """RTOC plugin folders import their helper modules by name (``import dht22``)."""
+    import sys
+
+    from rtoc import loader
+
+    folder = tmp_path / "plugins" / "Sensors"
+    folder.mkdir(parents=True)
+    (folder / "sensorhelper.py").write_text("VALUE = 42\n")
+    (folder / "Sensors.py").write_text("import sensorhelper\nfrom rtoc import LoggerPlugin\n"
+                                       "class Plugin(LoggerPlugin):\n    value = sensorhelper.VALUE\n")
+    before = list(sys.path)
+    try:
+        loader.use_plugins_dir(tmp_path / "plugins")
+        assert loader.resolve("Sensors.Sensors:Plugin").value == 42
+        assert sys.path.index(str(folder)) > sys.path.index(str(tmp_path / "plugins"))
+    finally:
+        sys.path[:] = before
+        for name in ("sensorhelper", "Sensors", "Sensors.Sensors"):
+            sys.modules.pop(name, None)
