@@ -76,7 +76,7 @@ def test_a_plugin_folder_with_a_helper_module_imports(tmp_path: Path) -> None:
     before = list(sys.path)
     try:
         loader.use_plugins_dir(tmp_path / "plugins")
-        assert loader.resolve("Sensors.Sensors:Plugin").value == 42
+        assert loader.resolve("Sensors:Plugin").value == 42  # the folder's module, by its name
         assert sys.path.index(str(folder)) > sys.path.index(str(tmp_path / "plugins"))
     finally:
         sys.path[:] = before
