@@ -18,6 +18,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -169,6 +170,11 @@ class Hub:
     # -- logins ----------------------------------------------------------------------------
     async def login(self, user: str | None, secret: str, is_token: bool, address: str,
                     now: float) -> tuple[str, str] | None | float:
+        # The throttle runs on the monotonic clock, whatever ``now`` the road passes: the
+        # JSON road's is wall time (its samples' stamps), HTTP's was monotonic, and one
+        # throttle on two clocks locked an address out of HTTP for decades after five failed
+        # JSON logins, while HTTP failures never locked the JSON road.
+        now = time.monotonic()
         # counted before scrypt, so parallel guesses cannot all get past the throttle
         wait = self.throttle.begin(address, now, user)
         if wait > 0:

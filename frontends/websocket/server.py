@@ -20,6 +20,7 @@ import hmac
 import http
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -31,11 +32,13 @@ from dataclasses import dataclass
 import zmq
 import zmq.asyncio
 from rtoc.frontends.websocket import http as routes
+from rtoc.frontends.websocket import legacy_crypto
 from rtoc.frontends.websocket.auth import (
     Throttle,
     User,
     Users,
     accepted_hosts,
+    hash_password,
     host_allowed,
     origin_allowed,
 )
@@ -58,7 +61,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rtoc import wire
-from rtoc.config import WebsocketConfig
+from rtoc.config import LEGACY_USER, WebsocketConfig
+from rtoc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 SENT_FRAME = encode(dumps(SENT).encode())
@@ -73,6 +77,10 @@ BIG_POLL = 0.05  # s between looks whether its address may take another slot
 BIG_MESSAGES = 64 << 10  # bytes of a chunk of messages past which it takes the big lane
 BIG_REST = 0.1  # s the big lane rests at most after one chunk
 NEWCONNECTED = dumps({"client": "newconnected"})  # RTOC's push when a client connects
+CLOSE_LEGACY = 1008  # close code for an encrypted RTOC 3.0 message the server cannot take
+LEGACY_OFF = ("RTOC 3.0's encrypted messages need [websocket] legacy_rtoc_encryption = true; "
+              "its client encrypts with a password for any host but localhost and 127.0.0.1: "
+              "better connect over TLS (wss://) or to localhost")
 
 
 def _machine_names() -> tuple[str, ...]:
@@ -86,7 +94,7 @@ def anonymous_role(cfg: WebsocketConfig) -> str:
     behaviour without a password), else read."""
     if cfg.anonymous:
         return cfg.anonymous
-    if cfg.users:
+    if cfg.users or cfg.legacy_rtoc_encryption:  # RTOC's password is a user too
         return "read"
     try:
         loopback = ipaddress.ip_address(cfg.host).is_loopback
@@ -95,20 +103,47 @@ def anonymous_role(cfg: WebsocketConfig) -> str:
     return "admin" if loopback else "read"
 
 
+def legacy_password(cfg: WebsocketConfig) -> str:
+    """RTOC's one password, from the environment variable ``legacy_password_env`` names."""
+    password = os.environ.get(cfg.legacy_password_env, "")
+    if not password:
+        raise ConfigError(f"the environment variable {cfg.legacy_password_env} is not set: "
+                          "legacy_rtoc_encryption needs RTOC's password",
+                          "websocket.legacy_password_env")
+    return password
+
+
 @dataclass(eq=False)
 class Client:
     conn: BatchConnection
     session: Session
     queue: SendQueue  # (reply frames: bytes | push text: str, None)
     sender: asyncio.Task | None = None
+    first: bool = True        # no message seen yet (the first tells whether it encrypts)
+    key: bytes | None = None  # RTOC 3.0's AES key once its first message decrypted with it
+
+    def wrap(self, payload: bytes) -> bytes:
+        """A reply or push as this client reads it (encrypted for an encrypting one)."""
+        return payload if self.key is None else legacy_crypto.encrypt(self.key, payload).encode()
 
 
 class Server:
     def __init__(self, cfg: WebsocketConfig, endpoints: dict[str, str], ctx: zmq.asyncio.Context):
         self.cfg = cfg
         self.anonymous = anonymous_role(cfg)
-        users = Users([User(u.name, u.role, u.password_hash) for u in cfg.users],
-                      self.anonymous, section="websocket")
+        known = [User(u.name, u.role, u.password_hash) for u in cfg.users]
+        self.legacy_key: bytes | None = None
+        if cfg.legacy_rtoc_encryption:
+            password = legacy_password(cfg)
+            self.legacy_key = legacy_crypto.key_of(password)
+            # RTOC's one password logs in (authorize) like a configured user with legacy_role
+            known.append(User(LEGACY_USER, cfg.legacy_role, hash_password(password)))
+            log.warning("[websocket] legacy_rtoc_encryption is on: RTOC 3.0 clients may encrypt "
+                        "with AES-CBC, which has no integrity (messages can be replayed and "
+                        "altered on the way) and whose key is a prefix of the replayable "
+                        "authorize token; use TLS (tls_cert, tls_key) or rtoc.bin.v1 and switch "
+                        "it off once the clients moved over")
+        users = Users(known, self.anonymous, section="websocket")
         self.hub = Hub(endpoints, ctx, users, self.throttle_for(cfg))
         self.hosts = accepted_hosts(cfg.host, cfg.hosts, machine=_machine_names())
         self.subscriptions = SubscriptionLimit(cfg.max_subscriptions, cfg.max_subscriptions_total)
@@ -141,7 +176,8 @@ class Server:
         self.events_seen = 0
         self.started = time.time()
         self.counters = {"messages_in": 0, "messages_out": 0, "pushes_dropped": 0,
-                           "connections": 0, "refused": 0, "refused_address": 0, "slow_closed": 0}
+                           "connections": 0, "refused": 0, "refused_address": 0, "slow_closed": 0,
+                           "legacy_connections": 0, "legacy_failed": 0, "legacy_refused": 0}
 
     # -- connections -----------------------------------------------------------------------
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -225,13 +261,67 @@ class Server:
         try:
             while (batch := await conn.next_batch()) is not None:
                 self.counters["messages_in"] += len(batch)
-                if not await self._answer(client, batch):
+                refusal = None
+                if client.first or client.key is not None:
+                    batch, refusal = self._legacy_in(client, batch)
+                if batch and not await self._answer(client, batch):
+                    break
+                if refusal is not None:
+                    await self._refuse(client, refusal)
                     break
             if conn.fault is not None:  # a broken frame: first the replies to what came before
                 await self._sent(client, FAULT_FLUSH)
                 conn.fail()
         finally:
             self._forget(client)
+
+    # -- RTOC 3.0's encryption ([websocket] legacy_rtoc_encryption) --------------------------
+    def _legacy_in(self, client: Client, batch: list[bytes]) -> tuple[list[bytes], str | None]:
+        """The messages of ``batch`` as JSON text and, when one cannot be taken, why (the
+        messages before it are answered, then the connection is refused). The first message
+        of a connection decides: JSON text is a plain client for good (as always); one that
+        looks encrypted is RTOC 3.0's client talking to a host it does not trust. The peer's
+        address does not decide: the client decides by the name it dialled, which the server
+        cannot see (a client dialling 127.0.0.2 arrives from 127.0.0.1). Every later
+        message of an encrypting client must decrypt; one that does not closes the
+        connection and counts as a failed login of its address (the login throttle), so
+        the server cannot serve as a padding oracle."""
+        address = client.session.address
+        if client.first:
+            client.first = False
+            if not legacy_crypto.looks_encrypted(batch[0]):
+                return batch, None
+            if self.legacy_key is None:
+                self.counters["legacy_refused"] += 1
+                log.warning("client %s refused: %s", address, LEGACY_OFF)
+                return [], LEGACY_OFF
+            wait = self.hub.throttle.check(address, time.monotonic())
+            if wait > 0:
+                self.hub.throttle.refused += 1
+                return [], f"too many failed logins from {address}; wait {wait:.0f} s"
+        key = client.key or self.legacy_key
+        out: list[bytes] = []
+        for raw in batch:
+            try:
+                out.append(legacy_crypto.open_message(key, raw))
+            except legacy_crypto.LegacyCryptoError as exc:
+                self.counters["legacy_failed"] += 1
+                self.hub.throttle.failed(address, time.monotonic())
+                log.warning("client %s closed: %s", address, exc)
+                return out, str(exc)
+            if client.key is None:
+                client.key = key
+                self.counters["legacy_connections"] += 1
+                log.info("client %s encrypts as RTOC 3.0 did (legacy_rtoc_encryption)", address)
+        return out, None
+
+    async def _refuse(self, client: Client, reason: str) -> None:
+        """Answer ``reason`` (encrypted for a client whose messages decrypted before), wait
+        until it is written out (at most FAULT_FLUSH s) and close the connection (1008)."""
+        reply = dumps({"error": True, "message": reason, "errors": {"message": reason}}).encode()
+        if await client.queue.put(encode(client.wrap(reply)), None, FAULT_FLUSH):
+            await self._sent(client, FAULT_FLUSH)
+        close_now(client.conn, CLOSE_LEGACY, _close_reason(reason))
 
     async def _answer(self, client: Client, batch: list[bytes]) -> bool:
         """Handle ``batch`` in chunks, each chunk's replies one queue item that waits for
@@ -250,7 +340,7 @@ class Server:
                     replies = await self.proto.handle_batch(client.session, chunk, time.time())
                 self.counters["messages_out"] += len(replies)
                 self._resubscribe()
-                frames = await self.proto.encode(replies)
+                frames = await self.proto.encode(replies, None if client.key is None else client.wrap)
                 queued = await client.queue.put(frames, release, self.cfg.slow_client_timeout)
             finally:
                 if release is not None and not queued:
@@ -359,14 +449,18 @@ class Server:
                 try:
                     pushes = sum(type(i) is str for i, _ in items)
                     self.counters["messages_out"] += pushes
-                    await client.conn.send_frames(b"".join(
-                        encode(i.encode()) if type(i) is str else i for i, _ in items))
+                    if client.key is None:
+                        data = b"".join(encode(i.encode()) if type(i) is str else i for i, _ in items)
+                    else:  # RTOC 3.0's encryption: the pushes too (replies came encrypted)
+                        data = b"".join(encode(client.wrap(i.encode())) if type(i) is str else i
+                                        for i, _ in items)
+                    await client.conn.send_frames(data)
                 finally:
                     queue.done(len(items))
                     for _, release in items:  # a big reply's slot (written out or given up)
                         if release is not None:
                             release()
-                    items = None
+                    items = data = None
         except (ConnectionClosed, OSError):
             # A reset while a write waits surfaces as ConnectionResetError from drain().
             # Ending with it stored on the task kept the traceback, so the frame, its
@@ -390,7 +484,11 @@ class Server:
                 self._offer(client, NEWCONNECTED)
 
     def _offer(self, client: Client, text: str) -> None:
-        """A push: queued when there is room, else dropped and counted."""
+        """A push: queued when there is room, else dropped and counted. With
+        legacy_rtoc_encryption a client gets none before its first message (which tells
+        whether it reads plain JSON or encrypted text)."""
+        if client.first and self.legacy_key is not None:
+            return
         if not client.queue.offer(text, None):
             client.session.dropped += 1
             self.counters["pushes_dropped"] += 1
@@ -504,6 +602,12 @@ class Server:
             ("rtoc_ws_logins_throttled_total", "Login attempts refused by the throttle", {},
              self.hub.throttle.refused),
             ("rtoc_ws_binary_clients", "Connected rtoc.bin.v1 clients", {}, len(self.binary.clients)),
+            ("rtoc_ws_legacy_connections_total", "Connections that encrypted as RTOC 3.0 (legacy_rtoc_encryption)",
+             {}, self.counters["legacy_connections"]),
+            ("rtoc_ws_legacy_failed_total", "Messages that did not decrypt with the legacy RTOC password (closed)",
+             {}, self.counters["legacy_failed"]),
+            ("rtoc_ws_legacy_refused_total", "RTOC 3.0 encrypted connections refused (legacy_rtoc_encryption off)",
+             {}, self.counters["legacy_refused"]),
             ("rtoc_ws_subscriptions", "Names subscribed by all clients", {}, self.subscriptions.used()),
             ("rtoc_ws_subscriptions_refused_total", "Subscriptions refused (max_subscriptions)",
              {}, self.subscriptions.refused),
@@ -568,6 +672,13 @@ class Server:
     def close(self) -> None:
         self.sub.close(0)
         self.hub.close()
+
+
+def _close_reason(text: str) -> str:
+    """``text`` as a close frame's reason (at most 123 bytes): its first clause if longer."""
+    if len(text.encode()) <= 123:
+        return text
+    return text.split(";")[0].encode()[:123].decode(errors="ignore")
 
 
 def _may_be_big(raw: bytes) -> bool:

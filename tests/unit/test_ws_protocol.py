@@ -132,6 +132,14 @@ def test_event_positional_and_dict_forms() -> None:
     assert r["error"] and "priority" in r["errors"]["event"] and len(world.events) == 2
 
 
+def test_an_event_is_answered_without_an_event_key() -> None:
+    """Regression (issue 16): the reply ``{"error": false, "event": true}`` reached RTOC 3.0's
+    client's ``handle_event(True)`` as if it were an event push; RTOC answered nothing."""
+    proto, world = protocol(anonymous="write")
+    assert ask(proto, session("write"), {"event": ["note", "T", "Oven"]}) == [{"error": False}]
+    assert len(world.events) == 1
+
+
 def test_event_list_and_get_event_shapes() -> None:
     proto, world = protocol(anonymous="write")
     s = session("write")

@@ -490,7 +490,9 @@ TABLE: dict[str, Command] = {
     "login": Command(login, "none", "login"),
     "logout": Command(logout, "none", "logout"),
     "y": Command(push, "write", "sent"),
-    "event": Command(event, "write", "event"),
+    # no reply key, as RTOC: an "event" key in a reply reaches RTOC 3.0's client's
+    # handle_event as if it were an event push (it dispatches on keys, replies or not)
+    "event": Command(event, "write", None),
     "plugin": Command(plugin, "read", "plugin"),  # get needs read; the rest write (per key)
     "subscribe": Command(subscribe, "read", "subscription"),
     "unsubscribe": Command(unsubscribe, "read", "subscription"),

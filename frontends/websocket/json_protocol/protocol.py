@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,6 +41,7 @@ HEAVY_THREADS = 1
 #: the frame of the shared "sent" reply of the fast push road, encoded once
 SENT_FRAME = encode(dumps(SENT).encode())
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS  # as fanout.dumps
+Wrap = Callable[[bytes], bytes]  # a reply's JSON -> what its frame carries
 
 class World(Protocol):
     """What the protocol needs of the running system (the server's adapter implements it)."""
@@ -148,14 +150,15 @@ class JsonProtocol:
         await self._write_gathered(gather, out)
         return out
 
-    async def encode(self, replies: list[dict]) -> bytes:
-        """The replies as one block of websocket text frames. A block holding a big
-        ``getSignal`` answer (``commands.Heavy``: megabytes of JSON) is encoded on a worker
-        thread, so the other clients' replies do not wait for it."""
+    async def encode(self, replies: list[dict], wrap: Wrap | None = None) -> bytes:
+        """The replies as one block of websocket text frames, each payload passed through
+        ``wrap`` when given (RTOC 3.0's encryption). A block holding a big ``getSignal``
+        answer (``commands.Heavy``: megabytes of JSON) is encoded on a worker thread, so the
+        other clients' replies do not wait for it."""
         if any(type(r.get("signals")) is commands.Heavy for r in replies if r is not SENT):
             async with self.heavy:
-                return await asyncio.to_thread(encode_replies, replies)
-        return encode_replies(replies)
+                return await asyncio.to_thread(encode_replies, replies, wrap)
+        return encode_replies(replies, wrap)
 
     async def _write_gathered(self, gather: PushGather, out: list[dict]) -> None:
         for device, signal, unit, t, y, replies in gather.drain():
@@ -193,20 +196,24 @@ class JsonProtocol:
             reply["dropped"] = session.dropped
 
 
-def encode_replies(replies: list[dict]) -> bytes:
+def encode_replies(replies: list[dict], wrap: Wrap | None = None) -> bytes:
     """One text frame per reply, joined (``SENT`` pre-encoded); a reply with a big
-    ``getSignal`` answer (``commands.Heavy``) with its arrays encoded in chunks."""
-    return b"".join(SENT_FRAME if r is SENT else _encode_heavy(r)
-                    if type(r.get("signals")) is commands.Heavy else encode(dumps(r).encode())
-                    for r in replies)
+    ``getSignal`` answer (``commands.Heavy``) with its arrays encoded in chunks. ``wrap``
+    turns each reply's JSON into what the frame carries (RTOC 3.0's encryption)."""
+    if wrap is not None:
+        return b"".join(encode(wrap(_payload(r))) for r in replies)
+    return b"".join(SENT_FRAME if r is SENT else encode(_payload(r)) for r in replies)
 
 
-def _encode_heavy(reply: dict) -> bytes:
+def _payload(reply: dict) -> bytes:
+    """A reply's JSON text (UTF-8)."""
+    if type(reply.get("signals")) is not commands.Heavy:
+        return dumps(reply).encode()
     heavy = reply["signals"]
     try:
-        return encode(orjson.dumps({**reply, "signals": heavy.fragments()}, option=_OPTIONS))
+        return orjson.dumps({**reply, "signals": heavy.fragments()}, option=_OPTIONS)
     except orjson.JSONEncodeError:  # an integer beyond 64 bits elsewhere: the slow encoder
-        return encode(dumps({**reply, "signals": heavy.lists()}).encode())
+        return dumps({**reply, "signals": heavy.lists()}).encode()
 
 
 def _message(exc: BaseException) -> str:
