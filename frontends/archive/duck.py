@@ -46,6 +46,8 @@ from rtoc.frontends.archive.backend import (
     unarchived,
 )
 from rtoc.frontends.archive.duck_query import check_statement, plain
+from rtoc.frontends.archive.rollup import COLUMNS as ROLLUP_COLUMNS
+from rtoc.frontends.archive.rollup import WIDTH, rollup
 
 from rtoc.errors import ArchiveError, ArchiveUnavailable
 from rtoc.paths import PRIVATE_FILE, make_private_dir
@@ -66,7 +68,13 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "gaps": (("signal", "INTEGER"), ("epoch", "BIGINT"), ("first_seq", "BIGINT"),
              ("count", "BIGINT"), ("t_from", "DOUBLE"), ("t_to", "DOUBLE"),
              ("noted", "DOUBLE")),
+    # per-second min/max of the samples (rollup.py), for plots of long ranges
+    "rollup": (("signal", "INTEGER"), ("k", "BIGINT"), ("n", "BIGINT"), ("t_first", "DOUBLE"),
+               ("t_last", "DOUBLE"), ("t_lo", "DOUBLE"), ("y_lo", "DOUBLE"), ("t_hi", "DOUBLE"),
+               ("y_hi", "DOUBLE")),
 }
+ROLLUP_BINS = 4.0  # rollup rows a decimation bin spans at least before the rollup answers it
+LONG_RANGE = 3600.0  # s: a history span over more is counted from the rollup
 _ARROW = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
           "VARCHAR": pa.string()}
 SCHEMAS = {table: pa.schema([(c, _ARROW[k]) for c, k in cols]) for table, cols in COLUMNS.items()}
@@ -94,7 +102,11 @@ def default_memory_limit() -> int:
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables that are missing; ArchiveError when one exists with other columns."""
+    """Create the tables that are missing; ArchiveError when one exists with other columns.
+    An archive from before the rollup gets its rollup computed from its samples, once."""
+    had = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main'").fetchall()}
     for table, cols in COLUMNS.items():
         body = ", ".join(f"{c} {k}" for c, k in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
@@ -105,6 +117,15 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         if tuple(have) != cols:
             raise ArchiveError(f"{table}: the file has columns {have}, expected {list(cols)}; "
                                "it was written by another version (not migrated)")
+    if "samples" in had and "rollup" not in had:
+        log.info("archive: computing the per-second rollup of the samples already archived")
+        con.execute(f"""INSERT INTO rollup SELECT signal, floor(t / {WIDTH!r})::BIGINT AS k, count(*),
+            min(t), max(t),
+            coalesce(arg_min(t, y) FILTER (WHERE NOT isnan(y)), min(t)),
+            coalesce(min(y) FILTER (WHERE NOT isnan(y)), 'NaN'),
+            coalesce(arg_max(t, y) FILTER (WHERE NOT isnan(y)), min(t)),
+            coalesce(max(y) FILTER (WHERE NOT isnan(y)), 'NaN')
+            FROM samples WHERE isfinite(t) GROUP BY signal, k""")
 
 
 def samples_table(chunks: list[Chunk], ids: Iterable[int],
@@ -124,6 +145,15 @@ def samples_table(chunks: list[Chunk], ids: Iterable[int],
             batches.append(_record_batch(chunks[start:i + 1], ids[start:i + 1]))
             start, rows = i + 1, 0
     return pa.Table.from_batches(batches, schema=SCHEMAS["samples"])
+
+
+def rollup_table(chunks: list[tuple[int, Chunk]]) -> pa.Table:
+    """The rollup rows (rollup.py) of ``(signal id, chunk)`` pairs, one Arrow table."""
+    parts = [(sig, rollup(c.t, c.y)) for sig, c in chunks]
+    cols = {"signal": np.concatenate([np.full(len(r["k"]), sig, np.int32) for sig, r in parts])}
+    for name in ROLLUP_COLUMNS:
+        cols[name] = np.concatenate([r[name] for _, r in parts])
+    return pa.table(cols, schema=SCHEMAS["rollup"])
 
 
 def _record_batch(chunks: list[Chunk], ids: list[int]) -> pa.RecordBatch:
@@ -310,6 +340,7 @@ class DuckBackend:
             return 0
         table = samples_table([c for _, c in todo], [s for s, _ in todo])
         _insert(con, "samples", table)
+        _insert(con, "rollup", rollup_table(todo))
         return table.num_rows
 
     def _write_events(self, con, events: list[dict]) -> None:
@@ -400,9 +431,15 @@ class DuckBackend:
         sid = self._id(name)
         if sid is None:
             return 0, math.nan, math.nan
-        n, lo, hi = self._read("history span", "SELECT count(*), min(t), max(t) FROM samples "
-                               "WHERE signal = ? AND t >= ? AND t <= ?",
-                               [sid, t_from, t_to]).fetchone()
+        if t_to - t_from > LONG_RANGE:  # counted from the rollup: exact but at both ends
+            n, lo, hi = self._read("history span", "SELECT coalesce(sum(n), 0), min(t_first), "
+                                   "max(t_last) FROM rollup WHERE signal = ? AND t_last >= ? AND "
+                                   "t_first <= ?", [sid, t_from, t_to]).fetchone()
+            lo, hi = (None if lo is None else max(lo, t_from)), (None if hi is None else min(hi, t_to))
+        else:
+            n, lo, hi = self._read("history span", "SELECT count(*), min(t), max(t) FROM samples "
+                                   "WHERE signal = ? AND t >= ? AND t <= ?",
+                                   [sid, t_from, t_to]).fetchone()
         return int(n), (math.nan if lo is None else lo), (math.nan if hi is None else hi)
 
     def history_minmax(self, name: str, t_from: float, t_to: float, bins: int, lo: float,
@@ -416,6 +453,8 @@ class DuckBackend:
         if sid is None:
             return np.empty(0), np.empty(0)
         scale = bins / (hi - lo) if hi > lo else 0.0
+        if hi - lo >= bins * ROLLUP_BINS * WIDTH:  # a day in 2000 bins: 86 k rollup rows, not 86 M
+            return self._minmax_rollup(sid, t_from, t_to, bins, lo, scale)
         res = self._read("history", """
             SELECT least(floor((t - $lo) * $scale), $last)::BIGINT AS k,
                    coalesce(arg_min(t, y) FILTER (WHERE NOT isnan(y)), min(t)) AS t_lo,
@@ -428,6 +467,24 @@ class DuckBackend:
              "b": t_to}).fetchnumpy()
         return minmax_pairs(*(np.ascontiguousarray(res[k], np.float64)
                               for k in ("t_lo", "y_lo", "t_hi", "y_hi")))
+
+    def _minmax_rollup(self, sid: int, t_from: float, t_to: float, bins: int, lo: float,
+                       scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`history_minmax` from the per-second rollup (each bin spans at least
+        ``ROLLUP_BINS`` of its rows); points outside ``t_from .. t_to`` are left out."""
+        res = self._read("history", """
+            SELECT least(floor((r.t_lo - $lo) * $scale), $last)::BIGINT AS bin,
+                   coalesce(arg_min(r.t_lo, r.y_lo) FILTER (WHERE NOT isnan(r.y_lo)), min(r.t_lo)) AS lo_t,
+                   coalesce(min(r.y_lo) FILTER (WHERE NOT isnan(r.y_lo)), 'NaN') AS lo_y,
+                   coalesce(arg_max(r.t_hi, r.y_hi) FILTER (WHERE NOT isnan(r.y_hi)), min(r.t_hi)) AS hi_t,
+                   coalesce(max(r.y_hi) FILTER (WHERE NOT isnan(r.y_hi)), 'NaN') AS hi_y
+            FROM rollup r WHERE r.signal = $sid AND r.t_last >= $a AND r.t_first <= $b
+              AND r.t_lo >= $a AND r.t_lo <= $b AND r.t_hi >= $a AND r.t_hi <= $b
+            GROUP BY bin ORDER BY bin""",
+            {"lo": lo, "scale": scale, "last": bins - 1, "sid": sid, "a": t_from,
+             "b": t_to}).fetchnumpy()
+        return minmax_pairs(*(np.ascontiguousarray(res[k], np.float64)
+                              for k in ("lo_t", "lo_y", "hi_t", "hi_y")))
 
     def buckets(self, name: str, t_from: float, t_to: float, width: float) -> dict[str, np.ndarray]:
         """Fixed intervals ``start = floor(t / width) * width`` over the samples with
@@ -470,6 +527,7 @@ class DuckBackend:
             con.execute("DELETE FROM events WHERE time < ?", [t])
             con.execute("DELETE FROM gaps WHERE t_to < ?", [t])
             con.execute("DELETE FROM ledger WHERE t_last < ?", [t])
+            con.execute("DELETE FROM rollup WHERE t_last < ?", [t])
             con.commit()
         except BaseException as exc:
             err = self._fail(exc, "retention")
