@@ -105,6 +105,11 @@ class Notifier:
         self.stats["messages"] += 1
         return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else ())
 
+    def sent(self, out: Outgoing, now: float) -> None:
+        """``out`` reached Telegram at ``now``: the chat's next message waits a full gap
+        from here (counted from the take, a round sent one after another came closer)."""
+        self.next_at[out.chat_id] = max(self.next_at.get(out.chat_id, 0.0), now + self.chat_gap)
+
     def failed(self, out: Outgoing, retry_at: float) -> None:
         """Sending ``out`` failed (Telegram away, or RetryAfter): it goes back to the front
         of its chat's queue, and the chat waits until ``retry_at``."""

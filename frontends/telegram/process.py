@@ -269,6 +269,7 @@ class TelegramBot:
 
         try:
             await self._perform(message)
+            await self.on_core(self.notifier.sent, out, time.monotonic())
             return RETRY_FIRST
         except RetryAfter as exc:
             await self.on_core(self.notifier.failed, out, time.monotonic() + _seconds(exc.retry_after))
