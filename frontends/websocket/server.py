@@ -77,6 +77,7 @@ BIG_POLL = 0.05  # s between looks whether its address may take another slot
 BIG_MESSAGES = 64 << 10  # bytes of a chunk of messages past which it takes the big lane
 BIG_REST = 0.1  # s the big lane rests at most after one chunk
 NEWCONNECTED = dumps({"client": "newconnected"})  # RTOC's push when a client connects
+ANNOUNCE_EVERY = 1.0  # s between two newconnected pushes at least
 CLOSE_LEGACY = 1008  # close code for an encrypted RTOC 3.0 message the server cannot take
 LEGACY_OFF = ("RTOC 3.0's encrypted messages need [websocket] legacy_rtoc_encryption = true; "
               "its client encrypts with a password for any host but localhost and 127.0.0.1: "
@@ -165,6 +166,7 @@ class Server:
         self.binary.proto.subscriptions = self.subscriptions  # one total for both roads
         self.binary.proto.heavy = self.proto.heavy  # one ring copy or big encode at a time
         self.clients: dict[Session, Client] = {}
+        self.announced_at = -ANNOUNCE_EVERY  # the last newconnected push (monotonic s)
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)
         self.sub.setsockopt(zmq.LINGER, 0)
@@ -478,7 +480,13 @@ class Server:
         await asyncio.sleep(0)  # the sender writes what it took before it awaits
 
     def _announce(self, newcomer: Client) -> None:
-        """RTOC's ``{"client": "newconnected"}`` to every other JSON client that may read."""
+        """RTOC's ``{"client": "newconnected"}`` to every other JSON client that may read,
+        at most once per ``ANNOUNCE_EVERY`` s: a crowd connecting at once (an attack, a
+        reconnect storm) would otherwise cost one push per client per connection."""
+        now = time.monotonic()
+        if now - self.announced_at < ANNOUNCE_EVERY:
+            return
+        self.announced_at = now
         for client in list(self.clients.values()):
             if client is not newcomer and client.session.may("read"):
                 self._offer(client, NEWCONNECTED)
