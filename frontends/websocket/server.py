@@ -167,6 +167,7 @@ class Server:
         self.binary.proto.heavy = self.proto.heavy  # one ring copy or big encode at a time
         self.clients: dict[Session, Client] = {}
         self.announced_at = -ANNOUNCE_EVERY  # the last newconnected push (monotonic s)
+        self.announce_owed = False
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 1000)
         self.sub.setsockopt(zmq.LINGER, 0)
@@ -479,12 +480,13 @@ class Server:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0)  # the sender writes what it took before it awaits
 
-    def _announce(self, newcomer: Client) -> None:
+    def _announce(self, newcomer: Client | None) -> None:
         """RTOC's ``{"client": "newconnected"}`` to every other JSON client that may read,
         at most once per ``ANNOUNCE_EVERY`` s: a crowd connecting at once (an attack, a
         reconnect storm) would otherwise cost one push per client per connection."""
         now = time.monotonic()
         if now - self.announced_at < ANNOUNCE_EVERY:
+            self.announce_owed = True  # sent by refresh_loop once the second is over
             return
         self.announced_at = now
         for client in list(self.clients.values()):
@@ -591,6 +593,9 @@ class Server:
             except Exception as exc:  # the supervisor restarting: try again next time
                 log.debug("signal refresh failed: %s", exc)
             self._close_stuck()
+            if self.announce_owed and time.monotonic() - self.announced_at >= ANNOUNCE_EVERY:
+                self.announce_owed = False
+                self._announce(None)  # the connections of the last second, in one push
             await asyncio.sleep(REFRESH)
 
     # -- metrics ---------------------------------------------------------------------------
