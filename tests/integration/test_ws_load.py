@@ -51,6 +51,8 @@ async def _device(url: str, i: int, pushed: set, start: asyncio.Event) -> None:
             await ws.send(json.dumps({"y": values, "x": [x] * PARAMS, "sname": names,
                                       "dname": f"Dev{i}", "unit": "V"}))
             reply = json.loads(await ws.recv())
+            while "error" not in reply:  # a push (RTOC's newconnected) comes first
+                reply = json.loads(await ws.recv())
             assert reply == {"error": False, "sent": True}, reply
             pushed.update((f"Dev{i}.{n}", x, v) for n, v in zip(names, values, strict=True))
 
