@@ -68,12 +68,15 @@ class Trace:
         """The history request (from, to, max_points) this range needs, or None: only the
         part older than the live buffer, and not again while one is on its way or the last
         answer covers the range at about this width."""
-        if t0 >= self.live_start:
+        # a few pixels of margin: the live buffer's start moves with every message, and a
+        # range that begins just before it needs no history (132 requests in 10 s, before)
+        if t0 >= self.live_start - (t1 - t0) * 0.01:
             return None
         upto = min(t1, self.live_start) if len(self.t) else t1
         h = self.history
-        if h is not None and h.t0 <= t0 and h.t1 >= upto and (upto - t0) >= (h.t1 - h.t0) / 4 \
-                and h.width >= width // 2:
+        slack = (t1 - t0) * 0.01
+        if h is not None and h.t0 <= t0 + slack and h.t1 >= upto - slack \
+                and (upto - t0) >= (h.t1 - h.t0) / 4 and h.width >= width // 2:
             return None  # covered, and not zoomed in so far that it looks coarse
         want = (t0, upto, max(4, int(width)))
         if self.asked is not None and self.asked[0] <= t0 and self.asked[1] >= upto:

@@ -52,3 +52,15 @@ def test_measure_gives_duration_delta_stats_and_frequency() -> None:
     flat = measure(t, np.ones(len(t)), 1.0, 2.0)
     assert math.isnan(flat["frequency"]) and flat["dy"] == 0.0
     assert math.isnan(measure(t, y, 20.0, 30.0)["mean"])
+
+
+def test_a_live_buffer_moving_on_asks_no_history_again() -> None:
+    """The viewer bench: with a full live buffer its start moves with every message, and
+    holding a 24 h view sent 132 history requests in 10 s."""
+    tr = Trace(capacity=1000)
+    tr.add(np.arange(0.0, 1000.0), np.ones(1000))
+    want = tr.needs_history(-86_400.0, 1000.0, 800)
+    tr.got_history(*want, np.linspace(-86_400.0, 0.0, 100), np.zeros(100))
+    for step in range(1, 50):  # the buffer slides on, the view stays on the last 24 h
+        tr.add(np.arange(1000.0 + 10 * (step - 1), 1000.0 + 10 * step), np.ones(10))
+        assert tr.needs_history(-86_400.0 + 10 * step, 1000.0 + 10 * step, 800) is None, step
