@@ -292,8 +292,10 @@ def parts(inst: Instance, period: float, rounds: int = 3) -> dict:
 
 
 def sql_parts(inst: Instance, period: float, bins: int, rounds: int) -> dict:
-    """The history op's two DuckDB queries (duck.py history_span, history_minmax), timed
-    through the ``query`` op: the count/min/max over the range, then the min/max per bin."""
+    """The history op's two DuckDB queries over the raw ``samples`` rows (duck.py
+    history_span, history_minmax; long ranges are now answered from the per-second
+    ``rollup`` instead), timed through the ``query`` op: the count/min/max over the range,
+    then the min/max per bin. The cost a plot of the range has without the rollup."""
     def sql(text: str) -> tuple[list, float]:
         t0 = time.monotonic()
         rows = inst.client.request("query", sql=text, timeout=120.0)["rows"]
