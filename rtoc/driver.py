@@ -494,6 +494,10 @@ class Driver:
         if unknown and not self.options_after_init:
             raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; "
                                  f"known: {sorted(specs)}", self._ctx.name)
+        self._apply_values(specs, options)
+
+    def _apply_values(self, specs: dict[str, Parameter], options: dict[str, Any]) -> None:
+        """Each parameter's persisted value, else the config's (``options``), validated."""
         store = self._ctx.store
         for name, spec in specs.items():
             has_config = name in options

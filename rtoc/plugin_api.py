@@ -78,19 +78,7 @@ class PluginApi:
         if unknown:
             raise ParameterError(f"{self._ctx.name}: unknown parameter(s) {unknown}; known: "
                                  f"{sorted({*declared, *self._dynamic})}", self._ctx.name)
-        store = self._ctx.store
-        for name, spec in self._dynamic.items():
-            has_config = name in options
-            persisted, value = store.initial(name, options.get(name), has_config)
-            if persisted:
-                try:
-                    self.__dict__[name] = spec.validate(value)
-                    continue
-                except ParameterError as exc:
-                    store.set_aside({name}, str(exc), self._clock())
-                    self.report_rejected(name, value, str(exc))
-            if has_config:
-                self.__dict__[name] = spec.validate(options[name])
+        self._apply_values(self._dynamic, options)  # as the declared ones (Driver)
 
     def instance_specs(self) -> dict[str, Parameter]:
         return {**type(self).parameter_specs(), **getattr(self, "_dynamic", {})}
