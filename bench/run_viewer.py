@@ -246,8 +246,14 @@ class SourceTimer:
 
     def __init__(self, source) -> None:
         self.calls: list[tuple[str, float, float, str | None]] = []  # op, start, seconds, error
+        self._wrap_all(source)
+        real_lane = source.lane  # the history worker's own source: timed the same way
+        source.lane = lambda: self._wrap_all(real_lane())
+
+    def _wrap_all(self, source):
         for name in ("read", "request", "events", "history"):
             setattr(source, name, self._wrap(name, getattr(source, name)))
+        return source
 
     def _wrap(self, name: str, real):
         def timed(*a, **kw):
@@ -412,7 +418,7 @@ def watch(inst: Instance, source, names: tuple[str, ...], seconds: float, settle
 
         def current() -> bool:  # nothing queued for the worker, every signal's lag < 2 s
             now = time.time()
-            return win.worker.jobs.qsize() == 0 and all(
+            return win.worker.jobs.qsize() == 0 and win.history_worker.jobs.qsize() == 0 and all(
                 len(tr.t) and now - tr.t[-1] < 2.0 for tr in (win.model.trace(n) for n in names))
         try:
             wait_until(current, settle_max, "the live edge current")
@@ -593,8 +599,8 @@ class ZoomProbe(QtCore.QObject):
         self.win, self.name = win, name
         self.reset()
         win.panels[0].history_wanted.connect(self.wanted)
-        win.worker.reply.connect(self.replied)
-        source = win.worker.source
+        win.history_worker.reply.connect(self.replied)
+        source = win.history_worker.source
         real = source.history
 
         def timed(*a, **kw):  # runs on the worker thread
@@ -756,12 +762,12 @@ def hold(win: MainWindow, probe: ZoomProbe, trace, args) -> dict:
     frames.stop()
     frames.detach()
     f = frames.figures()
-    queued = win.worker.jobs.qsize()
+    queued = win.history_worker.jobs.qsize()
     panel.window_box.setCurrentText("10 s")
     trace.capacity = type(trace)().capacity
     while True:  # what the worker would still run: dropped, so the window can close
         try:
-            win.worker.jobs.get_nowait()
+            win.history_worker.jobs.get_nowait()
         except Exception:
             break
     t0 = time.monotonic()

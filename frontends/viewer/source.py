@@ -6,6 +6,9 @@ Both answer the same few calls, made only on the viewer's worker thread (never t
 (``signals``, ``drivers``, ``start``, ``stop``, ``set``, ``call``), ``history`` and
 ``events``. A source that cannot reach its instance raises :class:`SourceDown`; the worker
 reopens it with back-off (the viewer reconnects by itself when the instance restarts).
+``lane()`` is a second, independent source to the same instance (its own sockets, opened
+without the live stream) for the history worker, so a slow archive query never holds up
+the live edge.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ class LocalSource:
         self.label = f"local instance {self.name}"
         self.ctx = self.sub = self.ctl = None
 
-    def open(self) -> None:
+    def lane(self) -> LocalSource:
+        return LocalSource(self.cfg, self.name)
+
+    def open(self, live: bool = True) -> None:
         import zmq
         from rtoc.pipeline.bus import Subscriber
         from rtoc.pipeline.control import ControlClient
@@ -59,8 +65,9 @@ class LocalSource:
         self.ctx = zmq.Context()
         self.ctl = ControlClient(self.endpoints["control"], timeout=3.0, ctx=self.ctx, curve=self.cfg.bus)
         self.request("ping")  # SourceDown when it is not running
-        self.sub = Subscriber(self.endpoints["data"], [], events=True, views=[], ctx=self.ctx,
-                              curve=self.cfg.bus)
+        if live:
+            self.sub = Subscriber(self.endpoints["data"], [], events=True, views=[], ctx=self.ctx,
+                                  curve=self.cfg.bus)
 
     def read(self, seconds: float) -> Incoming:
         from rtoc.pipeline.bus import ViewBatch
@@ -117,7 +124,10 @@ class RemoteSource:
         self.client = None
         self.viewing: set[str] = set()
 
-    def open(self) -> None:
+    def lane(self) -> RemoteSource:
+        return RemoteSource(self.url, self.user, self.password)
+
+    def open(self, live: bool = True) -> None:  # views are subscribed by ``request("signals")``
         from rtoc.client import Client
 
         self.client = Client(self.url, self.user, self.password, reconnect=2.0, timeout=10.0)
@@ -131,11 +141,10 @@ class RemoteSource:
 
     def read(self, seconds: float) -> Incoming:
         out = Incoming()
-        batch = self.client.recv(timeout=seconds)
-        while batch is not None:
+        first = self.client.recv(timeout=seconds)  # wait for one, then take what is there at once
+        for batch in ([first, *self.client.drain(10_000)] if first is not None else ()):
             if batch.view:
                 out.add(batch.name, np.asarray(batch.t), np.asarray(batch.y))
-            batch = self.client.recv(timeout=0) if len(out.points) < 10_000 else None
         return out
 
     def request(self, op: str, **fields: Any) -> dict:

@@ -46,6 +46,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_times: list[float] = []
         self._build()
         self.worker = Worker(source)
+        self.history_worker = Worker(source.lane(), live=False)  # history and export
+        self.history_worker.reply.connect(self._on_reply)
+        self.history_worker.state.connect(self._on_history_state)
         w = self.worker
         w.data.connect(self._on_data)
         w.signals.connect(self._on_signals)
@@ -64,6 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_timer.timeout.connect(self._status)
         self.status_timer.start(STATUS_MS)
         w.start()
+        self.history_worker.start()
 
     # -- building --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -125,6 +129,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if state == "connected":
             self.devices.set_role(self.worker.role)
 
+    def _on_history_state(self, state: str, detail: str) -> None:
+        if state == "disconnected":
+            log.info("viewer history connection: %s", detail)
+
     def _on_reply(self, tag: Any, result: Any, error: str | None) -> None:
         kind = tag[0]
         if kind == "history" and result is not None:
@@ -141,7 +149,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- to the worker ---------------------------------------------------------------------
     def _history(self, name: str, t0: float, t1: float, width: int) -> None:
-        self.worker.submit(("history", name, t0, t1, width), lambda s: s.history(name, t0, t1, width))
+        self.history_worker.submit(("history", name, t0, t1, width), lambda s: s.history(name, t0, t1, width))
 
     def command(self, op: str, fields: dict) -> None:
         what = fields.get("driver", "")
@@ -170,7 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
                 pcsv.write_csv(table, path)
             return table.num_rows
-        self.worker.submit(("export", path), job)
+        self.history_worker.submit(("export", path), job)
 
     def _export_dialog(self, names: list[str], t0: float, t1: float) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export the visible range", "rtoc-export.csv",
@@ -231,5 +239,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         self.status_timer.stop()
         self.save_settings()
+        self.history_worker.stop_flag.set()  # both stop at once; a history call may take a while
         self.worker.stop()
+        self.history_worker.stop()
         super().closeEvent(event)

@@ -114,10 +114,14 @@ def test_the_local_viewer_draws_live_data_events_history_and_controls_drivers(qt
             panel.cross_box.setChecked(False)
             panel.follow()
             qtbot.wait(300)
+            first = float(trace.history.t[0])  # the instance's first archived point
+            qtbot.waitUntil(lambda: time.time() - first > 9.0, timeout=20_000)  # periods to measure
+            panel.follow()
+            qtbot.wait(100)
             panel.set_paused(True)
             panel.measure_box.setChecked(True)
             (x0, x1), _ = vb.viewRange()
-            panel.region.setRegion((x1 - 20, x1 - 2))
+            panel.region.setRegion((max(x1 - 20, first + 0.5), x1 - 2))
             m = panel.measurements()["Generator.Sine"]
             assert m["frequency"] == pytest.approx(1.0, rel=0.05) and m["max"] == pytest.approx(1.0, abs=0.05)
             assert re.search(r", f (0\.99\d*|1|1\.00\d*) Hz", panel.readout.text()), panel.readout.text()
