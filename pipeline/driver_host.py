@@ -34,6 +34,7 @@ IDLE_WAIT = 0.05     # s between loop turns when nothing is scheduled
 THREAD_WAIT = 0.002  # s when the driver runs threads of its own (their samples need flushing)
 LOG_EVERY = 10.0     # s between two logged tick failures at most (after the first three)
 ALIVE_EVERY = 1.0    # s between two signs of life to the supervisor (stall_timeout)
+ATTACHMENTS_BURST = 5  # pictures, files or plots a driver may send to Telegram in any 5 s
 
 
 class RingSink:
@@ -50,10 +51,18 @@ class RingSink:
     def event(self, event: Event) -> None:
         self.host.send_event(event)
 
-    def notify(self, text: str, priority: int) -> None:
-        """A notification for people (the Telegram bot, the websocket clients)."""
-        self.host.send_inbox({"kind": "notify", "notify": Notification(
-            time.time(), text, priority, f"driver:{self.host.name}").to_dict()}, "notification")
+    def notify(self, text: str, priority: int, permission: str = "", **attachment) -> None:
+        """A notification for people (the Telegram bot); a picture, a file or a plot's data
+        with it (``Notification``'s fields) at most ``ATTACHMENTS_BURST`` in any
+        ``ATTACHMENTS_BURST`` seconds: the inbox counts messages, not bytes, so attachments are what
+        could fill it. Those over the rate are dropped, counted and logged."""
+        if attachment and not self.host.attachment_allowed(time.monotonic()):
+            self.host.attachments_dropped += 1
+            log.warning("%s: a Telegram %s dropped: more than one a second (%d so far)", self.host.name,
+                        attachment.get("file_kind") or "plot", self.host.attachments_dropped)
+            return
+        note = Notification(time.time(), text, priority, f"driver:{self.host.name}", permission, **attachment)
+        self.host.send_inbox({"kind": "notify", "notify": note.to_dict()}, "notification")
 
 
 class DriverHost:
@@ -72,6 +81,8 @@ class DriverHost:
         self.queued: deque[dict] = deque()
         self.events_dropped = 0
         self.tick_errors = self.failed_in_a_row = 0
+        self.attachment_times: deque[float] = deque(maxlen=ATTACHMENTS_BURST)
+        self.attachments_dropped = 0
         self.logged_at = 0.0
         self._rid = 0
         self.driver = None
@@ -94,6 +105,13 @@ class DriverHost:
 
     def send_event(self, event: Event) -> None:
         self.send_inbox({"kind": "event", "event": event.to_dict()}, f"event {event.text!r}")
+
+    def attachment_allowed(self, now: float) -> bool:
+        times = self.attachment_times
+        if len(times) == times.maxlen and now - times[0] < ATTACHMENTS_BURST:
+            return False
+        times.append(now)
+        return True
 
     def send_inbox(self, msg: dict, what: str) -> None:
         try:

@@ -27,8 +27,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rtoc.errors import ParameterError, SignalError
+from rtoc.errors import EventError, ParameterError, SignalError
 from rtoc.files import write_atomic
+from rtoc.model import MAX_ATTACHMENT, plot_payload
 from rtoc.params import Parameter
 
 log = logging.getLogger(__name__)
@@ -214,25 +215,48 @@ class PluginApi:
     def telegram_send_message(self, text: str, priority: int = 0, permission: str = "write") -> None:
         """A notification for the Telegram bot's users (prefixed with the device name, as
         RTOC did); logged when no bot runs."""
-        self._notify(f"{self._devicename}: {text}", priority)
+        self._notify(f"{self._devicename}: {text}", priority, permission)
 
     def telegram_send_photo(self, path: str, priority: int = 0, permission: str = "write") -> None:
-        self._notify(f"{self._devicename}: a picture was sent ({Path(str(path)).name}); "
-                     "see the instance", priority)
+        """The picture at ``path`` to the bot's users (at most 10 MiB; read now)."""
+        self._send_file(path, "photo", priority, permission)
 
     def telegram_send_document(self, path: str, priority: int = 0, permission: str = "write") -> None:
-        self._notify(f"{self._devicename}: a document was sent ({Path(str(path)).name}); "
-                     "see the instance", priority)
+        """The file at ``path`` to the bot's users (at most 10 MiB; read now)."""
+        self._send_file(path, "document", priority, permission)
 
     def telegram_send_plot(self, signals: dict | None = None, title: str = "", text: str = "",
                            events: list | None = None, dpi: int = 300, priority: int = 0,
                            permission: str = "write") -> None:
-        names = ", ".join(map(str, (signals or {}).keys()))
-        self._notify(f"{self._devicename}: {title or 'plot'} {text} ({names})".strip(), priority)
+        """A picture of ``signals`` ``{name: [x, y]}`` (x unix s) with ``events``
+        ``[[x, text], ...]``, drawn by the bot (``dpi`` is RTOC's; the bot draws 1280x720)."""
+        try:
+            plot = plot_payload(signals or {}, title, events or ())
+        except EventError as exc:
+            self._complain(exc)
+            return
+        self._notify(f"{self._devicename}: {text or title or 'plot'}", priority, permission, plot=plot)
 
-    def _notify(self, text: str, priority: Any) -> None:
+    def _send_file(self, path: str, kind: str, priority: int, permission: str) -> None:
+        p = Path(str(path))
+        try:
+            if p.stat().st_size > MAX_ATTACHMENT:
+                raise EventError(f"telegram_send_{kind}: {p} is larger than {MAX_ATTACHMENT >> 20} MiB")
+            data = p.read_bytes()
+        except OSError as exc:
+            self._complain(EventError(f"telegram_send_{kind}: cannot read {p}: {exc.strerror or exc}"))
+            return
+        except EventError as exc:
+            self._complain(exc)
+            return
+        self._notify(f"{self._devicename}: {p.name}", priority, permission,
+                     file=data, file_name=p.name, file_kind=kind)
+
+    def _notify(self, text: str, priority: Any, permission: Any = "read", **attachment: Any) -> None:
         level = min(2, max(0, int(priority))) if isinstance(priority, (int, float)) else 0
+        # RTOC's permission: the users at or above that role; "blocked"/"custom": every reader
+        role = permission if permission in ("write", "admin") else "read"
         notify = getattr(self._sink, "notify", None)
-        self.logger.info("telegram: %s", text)
+        self.logger.info("telegram: %s%s", text, f" ({attachment.get('file_kind') or 'plot'})" if attachment else "")
         if notify is not None:
-            notify(text, level)
+            notify(text, level, role, **attachment)

@@ -15,7 +15,7 @@ import numpy as np
 
 from rtoc.driver import Driver, DriverContext, construct
 from rtoc.errors import SignalOwned
-from rtoc.model import Event
+from rtoc.model import Event, Notification
 
 
 class MemorySignal:
@@ -43,13 +43,15 @@ class MemorySignal:
 
 
 class MemorySink:
-    """A sink that records signals and events; ``owner`` names the claiming driver."""
+    """A sink that records signals, events and notifications (``notes``: what a plugin's
+    ``telegram_send_*`` sent); ``owner`` names the claiming driver."""
 
     def __init__(self, owner: str = ""):
         self.owner = owner
         self.signals: dict[str, MemorySignal] = {}
         self.owners: dict[str, str] = {}
         self.events: list[Event] = []
+        self.notes: list[Notification] = []
 
     def claim(self, device: str, signal: str, unit: str, rate: float) -> MemorySignal:
         name = f"{device}.{signal}"
@@ -59,6 +61,9 @@ class MemorySink:
 
     def event(self, event: Event) -> None:
         self.events.append(event)
+
+    def notify(self, text: str, priority: int, permission: str = "", **attachment: Any) -> None:
+        self.notes.append(Notification(0.0, text, priority, self.owner, permission, **attachment))
 
 
 class FakeClock:

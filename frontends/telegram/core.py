@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rtoc.errors import RtocError
 from rtoc.events.rules import EventRule
 from rtoc.model import Event
@@ -35,6 +37,7 @@ from .plot import Mark, Series, points_for, render_csv, render_png
 from .users import LEVELS, ROLES, User, UserStore, rank
 
 log = logging.getLogger(__name__)
+MAX_CAPTION = 900  # characters of a notification's text under its picture (Telegram: 1024)
 Buttons = tuple[tuple[tuple[str, str], ...], ...]  # rows of (label, callback data)
 TOKEN_TTL = 86400.0   # s a button works
 INPUT_TTL = 600.0     # s the bot waits for typed input
@@ -561,18 +564,50 @@ class BotCore:
         for user in self.users.listening(ev.priority):
             self.notifier.push(user.chat_id, Note(text, ev.priority, ev.device, buttons=buttons))
 
-    def notification(self, text: str, priority: int, source: str, now: float) -> None:
+    def notification(self, text: str, priority: int, source: str, now: float, permission: str = "",
+                     file: tuple[str, str, bytes] | None = None, plot: dict | None = None) -> None:
+        """Queue a notification for every user whose level it reaches and whose role is at
+        least ``permission``; with a ``file`` (kind, name, bytes) or a ``plot`` (the data of
+        RTOC's ``telegram_send_plot``, drawn here once for all) it goes as a photo or a
+        document with the text as its caption."""
+        if plot is not None:
+            try:
+                file = ("photo", "plot.png", self._notification_plot(plot))
+            except (ValueError, TypeError, KeyError) as exc:  # the text still goes
+                log.warning("telegram: a plot from %s could not be drawn: %s", source or "?", exc)
+                text += " (the plot could not be drawn)"
+        limit = MAX_CAPTION if file is not None else screens.MAX_NOTE
+        body = f"{screens.PRIORITY_ICONS.get(priority, '')} {screens.esc(screens.cut(text, limit))}"
         for user in self.users.listening(priority):
-            self.notifier.push(user.chat_id, Note(f"{screens.PRIORITY_ICONS.get(priority, '')} "
-                                                  f"{screens.esc(screens.cut(text, screens.MAX_NOTE))}",
-                                                  priority, source))
+            if user.may(permission or "read"):
+                self.notifier.push(user.chat_id, Note(body, priority, source, file=file))
 
-    def outgoing(self, now: float, wall: float | None = None) -> list[tuple[Outgoing, Send]]:
+    def _notification_plot(self, plot: dict) -> bytes:
+        series = []
+        for s in plot.get("series") or []:
+            t, y = np.frombuffer(s["t"], np.float64), np.frombuffer(s["y"], np.float64)
+            series.append(Series(str(s.get("name", "")), "", t, y))
+        finite = [s.t[np.isfinite(s.t)] for s in series]
+        t0 = min((float(t.min()) for t in finite if len(t)), default=math.nan)
+        t1 = max((float(t.max()) for t in finite if len(t)), default=math.nan)
+        if not series or not math.isfinite(t0):
+            raise ValueError("no points to draw")
+        t1 = t1 if t1 > t0 else t0 + 1.0
+        marks = [Mark(float(e[0]), str(e[1]), 0) for e in (plot.get("events") or [])[:1000]]
+        return render_png(series, marks, t0=t0, t1=t1, width=self.plot_size[0], height=self.plot_size[1],
+                          title=str(plot.get("title", "")))
+
+    def outgoing(self, now: float, wall: float | None = None) -> list[tuple[Outgoing, Action]]:
         """The notifications that may go at ``now`` (the notifier's clock), each with its
         message; buttons are minted now, valid from ``wall`` (unix s; default ``now``)."""
         wall = now if wall is None else wall
-        return [(o, Send(o.chat_id, o.text, self._buttons(o.chat_id, wall, [list(r) for r in o.buttons])))
-                for o in self.notifier.due(now)]
+        return [(o, self._message(o, wall)) for o in self.notifier.due(now)]
+
+    def _message(self, o: Outgoing, wall: float) -> Action:
+        if o.file is not None:
+            kind, name, data = o.file
+            return Photo(o.chat_id, data, o.text) if kind == "photo" else Document(o.chat_id, data, name, o.text)
+        return Send(o.chat_id, o.text, self._buttons(o.chat_id, wall, [list(r) for r in o.buttons]))
 
     def startup_report(self) -> list[Action]:
         """What the admins must hear when the bot starts (a user file set aside)."""

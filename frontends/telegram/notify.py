@@ -5,7 +5,9 @@ faster (a 500-event burst in 10 s), so each chat has a queue; when its turn come
 than ``coalesce_after`` notes wait, they go out as one summary ("… and 37 more events from
 Generator"), never silently dropped. While Telegram is away the queues wait, bounded by
 ``max_bytes`` of text in all; past it the oldest notes drop, counted, and the chat's next
-message says how many. Pure: time is an argument (``due(now)``, ``next_deadline()``).
+message says how many. A note may carry a file (a plugin's picture, document or plot):
+such a note goes alone, never into a summary, and the files waiting are bounded apart
+(``max_file_bytes``; past it the oldest note with a file drops, counted the same way). Pure: time is an argument (``due(now)``, ``next_deadline()``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ class Note:
     rendered: bool = False  # a whole message already (a summary sent back after a failure)
     buttons: tuple = ()     # a single note's buttons: rows of (label, action, *args), minted when sent
     count: int = 1          # notifications it stands for (a summary sent back holds several)
+    file: tuple[str, str, bytes] | None = None  # (kind "photo" | "document", file name, bytes)
+
+    @property
+    def file_size(self) -> int:
+        return len(self.file[2]) if self.file is not None else 0
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,15 @@ class Outgoing:
     text: str
     notes: int  # notifications this message carries
     buttons: tuple = ()
+    file: tuple[str, str, bytes] | None = None
 
 
 class Notifier:
     def __init__(self, chat_rate: float = 1.0, total_rate: float = 30.0, max_bytes: int = 1 << 20,
-                 coalesce_after: int = 2):
+                 coalesce_after: int = 2, max_file_bytes: int = 32 << 20):
         self.chat_gap, self.total_rate = 1.0 / chat_rate, total_rate
         self.max_bytes, self.coalesce_after = max_bytes, coalesce_after
+        self.max_file_bytes, self.file_bytes = max_file_bytes, 0
         self.queues: dict[int, deque[Note]] = {}
         self.next_at: dict[int, float] = {}
         self.dropped_for: Counter[int] = Counter()
@@ -50,17 +59,25 @@ class Notifier:
     def push(self, chat_id: int, note: Note) -> None:
         self.queues.setdefault(chat_id, deque()).append(note)
         self.bytes += len(note.text)
+        self.file_bytes += note.file_size
         self.stats["queued"] += note.count
         while self.bytes > self.max_bytes:
-            self._drop_oldest()
+            chat = max(self.queues, key=lambda c: len(self.queues[c]))
+            self._drop(chat, 0)
+        while self.file_bytes > self.max_file_bytes:
+            chat, i = min(((c, i) for c, q in self.queues.items() for i, n in enumerate(q) if n.file),
+                          key=lambda ci: ci[1])
+            self._drop(chat, i)
 
-    def _drop_oldest(self) -> None:
-        chat = max(self.queues, key=lambda c: len(self.queues[c]))
-        note = self.queues[chat].popleft()
+    def _drop(self, chat: int, i: int) -> None:
+        q = self.queues[chat]
+        note = q[i]
+        del q[i]
         self.bytes -= len(note.text)
+        self.file_bytes -= note.file_size
         self.stats["dropped"] += note.count
         self.dropped_for[chat] += note.count
-        if not self.queues[chat]:
+        if not q:
             del self.queues[chat]
 
     @property
@@ -88,22 +105,23 @@ class Notifier:
 
     def _take(self, chat: int) -> Outgoing:
         q = self.queues.pop(chat)
-        if len(q) <= self.coalesce_after or q[0].rendered:
-            first = q.popleft()
-            notes = [first]
-            if q:
-                self.queues[chat] = q
+        plain = next((i for i, n in enumerate(q) if n.file is not None), len(q))  # notes before a file
+        if plain <= self.coalesce_after or q[0].rendered:
+            notes = [q.popleft()]
         else:
-            notes = list(q)
+            notes = [q.popleft() for _ in range(plain)]
             self.stats["coalesced"] += len(notes) - 1
+        if q:
+            self.queues[chat] = q
         self.bytes -= sum(len(n.text) for n in notes)
+        self.file_bytes -= sum(n.file_size for n in notes)
         text = notes[0].text if len(notes) == 1 else summary(notes)
         if self.dropped_for[chat]:
             text += f"\n({self.dropped_for.pop(chat)} older notifications were dropped: queue full)"
         count = sum(n.count for n in notes)
         self.stats["sent"] += count
         self.stats["messages"] += 1
-        return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else ())
+        return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else (), notes[0].file)
 
     def sent(self, out: Outgoing, now: float) -> None:
         """``out`` reached Telegram at ``now``: the chat's next message waits a full gap
@@ -114,8 +132,9 @@ class Notifier:
         """Sending ``out`` failed (Telegram away, or RetryAfter): it goes back to the front
         of its chat's queue, and the chat waits until ``retry_at``."""
         self.queues.setdefault(out.chat_id, deque()).appendleft(
-            Note(out.text, rendered=True, buttons=out.buttons, count=out.notes))
+            Note(out.text, rendered=True, buttons=out.buttons, count=out.notes, file=out.file))
         self.bytes += len(out.text)
+        self.file_bytes += len(out.file[2]) if out.file is not None else 0
         self.stats["sent"] -= out.notes
         self.stats["messages"] -= 1
         self.next_at[out.chat_id] = max(self.next_at.get(out.chat_id, 0.0), retry_at)

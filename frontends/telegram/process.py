@@ -237,8 +237,9 @@ class TelegramBot:
                 if isinstance(msg, Event):
                     self.pool.submit(_logged, self.core.event, msg, time.time())
                 elif isinstance(msg, Notification):
+                    file = (msg.file_kind, msg.file_name, msg.file) if msg.file is not None else None
                     self.pool.submit(_logged, self.core.notification, msg.text, msg.priority,
-                                     msg.source, time.time())
+                                     msg.source, time.time(), msg.permission, file, msg.plot)
                 else:
                     continue
                 loop.call_soon_threadsafe(self.wake.set)

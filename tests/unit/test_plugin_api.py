@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rtoc.driver import DriverContext, LoggerPlugin, construct
 from rtoc.params import ParamStore
 from rtoc.testing import MemorySink
@@ -82,3 +84,26 @@ def test_a_plugin_folder_with_a_helper_module_imports(tmp_path: Path) -> None:
         sys.path[:] = before
         for name in ("sensorhelper", "Sensors", "Sensors.Sensors"):
             sys.modules.pop(name, None)
+
+
+def test_telegram_sends_carry_the_picture_the_file_and_the_plot_data(tmp_path: Path) -> None:
+    """RTOC's telegram_send_photo/_document/_plot sent a text naming the file, before."""
+    d = _make(tmp_path)
+    sink = d._sink
+    pic = tmp_path / "cam.png"
+    pic.write_bytes(b"\x89PNG picture")
+    d.telegram_send_photo(str(pic), priority=1, permission="admin")
+    d.telegram_send_document(str(pic))
+    d.telegram_send_plot({"Temp": [[1.7e9, 1.7e9 + 1], [20.0, 21.0]]}, title="T", events=[[1.7e9, "on"]])
+    d.telegram_send_message("hi", permission="blocked")  # RTOC's lowest level: every reader
+    photo, doc, plot, text = sink.notes
+    assert (photo.file, photo.file_kind, photo.file_name, photo.priority, photo.permission) == (
+        b"\x89PNG picture", "photo", "cam.png", 1, "admin")
+    assert doc.file_kind == "document" and doc.permission == "write"
+    series = plot.plot["series"][0]
+    assert series["name"] == "Temp" and np.frombuffer(series["y"]).tolist() == [20.0, 21.0]
+    assert plot.plot["events"] == [[1.7e9, "on"]] and plot.file is None
+    assert text.text == "Lab: hi" and text.permission == "read"
+    d.telegram_send_photo(str(tmp_path / "missing.png"))  # a clear log line, no exception
+    d.telegram_send_plot({"Temp": [[1, 2, 3], [1, 2]]})
+    assert len(sink.notes) == 4

@@ -298,3 +298,30 @@ def test_the_user_file_is_json_of_plain_values(bot: BotCore, tmp_path: Path) -> 
     bot.message(ANN, "Ann <script>", "/start", NOW)
     raw = json.loads((tmp_path / "users.json").read_text())
     assert raw["version"] == 1 and raw["users"][str(ANN)]["name"] == "Ann <script>"
+
+
+def test_a_plugins_picture_file_and_plot_go_as_photo_or_document_to_the_roles_asked(bot: BotCore) -> None:
+    """RTOC's telegram_send_photo/_document/_plot: the picture, the file and a drawn plot
+    reach the users at or above the plugin's ``permission``; before, only a text naming them."""
+    for chat, role in ((2, "read"), (3, "write")):
+        bot.users.set_role(chat, role)
+        bot.users.get(chat).level = "all"
+    bot.users.get(ADMIN).level = "none"
+    png = b"\x89PNG fake"
+    bot.notification("Heater: cam.png", 0, "driver:Heater", NOW, "write", ("photo", "cam.png", png))
+    assert set(bot.notifier.queues) == {3}  # the read-only user is not at "write"
+    ((_, photo),) = bot.outgoing(NOW)
+    assert photo == Photo(3, png, photo.caption) and "cam.png" in photo.caption
+    bot.notification("Heater: log", 0, "driver:Heater", NOW + 2, "read", ("document", "log.csv", b"a,b\n"))
+    docs = [m for _, m in bot.outgoing(NOW + 2)]
+    assert sorted(d.chat_id for d in docs) == [2, 3] and all(
+        isinstance(d, Document) and d.filename == "log.csv" and d.data == b"a,b\n" for d in docs)
+    t = np.linspace(NOW - 60, NOW, 500)
+    plot = {"title": "Sine", "series": [{"name": "Sine", "t": t.tobytes(), "y": np.sin(t).tobytes()}],
+            "events": [[NOW - 30, "hot"]]}
+    bot.notification("Heater: plot", 1, "driver:Heater", NOW + 4, "", None, plot)
+    pics = [m for _, m in bot.outgoing(NOW + 4)]
+    assert len(pics) == 2 and all(isinstance(p, Photo) and p.png.startswith(b"\x89PNG") for p in pics)
+    bot.notification("Heater: bad", 1, "driver:Heater", NOW + 6, "", None, {"series": []})
+    texts = [m for _, m in bot.outgoing(NOW + 6)]  # nothing to draw: the text still goes, saying so
+    assert all(isinstance(m, Send) and "could not be drawn" in m.text for m in texts) and len(texts) == 2

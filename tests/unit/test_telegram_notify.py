@@ -67,3 +67,25 @@ def test_the_gap_to_a_chat_counts_from_when_its_message_was_sent() -> None:
     n.sent(out, 0.15)  # this send took 150 ms
     assert n.due(1.0) == [] and n.next_deadline() == 1.15
     assert n.due(1.15)[0].text == "b"
+
+
+def test_a_note_with_a_file_goes_alone_and_files_are_bounded_apart() -> None:
+    """RTOC's telegram_send_photo/_document/_plot: the file goes as it is, never folded into
+    a summary; files waiting are bounded in bytes of their own and the oldest drops, counted."""
+    n = Notifier(coalesce_after=2, max_file_bytes=1000)
+    pic = ("photo", "a.png", b"x" * 400)
+    for i in range(4):
+        n.push(7, Note(f"text {i}"))
+    n.push(7, Note("picture", file=pic))
+    n.push(7, Note("after"))
+    first = n.due(0.0)[0]
+    assert first.file is None and first.notes == 4  # the four texts, summarised
+    second = n.due(1.0)[0]
+    assert second.file == pic and second.text == "picture"
+    n.failed(second, 2.0)  # Telegram away: it comes back whole, with its file
+    assert n.file_bytes == 400 and n.due(2.0)[0].file == pic
+    for i in range(3):  # 1200 bytes of files > 1000: the oldest file note drops
+        n.push(8, Note(f"pic {i}", file=("document", f"{i}.csv", b"y" * 400)))
+    assert n.file_bytes == 800 and n.stats["dropped"] == 1
+    outs = [o for now in (10.0, 11.0, 12.0) for o in n.due(now)]
+    assert [o.file[1] for o in outs if o.chat_id == 8] == ["1.csv", "2.csv"]
