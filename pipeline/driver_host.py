@@ -43,9 +43,9 @@ class RingSink:
     def __init__(self, host: DriverHost):
         self.host = host
 
-    def claim(self, device: str, signal: str, unit: str, rate: float) -> RingWriter:
+    def claim(self, device: str, signal: str, unit: str, rate: float, content: str = "samples") -> RingWriter:
         reply = self.host.request("create_signal", device=device, signal=signal, unit=unit,
-                                  rate=float(rate), seconds=self.host.cfg.ring_seconds)
+                                  rate=float(rate), seconds=self.host.cfg.ring_seconds, content=content)
         return RingWriter(Ring.open(reply["path"]))
 
     def event(self, event: Event) -> None:

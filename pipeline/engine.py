@@ -404,7 +404,7 @@ class EngineProcess:
 
 
 def _public(signal: dict) -> dict:
-    return {k: signal[k] for k in ("id", "name", "unit", "owner", "epoch", "path") if k in signal}
+    return {k: signal[k] for k in ("id", "name", "unit", "owner", "epoch", "path", "content") if k in signal}
 
 
 def keep_large_blocks() -> None:

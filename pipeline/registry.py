@@ -114,6 +114,7 @@ class SignalEntry:
     epoch: int = 0      # ns since 1970 when the ring was created: (name, epoch, seq) names a
                         # sample for good, although a new ring starts again at seq 0
     charged: str = ""   # whose per-client ring budget it counts against ("": its owner's)
+    content: str = "samples"  # "snapshot": a driver plot()s it (whole contents, archived as snapshots)
 
     @property
     def name(self) -> str:
@@ -122,7 +123,7 @@ class SignalEntry:
     def info(self) -> dict:
         return {"id": self.id, "name": self.name, "device": self.device, "signal": self.signal,
                 "unit": self.unit, "owner": self.owner, "path": str(self.ring.path),
-                "capacity": self.ring.capacity, "epoch": self.epoch}
+                "capacity": self.ring.capacity, "epoch": self.epoch, "content": self.content}
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class SignalRegistry:
 
     def claim(self, device: str, signal: str, unit: str, owner: str, rate: float = 1.0,
               seconds: float = 4.0, budget: RingBudget | None = None,
-              charge: str = "") -> tuple[SignalEntry, bool]:
+              charge: str = "", content: str = "samples") -> tuple[SignalEntry, bool]:
         """The signal's entry, created on first claim; ``(entry, created)``.
 
         The same owner claiming again (a restarted driver) gets the same ring, so its
@@ -189,7 +190,7 @@ class SignalRegistry:
         ring = Ring.create(self.folder / f"{sig}.ring", capacity, sig)
         self._next_id += 1
         entry = SignalEntry(sig, device, signal, unit, owner, ring, RingReader(ring, max_batch=1),
-                            time.time_ns(), charge)
+                            time.time_ns(), charge, "snapshot" if content == "snapshot" else "samples")
         self.by_name[name] = entry
         self._save()
         log.info("signal %s created (id %d, %d samples, owner %s)", name, sig, ring.capacity, owner)

@@ -112,6 +112,7 @@ class ArchiveConfig:
     schema: str = "rtoc"
     flush_interval: float = 1.0      # s: write at least this often ...
     max_batch: int = 1_000_000       # ... or once this many samples wait
+    snapshot_interval: float = 10.0  # s: a plotted signal's snapshots kept at most this often (0: all)
     retention_days: float = 0.0      # delete data older than this (0: keep everything)
     spool_dir: str = ""              # batches wait here while the database is away
     memory_limit: int = 0            # bytes DuckDB may use (0: 1 GiB or 1/8 of RAM, the smaller)
@@ -368,6 +369,8 @@ def _check(config: Config, text: str, source: str) -> None:
         fail(f"must be a lower-case SQL identifier, got {a.schema!r}", "archive.schema")
     if not a.flush_interval > 0:
         fail("must be > 0", "archive.flush_interval")
+    if not a.snapshot_interval >= 0:
+        fail("must be >= 0 (0: every snapshot)", "archive.snapshot_interval")
     if a.max_batch < 1:
         fail("must be >= 1", "archive.max_batch")
     if not a.retention_days >= 0:

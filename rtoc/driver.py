@@ -49,7 +49,8 @@ class SignalWriter(Protocol):
 class Sink(Protocol):
     """Where a driver's output goes. ``claim`` raises SignalOwned for another's signal."""
 
-    def claim(self, device: str, signal: str, unit: str, rate: float) -> SignalWriter: ...
+    def claim(self, device: str, signal: str, unit: str, rate: float,
+              content: str = "samples") -> SignalWriter: ...
     def event(self, event: Event) -> None: ...
 
 
@@ -348,7 +349,7 @@ class Driver:
         """
         if len(y) == 0:
             x, y = np.arange(len(x), dtype=np.float64), x
-        buf = self._buffer(dname or self._devicename, sname, unit)
+        buf = self._buffer(dname or self._devicename, sname, unit, "snapshot" if hold == "off" else "samples")
         ts, ys = as_batch(x, y, buf.name)
         if hold not in ("off", "on", "mergeX", "mergeY"):
             raise SampleError(f"plot hold must be 'off', 'on', 'mergeX' or 'mergeY', got {hold!r}", buf.name)
@@ -389,13 +390,17 @@ class Driver:
             buf.y.clear()
             buf.writer.write(t, y)
 
-    def _buffer(self, device: str, signal: str, unit: Any) -> _Buffer:
+    def _buffer(self, device: str, signal: str, unit: Any, content: str = "samples") -> _Buffer:
+        """The signal's buffer, claimed on first use: ``content`` "snapshot" for one a
+        ``plot()`` creates (the archive keeps its contents as snapshots, not samples)."""
         key = (device, signal)
         buf = self._buffers.get(key)
         if buf is None:
             check_part("device", device)
             check_part("signal", signal)
-            writer = self._sink.claim(device, signal, "" if unit is None else str(unit), self.samplerate)
+            unit = "" if unit is None else str(unit)
+            writer = self._sink.claim(device, signal, unit, self.samplerate, content) if content != "samples" \
+                else self._sink.claim(device, signal, unit, self.samplerate)
             buf = self._buffers[key] = _Buffer(writer, f"{device}.{signal}")
             if device == self._devicename:
                 self._own[signal] = buf

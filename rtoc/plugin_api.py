@@ -120,10 +120,10 @@ class PluginApi:
             said.add(str(exc))
             self.logger.error("%s: %s (this call is skipped; the plugin goes on)", self._ctx.name, exc)
 
-    def _buffer(self, device: str, signal: str, unit: Any):
+    def _buffer(self, device: str, signal: str, unit: Any, content: str = "samples"):
         # RTOC allowed '/' in names; here it separates bus topics, so it is mapped one-to-one
         # to U+2215 (DIVISION SLASH), which looks the same
-        return super()._buffer(slash(device), slash(signal), unit)
+        return super()._buffer(slash(device), slash(signal), unit, content)
 
     def event(self, text: str = "", sname: str | None = None, dname: str | None = None,
               priority: int = 0, id: str | None = None, value: Any = None, x: float | None = None):

@@ -53,7 +53,7 @@ class MemorySink:
         self.events: list[Event] = []
         self.notes: list[Notification] = []
 
-    def claim(self, device: str, signal: str, unit: str, rate: float) -> MemorySignal:
+    def claim(self, device: str, signal: str, unit: str, rate: float, content: str = "samples") -> MemorySignal:
         name = f"{device}.{signal}"
         if self.owners.setdefault(name, self.owner) != self.owner:
             raise SignalOwned(f"signal {name} belongs to {self.owners[name]}", name)

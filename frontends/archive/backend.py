@@ -10,6 +10,8 @@ Schema (the same tables in DuckDB and PostgreSQL; docs/ARCHITECTURE.md, "Archive
              value TEXT, extra TEXT, key TEXT)
     gaps    (signal INTEGER, epoch BIGINT, first_seq BIGINT, count BIGINT,
              t_from DOUBLE, t_to DOUBLE, noted DOUBLE)
+    snapshots (signal INTEGER, epoch BIGINT, first_seq BIGINT, count BIGINT, time DOUBLE,
+               t BLOB, y BLOB, written DOUBLE)
 
 * A signal is a row of ``signals`` per ``Device.Signal`` (``name`` is the full name,
   ``device`` its device part); ``samples.signal`` refers to ``signals.id``.
@@ -25,6 +27,13 @@ Schema (the same tables in DuckDB and PostgreSQL; docs/ARCHITECTURE.md, "Archive
 * ``gaps`` records samples that were lost for good (the ring had overwritten them before
   the archiver could read them): ``count`` samples from ``first_seq``, between ``t_from``
   (the last sample before, NaN if unknown) and ``t_to`` (the first after).
+* ``snapshots`` holds what a driver's ``plot()`` showed (RTOC's plot: a signal's whole
+  content replaced, a scope trace, a spectrum): ``count`` points from ``first_seq`` of the
+  ring, ``t``/``y`` as little-endian float64 bytes, ``time`` when it was shown (unix s). A
+  plotted signal's points are never samples; at most one snapshot per signal is kept per
+  ``snapshot_interval`` (the latest of it), the rest were replaced before their turn. A
+  ``plot(hold="on")`` after it grows the snapshot: written again as a longer one with the
+  same ``first_seq``. Resume counts a snapshot's end like a ledger row's.
 """
 
 from __future__ import annotations
@@ -77,6 +86,22 @@ class Gap:
 
 
 @dataclass
+class Snapshot:
+    """Points ``first_seq .. first_seq + n - 1`` of one ring, a signal's whole content as a
+    driver's ``plot()`` left it at ``time`` (unix s)."""
+
+    key: SignalKey
+    first_seq: int
+    time: float
+    t: np.ndarray
+    y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.t.shape[0])
+
+
+@dataclass
 class ArchiveBatch:
     """What one flush writes, atomically: chunks (of one signal and ring they never
     overlap, and come in seq order), events (``Event.to_dict()`` maps) and gaps. ``number`` increases per archiver
@@ -86,13 +111,31 @@ class ArchiveBatch:
     chunks: list[Chunk] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
 
     @property
     def samples(self) -> int:
         return sum(c.n for c in self.chunks)
 
     def __bool__(self) -> bool:
-        return bool(self.chunks or self.events or self.gaps)
+        return bool(self.chunks or self.events or self.gaps or self.snapshots)
+
+
+def snapshot_bytes(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, "<f8").tobytes()
+
+
+def snapshot_rows(rows: list[tuple]) -> list[dict[str, Any]]:
+    """``(time, first_seq, count, t bytes, y bytes)`` rows as the ``snapshots`` answer;
+    of a snapshot that grew (``hold="on"``) only its longest row."""
+    out, seen = [], set()
+    for time_, first, count, t, y in rows:
+        if (first, time_) in seen:
+            continue
+        seen.add((first, time_))
+        out.append({"time": float(time_), "first_seq": int(first), "count": int(count),
+                    "t": np.frombuffer(bytes(t), "<f8"), "y": np.frombuffer(bytes(y), "<f8")})
+    return out
 
 
 def event_key(event: dict) -> str:
@@ -220,8 +263,11 @@ class Backend(Protocol):
     def events(self, t_from: float, t_to: float, limit: int = 10_000) -> list[dict[str, Any]]:
         """Archived events in the range, ordered by time."""
 
+    def snapshots(self, name: str, t_from: float, t_to: float, limit: int = 10) -> list[dict[str, Any]]:
+        """What ``name``'s ``plot()`` showed in the range, newest first (``snapshot_rows``)."""
+
     def delete_before(self, t: float) -> int:
-        """Retention: remove samples, events, gaps and ledger rows older than ``t``; returns
-        the samples removed."""
+        """Retention: remove samples, events, gaps, ledger rows and snapshots older than
+        ``t``; returns the samples removed."""
 
     def close(self) -> None: ...

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey, Snapshot
 from rtoc.pipeline.registry import MANIFEST
 from rtoc.pipeline.ring import Ring, RingReader
 
@@ -50,6 +50,14 @@ def recover(folder: Path, resume: dict[tuple[str, int], int], number, now: float
             res = RingReader(ring, cursor=start, max_batch=ring.capacity).read()
         finally:
             ring.close()
+        if e.get("content") == "snapshot" or res.snapshot > 0:  # plotted: its last content, a snapshot
+            cut = max(0, min(len(res.t), res.snapshot - res.first))
+            if len(res.t) > cut:
+                log.warning("archive: the last snapshot of %s taken from the dead instance's ring", key.name)
+                # when it was shown is not kept in the ring (x need not be time): found now
+                yield ArchiveBatch(number(), snapshots=[Snapshot(key, res.first + cut, now, res.t[cut:],
+                                                                 res.y[cut:])])
+            continue
         gaps = []
         if res.first > start:  # overwritten before anyone archived it: recorded exactly
             t0 = float(res.t[0]) if len(res.t) else now

@@ -43,6 +43,8 @@ from rtoc.frontends.archive.backend import (
     event_key,
     event_row,
     minmax_pairs,
+    snapshot_bytes,
+    snapshot_rows,
     unarchived,
 )
 from rtoc.frontends.archive.duck_query import check_statement, plain
@@ -72,11 +74,15 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "rollup": (("signal", "INTEGER"), ("k", "BIGINT"), ("n", "BIGINT"), ("t_first", "DOUBLE"),
                ("t_last", "DOUBLE"), ("t_lo", "DOUBLE"), ("y_lo", "DOUBLE"), ("t_hi", "DOUBLE"),
                ("y_hi", "DOUBLE")),
+    # what a driver's plot() showed (backend.py): t and y as little-endian float64 bytes
+    "snapshots": (("signal", "INTEGER"), ("epoch", "BIGINT"), ("first_seq", "BIGINT"),
+                  ("count", "BIGINT"), ("time", "DOUBLE"), ("t", "BLOB"), ("y", "BLOB"),
+                  ("written", "DOUBLE")),
 }
 ROLLUP_BINS = 4.0  # rollup rows a decimation bin spans at least before the rollup answers it
 LONG_RANGE = 3600.0  # s: a history span over more is counted from the rollup
 _ARROW = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-          "VARCHAR": pa.string()}
+          "VARCHAR": pa.string(), "BLOB": pa.binary()}
 SCHEMAS = {table: pa.schema([(c, _ARROW[k]) for c, k in cols]) for table, cols in COLUMNS.items()}
 # Samples per Arrow record batch: DuckDB inserted 1 M-sample batches fastest from one
 # concatenated record batch, 10 M-sample ones from record batches of about 1 M (fewer
@@ -284,6 +290,7 @@ class DuckBackend:
             written = self._write_samples(con, chunks, ids)
             self._write_events(con, batch.events)
             self._write_gaps(con, batch, ids)
+            self._write_snapshots(con, batch, ids)
             con.commit()
         except BaseException as exc:
             err = self._fail(exc, f"writing batch {batch.number}")
@@ -296,7 +303,7 @@ class DuckBackend:
     def _register(self, con, batch: ArchiveBatch) -> tuple[dict[str, int], dict[str, int]]:
         """Signal ids of every name in the batch; new names get rows (id = max + 1)."""
         keys = {c.key.name: c.key for c in batch.chunks}
-        for g in batch.gaps:
+        for g in [*batch.gaps, *batch.snapshots]:
             keys.setdefault(g.key.name, g.key)
         missing = [k for k in keys if k not in self._ids]
         if not missing:
@@ -369,6 +376,16 @@ class DuckBackend:
             _insert(con, "gaps", table, "WHERE NOT EXISTS (SELECT 1 FROM gaps g WHERE "
                     "g.signal = b.signal AND g.epoch = b.epoch AND g.first_seq = b.first_seq)")
 
+    def _write_snapshots(self, con, batch: ArchiveBatch, ids: dict[str, int]) -> None:
+        rows = {(ids[s.key.name], s.key.epoch, s.first_seq, s.n): s for s in batch.snapshots}
+        if rows:
+            now = self.clock()
+            table = _rows_table("snapshots", [(*k, float(s.time), snapshot_bytes(s.t), snapshot_bytes(s.y), now)
+                                              for k, s in rows.items()])
+            _insert(con, "snapshots", table, "WHERE NOT EXISTS (SELECT 1 FROM snapshots x WHERE "
+                    "x.signal = b.signal AND x.epoch = b.epoch AND x.first_seq = b.first_seq "
+                    "AND x.count = b.count)")
+
     # -- reading -------------------------------------------------------------------------
     def _read(self, what: str, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         con = self._db()
@@ -383,7 +400,8 @@ class DuckBackend:
         rows = self._read("resume points", """
             SELECT s.name, x.epoch, max(x.e) FROM (
                 SELECT signal, epoch, first_seq + count AS e FROM ledger
-                UNION ALL SELECT signal, epoch, first_seq + count FROM gaps) x
+                UNION ALL SELECT signal, epoch, first_seq + count FROM gaps
+                UNION ALL SELECT signal, epoch, first_seq + count FROM snapshots) x
             JOIN signals s ON s.id = x.signal GROUP BY ALL""").fetchall()
         return {(name, int(epoch)): int(end) for name, epoch, end in rows}
 
@@ -516,6 +534,15 @@ class DuckBackend:
                           "LIMIT ?", [t_from, t_to, max(0, int(limit))]).fetchall()
         return [event_from_row(r) for r in rows]
 
+    def snapshots(self, name: str, t_from: float, t_to: float, limit: int = 10) -> list[dict[str, Any]]:
+        """The snapshots of ``name`` shown in ``t_from .. t_to``, newest first, at most
+        ``limit``: ``{time, first_seq, count, t, y}`` (``t``/``y`` float64 arrays)."""
+        rows = self._read("snapshots", """
+            SELECT x.time, x.first_seq, x.count, x.t, x.y FROM snapshots x JOIN signals s ON s.id = x.signal
+            WHERE s.name = ? AND x.time >= ? AND x.time <= ?
+            ORDER BY x.time DESC, x.count DESC LIMIT ?""", [name, t_from, t_to, max(0, int(limit))]).fetchall()
+        return snapshot_rows(rows)
+
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger
         rows that end below ``t``; one transaction. Returns the samples removed. A chunk
@@ -528,6 +555,7 @@ class DuckBackend:
             con.execute("DELETE FROM gaps WHERE t_to < ?", [t])
             con.execute("DELETE FROM ledger WHERE t_last < ?", [t])
             con.execute("DELETE FROM rollup WHERE t_last < ?", [t])
+            con.execute("DELETE FROM snapshots WHERE time < ?", [t])
             con.commit()
         except BaseException as exc:
             err = self._fail(exc, "retention")

@@ -58,6 +58,8 @@ from rtoc.frontends.archive.backend import (
     event_key,
     event_row,
     minmax_pairs,
+    snapshot_bytes,
+    snapshot_rows,
     unarchived,
 )
 from rtoc.frontends.archive.pg_binary import SampleRows, copy_samples, register_loaders
@@ -80,12 +82,16 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "gaps": (("signal", "integer"), ("epoch", "bigint"), ("first_seq", "bigint"),
              ("count", "bigint"), ("t_from", "double precision"), ("t_to", "double precision"),
              ("noted", "double precision")),
+    "snapshots": (("signal", "integer"), ("epoch", "bigint"), ("first_seq", "bigint"),
+                  ("count", "bigint"), ("time", "double precision"), ("t", "bytea"), ("y", "bytea"),
+                  ("written", "double precision")),
 }
 INDEXES: dict[str, tuple[str, str]] = {  # name -> (table, columns)
     "signals_name": ("signals", "name"),
     "samples_signal_t": ("samples", "signal, t"),
     "ledger_signal_epoch_seq": ("ledger", "signal, epoch, first_seq"),
     "gaps_signal_epoch_seq": ("gaps", "signal, epoch, first_seq"),
+    "snapshots_signal_time": ("snapshots", "signal, time"),
     "events_time": ("events", "time"),
     "events_key": ("events", "key"),
 }
@@ -267,6 +273,7 @@ class PostgresBackend:
                 written = self._write_samples(cur, todo, ids)
                 self._write_events(cur, batch.events)
                 self._write_gaps(cur, batch, ids)
+                self._write_snapshots(cur, batch, ids)
         self._ids.update(new)  # only what was committed
         return written
 
@@ -274,7 +281,7 @@ class PostgresBackend:
                   ) -> tuple[dict[str, int], dict[str, int]]:
         """Signal ids of every name in the batch (rows for new names)."""
         keys = {c.key.name: c.key for c in batch.chunks}
-        for g in batch.gaps:
+        for g in [*batch.gaps, *batch.snapshots]:
             keys.setdefault(g.key.name, g.key)
         missing = [n for n in keys if n not in self._ids]
         new: dict[str, int] = {}
@@ -362,6 +369,21 @@ class PostgresBackend:
              [v[0] for v in vals], [v[1] for v in vals], [v[2] for v in vals],
              [self.clock()] * len(keys)))
 
+    def _write_snapshots(self, cur: psycopg.Cursor, batch: ArchiveBatch, ids: dict[str, int]) -> None:
+        rows = {(ids[s.key.name], s.key.epoch, s.first_seq, s.n): s for s in batch.snapshots}
+        if not rows:
+            return
+        keys, snaps = list(rows), list(rows.values())
+        cur.execute(self._q(
+            "INSERT INTO {s}.snapshots SELECT * FROM unnest(%s::int4[], %s::int8[], %s::int8[], "
+            "%s::int8[], %s::float8[], %s::bytea[], %s::bytea[], %s::float8[]) "
+            "AS g(signal, epoch, first_seq, count, time, t, y, written) "
+            "WHERE NOT EXISTS (SELECT 1 FROM {s}.snapshots x WHERE x.signal = g.signal "
+            "AND x.epoch = g.epoch AND x.first_seq = g.first_seq AND x.count = g.count)"),
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
+             [float(s.time) for s in snaps], [snapshot_bytes(s.t) for s in snaps],
+             [snapshot_bytes(s.y) for s in snaps], [self.clock()] * len(keys)))
+
     # -- reading -------------------------------------------------------------------------
     def resume_points(self) -> dict[tuple[str, int], int]:
         """``(name, epoch) -> next seq``: the end of the last chunk or recorded gap. The
@@ -380,7 +402,9 @@ class PostgresBackend:
                         WHERE l.signal = k.signal AND l.epoch = k.epoch
                         ORDER BY l.first_seq DESC LIMIT 1) AS e FROM k
                     UNION ALL
-                    SELECT signal, epoch, first_seq + count FROM {s}.gaps)
+                    SELECT signal, epoch, first_seq + count FROM {s}.gaps
+                    UNION ALL
+                    SELECT signal, epoch, first_seq + count FROM {s}.snapshots)
                 SELECT s.name, x.epoch, max(x.e) FROM ends x JOIN {s}.signals s ON s.id = x.signal
                 GROUP BY s.name, x.epoch""")).fetchall()
         return {(name, int(epoch)): int(end) for name, epoch, end in rows}
@@ -539,6 +563,17 @@ class PostgresBackend:
                 (float(t_from), float(t_to), max(0, int(limit)))).fetchall()
         return [event_from_row(r) for r in rows]
 
+    def snapshots(self, name: str, t_from: float, t_to: float, limit: int = 10) -> list[dict[str, Any]]:
+        """The snapshots of ``name`` shown in ``t_from .. t_to``, newest first, at most
+        ``limit``: ``{time, first_seq, count, t, y}`` (``t``/``y`` float64 arrays)."""
+        with self._guard("snapshots"):
+            rows = self._connection().execute(self._q(
+                "SELECT x.time, x.first_seq, x.count, x.t, x.y FROM {s}.snapshots x "
+                "JOIN {s}.signals s ON s.id = x.signal WHERE s.name = %s AND x.time >= %s "
+                "AND x.time <= %s ORDER BY x.time DESC, x.count DESC LIMIT %s"),
+                (name, float(t_from), float(t_to), max(0, int(limit)))).fetchall()
+        return snapshot_rows(rows)
+
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger
         rows that end below ``t``; one transaction. Returns the samples removed. A chunk
@@ -556,6 +591,7 @@ class PostgresBackend:
                 cur.execute(self._q("DELETE FROM {s}.events WHERE time < %s"), (t,))
                 cur.execute(self._q("DELETE FROM {s}.gaps WHERE t_to < %s"), (t,))
                 cur.execute(self._q("DELETE FROM {s}.ledger WHERE t_last < %s"), (t,))
+                cur.execute(self._q("DELETE FROM {s}.snapshots WHERE time < %s"), (t,))
         return int(removed)
 
 

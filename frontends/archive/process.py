@@ -51,10 +51,11 @@ CONTROL_WAIT = 0.05  # s; while both batches wait for the writer, control ops ar
 class Archiver:
     def __init__(self, backend: Backend, spool: Spool, endpoints: dict, ctx: zmq.Context,
                  flush_interval: float = 1.0, max_batch: int = 1_000_000, retention_days: float = 0.0,
-                 shm_folder: Path | None = None):
+                 shm_folder: Path | None = None, snapshot_interval: float = 10.0):
         self.shm_folder = shm_folder  # the instance's folder: a dead instance's rings wait there
         self.backend, self.spool = backend, spool
         self.flush_interval, self.max_batch = flush_interval, max_batch
+        self.snapshot_interval = snapshot_interval
         self.retention = retention_days * 86400.0
         self.sub = Subscriber(endpoints["data"], None, events=True, meta=True, ctx=ctx)
         self.ctrl = ctx.socket(zmq.DEALER)
@@ -93,7 +94,8 @@ class Archiver:
         # away (or behind its spool) recorded the spooled samples as lost
         resume = self.ends.merged(resume)
         self.batcher = Batcher(self.flush_interval, self.max_batch, resume,
-                               first_number=max(time.time_ns(), self.spool.last_number() + 1))
+                               first_number=max(time.time_ns(), self.spool.last_number() + 1),
+                               snapshot_interval=self.snapshot_interval)
         if self.shm_folder is not None:  # before the hello: the rings must not wait long
             self._recover_dead(resume, now)
         self.ctrl.send(wire.pack({"op": "hello", "role": "archiver", "rid": "archiver-hello"}))
@@ -129,7 +131,7 @@ class Archiver:
         self.paths[sig] = s.get("path") or self.paths.get(sig, "")
         self.sig_of[s["name"]] = sig
         known = sig in self.batcher.tracks
-        self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "")
+        self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "", s.get("content") or "")
         if self.paths[sig] and sig in self.deferred:
             self._backfill(self.deferred.pop(sig), now)
         if known or not self.paths[sig]:
@@ -196,7 +198,7 @@ class Archiver:
                     self.asked.add(msg.sig)
                     self.ctrl.send(wire.pack({"op": "signals", "rid": SIGNALS_RID}), zmq.NOBLOCK)
                 return
-            self._backfill(b.data(msg.sig, msg.seq, msg.t, msg.y, msg.lost, now), now)
+            self._backfill(b.data(msg.sig, msg.seq, msg.t, msg.y, msg.lost, now, msg.replace), now)
         elif isinstance(msg, Event):
             b.event(msg.to_dict(), now)
         elif isinstance(msg, Meta):
@@ -220,14 +222,16 @@ class Archiver:
                 self.deferred[req.sig] = req  # the batcher holds what comes after the gap
                 return
             ring = self._ring(req.sig)
+            snapshot = None
             if ring is None:
                 t = y = np.empty(0)
                 first = req.first_seq + req.count
             else:
                 res = RingReader(ring, cursor=req.first_seq, max_batch=req.count).read()
                 first, t, y = res.first, res.t, res.y
+                snapshot = res.snapshot if res.snapshot > 0 else None  # where its last plot() began
             before = self.batcher.stats["lost"]
-            more = self.batcher.backfilled(req.sig, first, t, y, now)
+            more = self.batcher.backfilled(req.sig, first, t, y, now, snapshot)
             lost = self.batcher.stats["lost"] - before
             if lost:
                 self._warn(req, lost)
@@ -466,7 +470,7 @@ def _serve(spec: ChildSpec, stop: threading.Event, ctx: zmq.Context) -> int:
     a = cfg.archive
     archiver = Archiver(make_backend(cfg), Spool(cfg.spool_path), spec.endpoints, ctx,
                         a.flush_interval, a.max_batch, a.retention_days,
-                        shm_folder=instance_dir(cfg.instance))
+                        shm_folder=instance_dir(cfg.instance), snapshot_interval=a.snapshot_interval)
     try:
         return archiver.run(stop)
     finally:

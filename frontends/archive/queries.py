@@ -21,7 +21,9 @@ from rtoc.model import check_part, split_name
 if TYPE_CHECKING:
     from rtoc.frontends.archive.process import Archiver
 
-OPS = ("history", "archive_status", "archive_signals", "archive_events", "query", "import")
+OPS = ("history", "archive_status", "archive_signals", "archive_events", "archive_snapshots", "query",
+       "import")
+MAX_SNAPSHOTS = 100
 MAX_POINTS = 2_000_000  # samples per history reply at most (ask for a range, or use max_points)
 
 
@@ -44,6 +46,16 @@ class Queries:
         t0, t1 = _range(msg)
         limit = int(msg.get("limit", 10_000))
         return {"ok": True, "events": self._db(self.a.backend.events, t0, t1, limit)}
+
+    def _archive_snapshots(self, msg: dict) -> dict:
+        """``signal``, ``from``, ``to`` (unix s), ``limit`` (default 1: the latest): what a
+        driver's ``plot()`` showed, newest first; ``t``/``y`` float64 bytes."""
+        name = str(msg.get("signal", ""))
+        t0, t1 = _range(msg)
+        limit = max(1, min(MAX_SNAPSHOTS, int(msg.get("limit", 1))))
+        found = self._db(self.a.backend.snapshots, name, t0, t1, limit)
+        return {"ok": True, "signal": name, "snapshots": [
+            {**s, "t": s["t"].tobytes(), "y": s["y"].tobytes()} for s in found or []]}
 
     def _query(self, msg: dict) -> dict:
         run = getattr(self.a.backend, "query", None)

@@ -41,14 +41,15 @@ class ResumeFile:
             return {}
 
     def note(self, batch: ArchiveBatch) -> None:
-        """``batch`` was spooled: its chunks and gaps count as archived."""
+        """``batch`` was spooled: its chunks, gaps and snapshots count as archived."""
         with self.lock:
             self._note(batch)
 
     def _note(self, batch: ArchiveBatch) -> None:
         changed = False
         for key, end in [((c.key.name, c.key.epoch), c.first_seq + c.n) for c in batch.chunks] + \
-                        [((g.key.name, g.key.epoch), g.first_seq + g.count) for g in batch.gaps]:
+                        [((g.key.name, g.key.epoch), g.first_seq + g.count) for g in batch.gaps] + \
+                        [((x.key.name, x.key.epoch), x.first_seq + x.n) for x in batch.snapshots]:
             if end > self.ends.get(key, -1):
                 self.ends[key] = end
                 changed = True

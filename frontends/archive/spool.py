@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey
+from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey, Snapshot
 
 from rtoc import wire
 from rtoc.files import write_atomic_bytes
@@ -63,6 +63,10 @@ def encode(batch: ArchiveBatch) -> bytes:
         "events": batch.events,
         "gaps": [{"name": g.key.name, "epoch": g.key.epoch, "unit": g.key.unit, "first_seq": g.first_seq,
                   "count": g.count, "t_from": g.t_from, "t_to": g.t_to} for g in batch.gaps],
+        "snapshots": [{"name": s.key.name, "epoch": s.key.epoch, "unit": s.key.unit,
+                       "first_seq": s.first_seq, "time": s.time,
+                       "t": np.ascontiguousarray(s.t, "<f8").tobytes(),
+                       "y": np.ascontiguousarray(s.y, "<f8").tobytes()} for s in batch.snapshots],
     })
 
 
@@ -78,4 +82,11 @@ def decode(data: bytes) -> ArchiveBatch:
         chunks.append(Chunk(SignalKey(c["name"], c["epoch"], c["unit"]), c["first_seq"], t, y))
     gaps = [Gap(SignalKey(g["name"], g["epoch"], g["unit"]), g["first_seq"], g["count"],
                 g["t_from"], g["t_to"]) for g in raw["gaps"]]
-    return ArchiveBatch(raw["number"], chunks, list(raw["events"]), gaps)
+    snapshots = []
+    for sn in raw.get("snapshots", []):  # spooled before snapshots were archived: none
+        t, y = np.frombuffer(sn["t"], "<f8"), np.frombuffer(sn["y"], "<f8")
+        if t.shape != y.shape:
+            raise ValueError("a snapshot's t and y differ in length")
+        snapshots.append(Snapshot(SignalKey(sn["name"], sn["epoch"], sn["unit"]), sn["first_seq"],
+                                  sn["time"], t, y))
+    return ArchiveBatch(raw["number"], chunks, list(raw["events"]), gaps, snapshots)

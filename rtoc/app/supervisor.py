@@ -340,7 +340,8 @@ class Supervisor:
             "rule_enable": to_engine, "rule_remove": to_engine,
             # history, export, import and queries are the archiver's
             "history": to_archiver, "archive_status": to_archiver, "archive_signals": to_archiver,
-            "archive_events": to_archiver, "query": to_archiver, "import": to_archiver,
+            "archive_events": to_archiver, "archive_snapshots": to_archiver, "query": to_archiver,
+            "import": to_archiver,
         }
 
     # ops only a child sends about itself
@@ -564,7 +565,7 @@ class Supervisor:
             entry, created = self.registry.claim(str(msg.get("device", "")), str(msg.get("signal", "")),
                                                  str(msg.get("unit") or ""), owner,
                                                  _number(msg, "rate", 1.0), _number(msg, "seconds", 4.0),
-                                                 budget, charge)
+                                                 budget, charge, str(msg.get("content") or "samples"))
         except ShmBudgetExceeded as exc:  # seen on the bus's meta topic, counted in `refused`
             self._meta("shm_budget", owner=charge or owner, budget=exc.budget, refused=self.registry.refused,
                        message=str(exc))
