@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,20 @@ class MainWindow(QtWidgets.QMainWindow):
             table = pa.table({"signal": pa.array(np.concatenate([np.full(len(t), n, object) for n, (t, _) in columns.items()]) if columns else [], pa.string()),
                               "t": np.concatenate([t for t, _ in columns.values()]) if columns else np.empty(0),
                               "y": np.concatenate([y for _, y in columns.values()]) if columns else np.empty(0)})
-            if path.endswith(".parquet"):
-                import pyarrow.parquet as pq
+            part = f"{path}.part"  # the file appears whole or not at all (a reader saw it half-written)
+            try:
+                if path.endswith(".parquet"):
+                    import pyarrow.parquet as pq
 
-                pq.write_table(table, path)
-            else:
-                import pyarrow.csv as pcsv
+                    pq.write_table(table, part)
+                else:
+                    import pyarrow.csv as pcsv
 
-                pcsv.write_csv(table, path)
+                    pcsv.write_csv(table, part)
+                os.replace(part, path)
+            finally:
+                if os.path.exists(part):
+                    os.unlink(part)
             return table.num_rows
         self.history_worker.submit(("export", path), job)
 

@@ -212,7 +212,7 @@ def test_replaying_batches_writes_nothing_twice(backend: PostgresBackend, dsn: s
     assert backend.write(first) == 1500
     assert backend.write(second) == 700
     counts = _counts(dsn, schema)
-    assert counts == {"signals": 2, "samples": 2200, "ledger": 3, "events": 2, "gaps": 1}
+    assert counts == {"signals": 2, "samples": 2200, "ledger": 3, "events": 2, "gaps": 1, "snapshots": 0}
     assert backend.write(first) == 0
     assert backend.write(second) == 0
     assert _counts(dsn, schema) == counts
@@ -222,7 +222,7 @@ def test_replaying_batches_writes_nothing_twice(backend: PostgresBackend, dsn: s
                          [Event(T0 + 2, "bye").to_dict(), Event(T0 + 3, "new").to_dict()])
     assert backend.write(mixed) == 100
     counts2 = _counts(dsn, schema)
-    assert counts2 == {"signals": 2, "samples": 2300, "ledger": 4, "events": 3, "gaps": 1}
+    assert counts2 == {"signals": 2, "samples": 2300, "ledger": 4, "events": 3, "gaps": 1, "snapshots": 0}
     # the same chunk twice in one batch counts once
     dup = ArchiveBatch(4, [_chunk("C.z", 1, 0, 10), _chunk("C.z", 1, 0, 10)])
     assert backend.write(dup) == 10
@@ -378,7 +378,7 @@ def test_a_chunk_of_no_samples_registers_the_signal_but_shadows_nothing(
     empty = Chunk(SignalKey("E.s", 1), 0, np.empty(0), np.empty(0))
     assert backend.write(ArchiveBatch(1, [empty])) == 0
     assert _counts(dsn, schema) == {"signals": 1, "samples": 0, "ledger": 0, "events": 0,
-                                    "gaps": 0}
+                                    "gaps": 0, "snapshots": 0}
     assert backend.write(ArchiveBatch(2, [_chunk("E.s", 1, 0, 5)])) == 5
     assert backend.resume_points() == {("E.s", 1): 5}
     with pytest.raises(ArchiveError):
@@ -469,7 +469,7 @@ def test_a_write_cut_off_midway_leaves_nothing_and_the_next_one_reconnects(
     assert _counts(dsn, schema) == dict.fromkeys(TABLES, 0)
     assert backend.write(batch) == 5000
     assert _counts(dsn, schema) == {"signals": 1, "samples": 5000, "ledger": 1, "events": 1,
-                                    "gaps": 1}
+                                    "gaps": 1, "snapshots": 0}
     t, _ = backend.history("Cut.s", -math.inf, math.inf)  # no stale signal id was kept
     assert t.size == 5000
 

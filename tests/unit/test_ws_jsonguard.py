@@ -61,6 +61,8 @@ def _measure(obj: Any, depth: int = 1) -> tuple[int, int, int, int]:
         return (0, 0, len(json.dumps(obj)) - 2, 0)
     if isinstance(obj, bool) or obj is None:
         return (0, 0, 0, 0)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return (0, 0, 0, 0)  # NaN, Infinity: fixed tokens (at most 9 characters), not digit runs
     return (0, 0, 0, len(json.dumps(obj)))
 
 
