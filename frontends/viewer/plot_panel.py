@@ -227,9 +227,9 @@ class PlotPanel(QtWidgets.QWidget):
             trace = self.model.trace(name)
             key = (x0, x1, width, trace.version)
             if self.drawn.get(name) != key:
-                self.drawn[name] = key
                 t, y = trace.visible(x0, x1, width)
                 curve.setData(t, y, connect="finite", skipFiniteCheck=True)
+                self.drawn[name] = key  # only once drawn: a failure is tried again next frame
                 inside = y[np.searchsorted(t, x0):np.searchsorted(t, x1, side="right")]
                 with np.errstate(invalid="ignore"):
                     self.bounds[name] = (float(np.nanmin(inside)), float(np.nanmax(inside))) \
