@@ -15,7 +15,11 @@ new snapshot, later batches (``plot(hold="on")``, a snapshot longer than a batch
 and at most one per ``snapshot_interval`` s is handed out, the latest; the ones replaced
 before their turn are counted (``snapshots_skipped``) and their points are taken all the
 same (seq accounting: nothing is lost, nothing is asked for again). A snapshot that lost
-points (a gap, for good) is not kept (``snapshots_incomplete``).
+points (a gap, for good) is not kept (``snapshots_incomplete``). A snapshot holds at most
+its ring's capacity (the newest points, as the ring shows them): a plot larger than its
+ring, or one grown on and on with ``hold="on"``, is kept as its newest ring-full
+(``snapshots_cut``); one that keeps growing is written again whole after 1, 2, 4 ...
+intervals (at most 1024). ``take(final=True)`` (a clean stop) hands out every snapshot still waiting.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class _Track:
     snapshots: bool = False             # plotted: its points are snapshots, not samples
     snap: _Snap | None = None           # the snapshot being shown now
     snap_written: float = -math.inf     # when the last one was handed out (monotonic s)
+    capacity: int = 1 << 22             # the ring's: a snapshot holds at most this many points
 
 
 @dataclass
@@ -59,6 +64,9 @@ class _Snap:
     ys: list[np.ndarray] = field(default_factory=list)
     dirty: bool = True                   # changed since it was last handed out
     broken: bool = False                 # lost points: not kept
+    n: int = 0                           # points held
+    writes: int = 0                      # times handed out: one that keeps growing waits longer
+    cut: bool = False                    # its oldest points were dropped (larger than the ring)
 
 
 class Batcher:
@@ -76,10 +84,12 @@ class Batcher:
         self._pending = 0
         self._since: float | None = None
         self.stats = {"samples": 0, "gaps": 0, "lost": 0, "trimmed": 0, "backfilled": 0,
-                      "snapshots": 0, "snapshots_skipped": 0, "snapshots_incomplete": 0}
+                      "snapshots": 0, "snapshots_skipped": 0, "snapshots_incomplete": 0,
+                      "snapshots_cut": 0}
 
     # -- input ---------------------------------------------------------------------------
-    def signal(self, sig: int, name: str, epoch: int, unit: str = "", content: str = "") -> None:
+    def signal(self, sig: int, name: str, epoch: int, unit: str = "", content: str = "",
+               capacity: int = 0) -> None:
         """A ring to follow (from the ``signals`` op or a ``signal_created`` meta);
         ``content`` "snapshot": a signal a driver plots."""
         key = SignalKey(name, int(epoch), unit or "")
@@ -88,7 +98,8 @@ class Batcher:
             return
         # a ring the archive has nothing of is archived from its first sample, not from the
         # first one seen on the bus (the first messages may have been dropped there)
-        self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch)), 0), snapshots=content == "snapshot")
+        self.tracks[sig] = _Track(key, self.resume.get((name, int(epoch)), 0), snapshots=content == "snapshot",
+                                  capacity=int(capacity) if capacity and capacity > 0 else 1 << 22)
 
     def start_at(self, sig: int) -> int | None:
         """Where following ``sig`` goes on: its resume point (0 when the archive has none),
@@ -175,11 +186,12 @@ class Batcher:
         self.number += 1
         return self.number - 1
 
-    def take(self) -> ArchiveBatch:
-        """The pending batch (possibly empty), numbered; a new one starts."""
+    def take(self, final: bool = False) -> ArchiveBatch:
+        """The pending batch (possibly empty), numbered; a new one starts. ``final``: the
+        archiver stops, every snapshot still waiting for its interval goes too."""
         for key in list(self._runs):
             self._close_run(key)
-        later = self._take_snapshots()
+        later = self._take_snapshots(final)
         batch, self._batch, self._since, self._pending = self._batch, ArchiveBatch(0), None, 0
         if later is not None:  # a snapshot waits for its interval: a batch is due then
             self._since = later - self.flush_interval
@@ -196,15 +208,17 @@ class Batcher:
         tr.snapshots = True
         tr.snap = _Snap(seq, self.wall())
 
-    def _take_snapshots(self) -> float | None:
+    def _take_snapshots(self, final: bool = False) -> float | None:
         """The due snapshots into the batch; when the next one that waits is due."""
         later = None
         for tr in self.tracks.values():
             sn = tr.snap
             if sn is None or not sn.dirty or sn.broken:
                 continue
-            due = tr.snap_written + self.snapshot_interval
-            if self._now < due:
+            # one that keeps growing (hold="on") goes again after 1, 2, 4 ... intervals: its
+            # bytes written stay a small multiple of its size, not one copy per interval
+            due = tr.snap_written + self.snapshot_interval * (1 << min(sn.writes, 10))
+            if self._now < due and not final:
                 later = due if later is None else min(later, due)
                 continue
             t = np.concatenate(sn.ts) if len(sn.ts) != 1 else sn.ts[0]
@@ -212,7 +226,10 @@ class Batcher:
             sn.ts, sn.ys = [t], [y]
             self._batch.snapshots.append(Snapshot(tr.key, sn.first_seq, sn.time, t, y))
             sn.dirty, tr.snap_written = False, self._now
+            sn.writes += 1
             self.stats["snapshots"] += 1
+            self.stats["snapshots_cut"] += sn.cut
+            sn.cut = False
         return later
 
     # -- internals -----------------------------------------------------------------------
@@ -225,6 +242,14 @@ class Batcher:
             n -= cut
             if n == 0:
                 return None
+        if seq > tr.next_seq and replace and tr.snapshots:
+            # a plot replaces what came before it: nothing there to fetch or count as lost.
+            # What the engine saw overwritten is the plot's own head when it is larger than
+            # its ring: it is kept as the ring shows it, its newest points (``cut``).
+            tr.next_seq = seq
+            self._replace(tr, seq)
+            tr.snap.cut = lost > 0
+            replace = False
         if seq > tr.next_seq:
             hole = seq - tr.next_seq
             known = min(lost, hole)  # the engine saw these overwritten: gone for good
@@ -267,10 +292,18 @@ class Batcher:
         if tr.snap is None:  # announced as plotted, the first points: its first snapshot
             tr.snap = _Snap(seq, self.wall())
         sn = tr.snap
-        sn.ts.append(t)
-        sn.ys.append(y)
-        sn.dirty = True
         tr.next_seq = seq + len(t)
+        if not sn.broken:
+            sn.ts.append(t)
+            sn.ys.append(y)
+            sn.n += len(t)
+            sn.dirty = True
+            if sn.n > tr.capacity:  # as the ring holds it: the newest capacity points
+                drop = sn.n - tr.capacity
+                whole_t, whole_y = np.concatenate(sn.ts)[drop:], np.concatenate(sn.ys)[drop:]
+                sn.ts, sn.ys, sn.n = [whole_t], [whole_y], tr.capacity
+                sn.first_seq += drop
+                sn.cut = True
         tr.t_last = float(t[-1])
         if self._since is None:
             self._since = now
@@ -287,6 +320,7 @@ class Batcher:
         if tr.snapshots:  # not samples lost: a snapshot that lost points is not kept
             if tr.snap is not None and not tr.snap.broken:
                 tr.snap.broken = True
+                tr.snap.ts, tr.snap.ys, tr.snap.n = [], [], 0  # its memory goes now
                 self.stats["snapshots_incomplete"] += 1
             return
         self._batch.gaps.append(Gap(tr.key, first_seq, count, tr.t_last, float(t_to)))

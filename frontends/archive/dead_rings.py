@@ -20,6 +20,7 @@ from pathlib import Path
 from rtoc.frontends.archive.backend import ArchiveBatch, Chunk, Gap, SignalKey, Snapshot
 from rtoc.pipeline.registry import MANIFEST
 from rtoc.pipeline.ring import Ring, RingReader
+from rtoc.pipeline.ring_kernels import SNAPSHOT
 
 from rtoc.errors import RtocError
 from rtoc.model import Event
@@ -47,10 +48,14 @@ def recover(folder: Path, resume: dict[tuple[str, int], int], number, now: float
             continue
         try:
             start = resume.get((key.name, key.epoch), 0)
-            res = RingReader(ring, cursor=start, max_batch=ring.capacity).read()
+            plotted = e.get("content") == "snapshot" or int(ring.hdr[SNAPSHOT]) > 0
+            # plotted: its last content whole, from where the plot began (before the resume
+            # point when it grew with hold="on")
+            cursor = min(start, int(ring.hdr[SNAPSHOT])) if plotted else start
+            res = RingReader(ring, cursor=cursor, max_batch=ring.capacity).read()
         finally:
             ring.close()
-        if e.get("content") == "snapshot" or res.snapshot > 0:  # plotted: its last content, a snapshot
+        if plotted:
             cut = max(0, min(len(res.t), res.snapshot - res.first))
             if len(res.t) > cut:
                 log.warning("archive: the last snapshot of %s taken from the dead instance's ring", key.name)

@@ -131,7 +131,8 @@ class Archiver:
         self.paths[sig] = s.get("path") or self.paths.get(sig, "")
         self.sig_of[s["name"]] = sig
         known = sig in self.batcher.tracks
-        self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "", s.get("content") or "")
+        self.batcher.signal(sig, s["name"], int(s.get("epoch", 0)), s.get("unit") or "", s.get("content") or "",
+                            int(s.get("capacity") or 0))
         if self.paths[sig] and sig in self.deferred:
             self._backfill(self.deferred.pop(sig), now)
         if known or not self.paths[sig]:
@@ -185,7 +186,7 @@ class Archiver:
             self._bus(msg, time.monotonic())
         now = time.monotonic()
         self._retry(now, force=True)
-        batch = self.batcher.take()
+        batch = self.batcher.take(final=True)  # the last plots too, not waiting for their interval
         if batch:
             self._write(batch, now)
         self.flush()
@@ -228,8 +229,18 @@ class Archiver:
                 first = req.first_seq + req.count
             else:
                 res = RingReader(ring, cursor=req.first_seq, max_batch=req.count).read()
+                tr = self.batcher.tracks.get(req.sig)
+                if tr is not None and tr.snapshots and tr.snap is None and res.snapshot < req.first_seq:
+                    # a restarted archiver: the plot on show began before its resume point
+                    # (it grew with hold="on"); take it whole, from where it began
+                    whole = RingReader(ring, cursor=res.snapshot,
+                                       max_batch=req.first_seq + req.count - res.snapshot).read()
+                    if whole.first == res.snapshot:
+                        res = whole
                 first, t, y = res.first, res.t, res.y
-                snapshot = res.snapshot if res.snapshot > 0 else None  # where its last plot() began
+                # where its last plot() began: 0 means none (or one at 0, which announced
+                # snapshot signals start from anyway)
+                snapshot = res.snapshot if res.snapshot > 0 else None
             before = self.batcher.stats["lost"]
             more = self.batcher.backfilled(req.sig, first, t, y, now, snapshot)
             lost = self.batcher.stats["lost"] - before

@@ -60,3 +60,57 @@ snapshot_interval = 1.0
         assert np.array_equal(np.frombuffer(newest["t"], np.float64), np.arange(10_000.0))
         times = [s["time"] for s in snaps]
         assert times == sorted(times, reverse=True) and min(np.diff(times[::-1])) >= 0.9
+
+
+GROWING = '''
+import numpy as np
+from rtoc import LoggerPlugin
+
+
+class Plugin(LoggerPlugin):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setDeviceName("Curve")
+        self.k = 0
+        self.setPerpetualTimer(self._tick, samplerate=20)
+        self.start()
+
+    def _tick(self):
+        if self.k == 0:
+            self.plot(np.arange(1000.0), np.zeros(1000), sname="XY")
+        else:  # RTOC's way of growing a curve
+            self.plot(990.0 + 10 * self.k + np.arange(10.0), np.full(10, float(self.k)), sname="XY", hold="on")
+        self.k += 1
+'''
+
+
+@pytest.mark.timeout(120)
+def test_a_curve_grown_with_hold_on_is_archived_whole_after_the_archiver_is_killed(tmp_path: Path) -> None:
+    """Review: a restarted archiver began the snapshot at its resume point, so the plot on
+    show (1000 points grown by 10 a tick) was archived as the appended tail only."""
+    import os
+    import signal
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "growing.py").write_text(GROWING)
+    config = '''
+[[drivers]]
+name = "Curve"
+driver = "growing:Plugin"
+
+[archive]
+flush_interval = 0.5
+snapshot_interval = 0.5
+'''
+    with Instance.start(config, (), folder=tmp_path) as inst:
+        c = inst.client
+        inst.wait_for(lambda: c.request("archive_snapshots", signal="Curve.XY")["snapshots"], timeout=20)
+        old = inst.pid_of("archiver")
+        os.kill(old, signal.SIGKILL)  # no final drain: the next archiver resumes from the archive
+        inst.wait_for(lambda: inst.pid_of("archiver") not in (0, old), timeout=30)
+        time.sleep(3.0)
+        newest = inst.wait_for(lambda: [s for s in c.request("archive_snapshots", signal="Curve.XY")["snapshots"]
+                                        if s["time"] > 0], timeout=20)[0]
+        t = np.frombuffer(newest["t"], np.float64)
+        assert newest["first_seq"] == 0 and t[0] == 0.0  # from where the plot began
+        assert newest["count"] == len(t) > 1000 and np.array_equal(np.diff(t), np.ones(len(t) - 1))

@@ -84,3 +84,37 @@ def test_snapshots_are_written_once_read_back_spooled_and_counted_for_resume(tmp
         assert [g["time"] for g in db.snapshots("Scope.Trace", 0.0, 200.0, limit=10)] == [101.0]
     finally:
         db.close()
+
+
+def test_review_the_last_plot_goes_at_a_clean_stop_and_a_plot_larger_than_its_ring_is_kept_cut() -> None:
+    """Review: a snapshot waiting for its interval was left out of the final batch; a plot
+    larger than its ring (the engine reports its head lost) charged the previous snapshot
+    as incomplete and archived the new one as if whole."""
+    b = Batcher(flush_interval=1.0, snapshot_interval=10.0)
+    b.signal(1, "Scope.Trace", 7, "V", content="snapshot", capacity=1024)
+    b.data(1, 0, *scope(100, 0), lost=0, now=0.0)
+    assert [s.n for s in b.take().snapshots] == [100]
+    b.data(1, 2076, *scope(1024, 1), lost=1976, now=1.0, replace=True)  # 3000 points into 1024
+    assert not b.take().snapshots  # waits for its interval ...
+    final = b.take(final=True).snapshots  # ... unless the archiver stops
+    assert [(s.first_seq, s.n) for s in final] == [(2076, 1024)]
+    assert b.stats["snapshots_incomplete"] == 0 and b.stats["snapshots_cut"] == 1 and b.stats["lost"] == 0
+
+
+def test_review_a_curve_grown_for_ever_with_hold_on_stays_bounded_in_memory_and_in_writes() -> None:
+    """Review: 6 h of plot(hold="on") at 10 points/s held the whole curve and wrote it
+    again every interval: 2160 rows, 233 M points."""
+    b = Batcher(flush_interval=1.0, snapshot_interval=10.0)
+    b.signal(1, "Scope.Trace", 7, "V", content="snapshot", capacity=65_536)
+    b.data(1, 0, *scope(100, 0), lost=0, now=0.0, replace=True)
+    rows, points, seq = 0, 0, 100
+    for second in range(1, 6 * 3600):
+        b.data(1, seq, *scope(10, second), lost=0, now=float(second))
+        seq += 10
+        if b.due(float(second)):
+            got = b.take().snapshots
+            rows += len(got)
+            points += sum(s.n for s in got)
+    tr = b.tracks[1]
+    assert tr.snap.n == 65_536 and tr.snap.first_seq == seq - 65_536  # the newest ring-full
+    assert rows <= 16 and points <= 16 * 65_536, (rows, points)
