@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,13 +126,20 @@ def snapshot_bytes(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, "<f8").tobytes()
 
 
-def snapshot_rows(rows: list[tuple]) -> list[dict[str, Any]]:
+MAX_SNAPSHOT_BYTES = 64 << 20  # of t and y in one ``snapshots`` answer (at least one snapshot)
+
+
+def snapshot_rows(rows: Iterable[tuple], max_bytes: int = MAX_SNAPSHOT_BYTES) -> list[dict[str, Any]]:
     """``(time, first_seq, count, t bytes, y bytes)`` rows as the ``snapshots`` answer;
-    of a snapshot that grew (``hold="on"``) only its longest row."""
-    out, seen = [], set()
+    of a snapshot that grew (``hold="on"``) only its longest row; rows are read only until
+    ``max_bytes`` of points are taken."""
+    out, seen, size = [], set(), 0
     for time_, first, count, t, y in rows:
         if (first, time_) in seen:
             continue
+        size += len(t) + len(y)
+        if out and size > max_bytes:
+            break
         seen.add((first, time_))
         out.append({"time": float(time_), "first_seq": int(first), "count": int(count),
                     "t": np.frombuffer(bytes(t), "<f8"), "y": np.frombuffer(bytes(y), "<f8")})

@@ -540,8 +540,8 @@ class DuckBackend:
         rows = self._read("snapshots", """
             SELECT x.time, x.first_seq, x.count, x.t, x.y FROM snapshots x JOIN signals s ON s.id = x.signal
             WHERE s.name = ? AND x.time >= ? AND x.time <= ?
-            ORDER BY x.time DESC, x.count DESC LIMIT ?""", [name, t_from, t_to, max(0, int(limit))]).fetchall()
-        return snapshot_rows(rows)
+            ORDER BY x.time DESC, x.count DESC LIMIT ?""", [name, t_from, t_to, max(0, int(limit))])
+        return snapshot_rows(iter(rows.fetchone, None))  # row by row: stops at the byte cap
 
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger

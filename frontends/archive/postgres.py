@@ -567,12 +567,20 @@ class PostgresBackend:
         """The snapshots of ``name`` shown in ``t_from .. t_to``, newest first, at most
         ``limit``: ``{time, first_seq, count, t, y}`` (``t``/``y`` float64 arrays)."""
         with self._guard("snapshots"):
-            rows = self._connection().execute(self._q(
-                "SELECT x.time, x.first_seq, x.count, x.t, x.y FROM {s}.snapshots x "
-                "JOIN {s}.signals s ON s.id = x.signal WHERE s.name = %s AND x.time >= %s "
-                "AND x.time <= %s ORDER BY x.time DESC, x.count DESC LIMIT %s"),
-                (name, float(t_from), float(t_to), max(0, int(limit)))).fetchall()
-        return snapshot_rows(rows)
+            conn = self._connection()
+            with conn.transaction(), conn.cursor(name="rtoc_snapshots") as cur:
+                return self._snapshot_rows(cur, name, t_from, t_to, limit)
+
+    def _snapshot_rows(self, cur: psycopg.ServerCursor, name: str, t_from: float, t_to: float,
+                       limit: int) -> list[dict[str, Any]]:
+        """A server-side cursor: rows come as they are read, up to the byte cap."""
+        cur.execute(self._q(
+            "SELECT x.time, x.first_seq, x.count, x.t, x.y FROM {s}.snapshots x "
+            "JOIN {s}.signals s ON s.id = x.signal WHERE s.name = %s AND x.time >= %s "
+            "AND x.time <= %s ORDER BY x.time DESC, x.count DESC LIMIT %s"),
+            (name, float(t_from), float(t_to), max(0, int(limit))))
+        cur.itersize = 4
+        return snapshot_rows(cur)
 
     def delete_before(self, t: float) -> int:
         """Retention: samples with ``t`` below, events with ``time`` below, gaps and ledger

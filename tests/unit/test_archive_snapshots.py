@@ -118,3 +118,18 @@ def test_review_a_curve_grown_for_ever_with_hold_on_stays_bounded_in_memory_and_
     tr = b.tracks[1]
     assert tr.snap.n == 65_536 and tr.snap.first_seq == seq - 65_536  # the newest ring-full
     assert rows <= 16 and points <= 16 * 65_536, (rows, points)
+
+
+def test_a_snapshots_answer_is_bounded_in_bytes_but_holds_at_least_one() -> None:
+    """Review: 100 rows of up to 64 MiB each could go into one reply."""
+    from rtoc.frontends.archive.backend import snapshot_rows
+
+    row = lambda k: (float(k), k * 1000, 1000, bytes(8000), bytes(8000))  # noqa: E731
+    taken = []
+
+    def rows():
+        for k in range(100):
+            taken.append(k)
+            yield row(k)
+    assert len(snapshot_rows(rows(), max_bytes=40_000)) == 2 and len(taken) == 3  # stops reading
+    assert len(snapshot_rows([row(1)], max_bytes=10)) == 1
