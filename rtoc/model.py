@@ -121,6 +121,7 @@ class Notification:
 NOTIFY_PERMISSIONS = ("", "read", "write", "admin")
 MAX_ATTACHMENT = 10 << 20  # bytes: Telegram's limit for a photo sent by upload
 MAX_PLOT_POINTS = 100_000  # points of all series of a plot notification together
+MAX_PLOT_SERIES = 16       # series in one plot notification
 
 
 def plot_payload(signals: dict, title: str = "", events: Any = ()) -> dict:
@@ -131,6 +132,8 @@ def plot_payload(signals: dict, title: str = "", events: Any = ()) -> dict:
     wrong."""
     if not isinstance(signals, dict) or not signals:
         raise EventError("telegram_send_plot needs signals as {name: [x, y]}")
+    if len(signals) > MAX_PLOT_SERIES:
+        raise EventError(f"telegram_send_plot takes at most {MAX_PLOT_SERIES} signals, got {len(signals)}")
     series = []
     for name, xy in signals.items():
         try:
@@ -138,7 +141,7 @@ def plot_payload(signals: dict, title: str = "", events: Any = ()) -> dict:
             t, v = as_batch(x, y, str(name))
         except (TypeError, ValueError, SampleError) as exc:
             raise EventError(f"telegram_send_plot: signal {name!r} must be [x, y] of numbers of one length ({exc})") from None
-        series.append([str(name), t, v])
+        series.append([str(name)[:100], t, v])
     total = sum(len(t) for _, t, _ in series)
     if total > MAX_PLOT_POINTS:
         for s in series:
@@ -147,10 +150,10 @@ def plot_payload(signals: dict, title: str = "", events: Any = ()) -> dict:
     marks = []
     for e in events or ():
         try:
-            marks.append([float(e[0]), str(e[1]) if len(e) > 1 else ""])
+            marks.append([float(e[0]), str(e[1])[:200] if len(e) > 1 else ""])
         except (TypeError, ValueError, IndexError):
             raise EventError(f"telegram_send_plot: an event must be [x, text], got {e!r}") from None
-    return {"title": str(title), "series": [{"name": n, "t": t.tobytes(), "y": v.tobytes()} for n, t, v in series],
+    return {"title": str(title)[:200], "series": [{"name": n, "t": t.tobytes(), "y": v.tobytes()} for n, t, v in series],
             "events": marks[:1000]}
 
 

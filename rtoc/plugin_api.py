@@ -24,6 +24,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +242,12 @@ class PluginApi:
     def _send_file(self, path: str, kind: str, priority: int, permission: str) -> None:
         p = Path(str(path))
         try:
-            if p.stat().st_size > MAX_ATTACHMENT:
+            with open(p, "rb") as f:  # read at most the limit: a file may grow, /dev/zero never ends
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise EventError(f"telegram_send_{kind}: {p} is not a regular file")
+                data = f.read(MAX_ATTACHMENT + 1)
+            if len(data) > MAX_ATTACHMENT:
                 raise EventError(f"telegram_send_{kind}: {p} is larger than {MAX_ATTACHMENT >> 20} MiB")
-            data = p.read_bytes()
         except OSError as exc:
             self._complain(EventError(f"telegram_send_{kind}: cannot read {p}: {exc.strerror or exc}"))
             return

@@ -29,7 +29,7 @@ import numpy as np
 
 from rtoc.errors import RtocError
 from rtoc.events.rules import EventRule
-from rtoc.model import Event
+from rtoc.model import MAX_PLOT_POINTS, MAX_PLOT_SERIES, Event
 
 from . import pairing, screens
 from .notify import Note, Notifier, Outgoing
@@ -37,7 +37,7 @@ from .plot import Mark, Series, points_for, render_csv, render_png
 from .users import LEVELS, ROLES, User, UserStore, rank
 
 log = logging.getLogger(__name__)
-MAX_CAPTION = 900  # characters of a notification's text under its picture (Telegram: 1024)
+MAX_CAPTION = 900  # UTF-16 units of a notification's text under its picture (Telegram: 1024)
 Buttons = tuple[tuple[tuple[str, str], ...], ...]  # rows of (label, callback data)
 TOKEN_TTL = 86400.0   # s a button works
 INPUT_TTL = 600.0     # s the bot waits for typed input
@@ -573,29 +573,38 @@ class BotCore:
         if plot is not None:
             try:
                 file = ("photo", "plot.png", self._notification_plot(plot))
-            except (ValueError, TypeError, KeyError) as exc:  # the text still goes
-                log.warning("telegram: a plot from %s could not be drawn: %s", source or "?", exc)
+            except Exception as exc:  # noqa: BLE001 - data from a plugin: the text still goes
+                log.warning("telegram: a plot from %s could not be drawn: %s: %s", source or "?",
+                            type(exc).__name__, exc)
                 text += " (the plot could not be drawn)"
-        limit = MAX_CAPTION if file is not None else screens.MAX_NOTE
-        body = f"{screens.PRIORITY_ICONS.get(priority, '')} {screens.esc(screens.cut(text, limit))}"
+        short = screens.cut_units(text, MAX_CAPTION) if file is not None else screens.cut(text, screens.MAX_NOTE)
+        body = f"{screens.PRIORITY_ICONS.get(priority, '')} {screens.esc(short)}"
         for user in self.users.listening(priority):
             if user.may(permission or "read"):
                 self.notifier.push(user.chat_id, Note(body, priority, source, file=file))
 
     def _notification_plot(self, plot: dict) -> bytes:
-        series = []
-        for s in plot.get("series") or []:
+        """The PNG of a plugin's ``telegram_send_plot`` data (``rtoc.model.plot_payload``);
+        bounded here too (it runs on the bot's one core thread): at most
+        ``MAX_PLOT_SERIES`` series and ``MAX_PLOT_POINTS`` points, short names."""
+        series, points = [], 0
+        for s in (plot.get("series") or [])[:MAX_PLOT_SERIES]:
             t, y = np.frombuffer(s["t"], np.float64), np.frombuffer(s["y"], np.float64)
-            series.append(Series(str(s.get("name", "")), "", t, y))
+            points += len(t)
+            if points > MAX_PLOT_POINTS:
+                raise ValueError(f"more than {MAX_PLOT_POINTS} points")
+            series.append(Series(screens.cut(s.get("name", ""), 100), "", t, y))
         finite = [s.t[np.isfinite(s.t)] for s in series]
         t0 = min((float(t.min()) for t in finite if len(t)), default=math.nan)
         t1 = max((float(t.max()) for t in finite if len(t)), default=math.nan)
         if not series or not math.isfinite(t0):
             raise ValueError("no points to draw")
         t1 = t1 if t1 > t0 else t0 + 1.0
-        marks = [Mark(float(e[0]), str(e[1]), 0) for e in (plot.get("events") or [])[:1000]]
+        if t0 < -1e10 or t1 > 1e11:  # not unix seconds (ms? ns?): matplotlib overflows
+            raise ValueError(f"times {t0:g} .. {t1:g} are not unix seconds")
+        marks = [Mark(float(e[0]), screens.cut(e[1], 200), 0) for e in (plot.get("events") or [])[:1000]]
         return render_png(series, marks, t0=t0, t1=t1, width=self.plot_size[0], height=self.plot_size[1],
-                          title=str(plot.get("title", "")))
+                          title=screens.cut(plot.get("title", ""), 200))
 
     def outgoing(self, now: float, wall: float | None = None) -> list[tuple[Outgoing, Action]]:
         """The notifications that may go at ``now`` (the notifier's clock), each with its

@@ -7,7 +7,10 @@ Generator"), never silently dropped. While Telegram is away the queues wait, bou
 ``max_bytes`` of text in all; past it the oldest notes drop, counted, and the chat's next
 message says how many. A note may carry a file (a plugin's picture, document or plot):
 such a note goes alone, never into a summary, and the files waiting are bounded apart
-(``max_file_bytes``; past it the oldest note with a file drops, counted the same way). Pure: time is an argument (``due(now)``, ``next_deadline()``).
+(``max_file_bytes``, each file counted once however many chats wait for it; past it the
+oldest note with a file drops, counted the same way). A file that fails ``FILE_TRIES``
+times (an upload that keeps timing out on a slow link) goes as its text alone, so the
+chat's later alarms are not stuck behind it (``files_dropped``). Pure: time is an argument (``due(now)``, ``next_deadline()``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 MAX_SUMMARY_LINES = 3
+FILE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,7 @@ class Note:
     buttons: tuple = ()     # a single note's buttons: rows of (label, action, *args), minted when sent
     count: int = 1          # notifications it stands for (a summary sent back holds several)
     file: tuple[str, str, bytes] | None = None  # (kind "photo" | "document", file name, bytes)
-
-    @property
-    def file_size(self) -> int:
-        return len(self.file[2]) if self.file is not None else 0
+    tries: int = 0          # failed sends so far
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Outgoing:
     notes: int  # notifications this message carries
     buttons: tuple = ()
     file: tuple[str, str, bytes] | None = None
+    tries: int = 0
 
 
 class Notifier:
@@ -49,17 +51,19 @@ class Notifier:
         self.chat_gap, self.total_rate = 1.0 / chat_rate, total_rate
         self.max_bytes, self.coalesce_after = max_bytes, coalesce_after
         self.max_file_bytes, self.file_bytes = max_file_bytes, 0
+        self._files: dict[int, list] = {}  # id(bytes) -> [bytes, notes holding it]
         self.queues: dict[int, deque[Note]] = {}
         self.next_at: dict[int, float] = {}
         self.dropped_for: Counter[int] = Counter()
         self.tokens, self.refilled = total_rate, None
         self.bytes = 0
-        self.stats = {"queued": 0, "sent": 0, "coalesced": 0, "dropped": 0, "messages": 0}
+        self.stats = {"queued": 0, "sent": 0, "coalesced": 0, "dropped": 0, "messages": 0,
+                      "files_dropped": 0}
 
     def push(self, chat_id: int, note: Note) -> None:
         self.queues.setdefault(chat_id, deque()).append(note)
         self.bytes += len(note.text)
-        self.file_bytes += note.file_size
+        self._hold(note)
         self.stats["queued"] += note.count
         while self.bytes > self.max_bytes:
             chat = max(self.queues, key=lambda c: len(self.queues[c]))
@@ -74,7 +78,7 @@ class Notifier:
         note = q[i]
         del q[i]
         self.bytes -= len(note.text)
-        self.file_bytes -= note.file_size
+        self._release(note)
         self.stats["dropped"] += note.count
         self.dropped_for[chat] += note.count
         if not q:
@@ -114,14 +118,16 @@ class Notifier:
         if q:
             self.queues[chat] = q
         self.bytes -= sum(len(n.text) for n in notes)
-        self.file_bytes -= sum(n.file_size for n in notes)
+        for n in notes:
+            self._release(n)
         text = notes[0].text if len(notes) == 1 else summary(notes)
         if self.dropped_for[chat]:
             text += f"\n({self.dropped_for.pop(chat)} older notifications were dropped: queue full)"
         count = sum(n.count for n in notes)
         self.stats["sent"] += count
         self.stats["messages"] += 1
-        return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else (), notes[0].file)
+        return Outgoing(chat, text, count, notes[0].buttons if len(notes) == 1 else (), notes[0].file,
+                        notes[0].tries)
 
     def sent(self, out: Outgoing, now: float) -> None:
         """``out`` reached Telegram at ``now``: the chat's next message waits a full gap
@@ -131,10 +137,15 @@ class Notifier:
     def failed(self, out: Outgoing, retry_at: float) -> None:
         """Sending ``out`` failed (Telegram away, or RetryAfter): it goes back to the front
         of its chat's queue, and the chat waits until ``retry_at``."""
-        self.queues.setdefault(out.chat_id, deque()).appendleft(
-            Note(out.text, rendered=True, buttons=out.buttons, count=out.notes, file=out.file))
-        self.bytes += len(out.text)
-        self.file_bytes += len(out.file[2]) if out.file is not None else 0
+        note = Note(out.text, rendered=True, buttons=out.buttons, count=out.notes, file=out.file,
+                    tries=out.tries + 1)
+        if note.file is not None and note.tries >= FILE_TRIES:  # its text goes alone
+            note = Note(f"{out.text}\n(the file {note.file[1]} could not be sent)", rendered=True,
+                        count=out.notes)
+            self.stats["files_dropped"] += 1
+        self.queues.setdefault(out.chat_id, deque()).appendleft(note)
+        self.bytes += len(note.text)
+        self._hold(note)
         self.stats["sent"] -= out.notes
         self.stats["messages"] -= 1
         self.next_at[out.chat_id] = max(self.next_at.get(out.chat_id, 0.0), retry_at)
@@ -145,6 +156,26 @@ class Notifier:
         self.stats["sent"] -= out.notes
         self.stats["messages"] -= 1
         self.stats["dropped"] += out.notes
+
+    def _hold(self, note: Note) -> None:
+        if note.file is None:
+            return
+        held = self._files.get(id(note.file[2]))
+        if held is None:
+            self._files[id(note.file[2])] = [note.file[2], 1]
+            self.file_bytes += len(note.file[2])
+        else:
+            held[1] += 1
+
+    def _release(self, note: Note) -> None:
+        if note.file is None:
+            return
+        held = self._files.get(id(note.file[2]))
+        if held is not None:
+            held[1] -= 1
+            if held[1] <= 0:
+                del self._files[id(note.file[2])]
+                self.file_bytes -= len(note.file[2])
 
     def next_deadline(self) -> float | None:
         """When :meth:`due` may next return something (None: nothing waits)."""

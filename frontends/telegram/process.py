@@ -41,6 +41,7 @@ from .world import ControlWorld
 log = logging.getLogger(__name__)
 STATS_EVERY = 5.0      # s between two stats reports to the supervisor
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # s: back-off while Telegram is away
+UPLOAD_TIMEOUT = 60.0  # s to upload a picture or a file
 COMMANDS = [("menu", "the main menu"), ("latest", "latest values"), ("signals", "devices and signals"),
             ("plot", "plot a signal: /plot Device.Signal 2h"), ("csv", "a signal's data as CSV"),
             ("events", "the latest events"), ("devices", "start, stop, parameters, functions"),
@@ -220,12 +221,13 @@ class TelegramBot:
                                         reply_markup=markup)
         elif isinstance(a, Answer):
             await bot.answer_callback_query(a.callback_id, a.text or None)
-        elif isinstance(a, Photo):
+        elif isinstance(a, Photo):  # uploads get a minute, not PTB's 20 s (a 10 MiB picture
+            # needs about 4 Mbit/s for that); one that still fails is tried FILE_TRIES times
             await bot.send_photo(a.chat_id, a.png, caption=a.caption, parse_mode=ParseMode.HTML,
-                                 reply_markup=markup)
+                                 reply_markup=markup, write_timeout=UPLOAD_TIMEOUT)
         elif isinstance(a, Document):
             await bot.send_document(a.chat_id, a.data, filename=a.filename, caption=a.caption,
-                                    parse_mode=ParseMode.HTML)
+                                    parse_mode=ParseMode.HTML, write_timeout=UPLOAD_TIMEOUT)
 
     # -- notifications ---------------------------------------------------------------------
     def _bus(self, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> None:

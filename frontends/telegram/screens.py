@@ -84,6 +84,16 @@ def cut(text: object, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def cut_units(text: object, limit: int) -> str:
+    """``text`` (plain) at most ``limit`` UTF-16 code units, as Telegram counts a caption's
+    length (an emoji outside the BMP is two); never splits a surrogate pair."""
+    text = str(text)
+    units = text.encode("utf-16-le")
+    if len(units) <= 2 * limit:
+        return text
+    return units[:2 * (limit - 1)].decode("utf-16-le", errors="ignore") + "…"
+
+
 def fit(lines: list[str], limit: int = MAX_TEXT, more: str = "… {n} more") -> list[str]:
     """The first of ``lines`` (each a whole line of HTML) that fit in ``limit`` characters,
     and a last line saying how many did not."""

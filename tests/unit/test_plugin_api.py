@@ -107,3 +107,18 @@ def test_telegram_sends_carry_the_picture_the_file_and_the_plot_data(tmp_path: P
     d.telegram_send_photo(str(tmp_path / "missing.png"))  # a clear log line, no exception
     d.telegram_send_plot({"Temp": [[1, 2, 3], [1, 2]]})
     assert len(sink.notes) == 4
+
+
+def test_review_telegram_files_are_read_at_most_to_the_limit_and_only_regular_files(tmp_path: Path) -> None:
+    """Review: /dev/zero reports size 0 and was read until memory ran out; a file growing
+    between the size check and the read let an EventError reach the plugin."""
+    from rtoc.model import MAX_ATTACHMENT
+
+    d = _make(tmp_path)
+    d.telegram_send_photo("/dev/zero")
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(MAX_ATTACHMENT + 1)
+    d.telegram_send_document(str(big))
+    d.telegram_send_plot({f"S{i}": [[1.7e9, 1.7e9 + 1], [1.0, 2.0]] for i in range(40)})  # too many
+    assert d._sink.notes == []

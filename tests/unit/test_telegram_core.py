@@ -325,3 +325,19 @@ def test_a_plugins_picture_file_and_plot_go_as_photo_or_document_to_the_roles_as
     bot.notification("Heater: bad", 1, "driver:Heater", NOW + 6, "", None, {"series": []})
     texts = [m for _, m in bot.outgoing(NOW + 6)]  # nothing to draw: the text still goes, saying so
     assert all(isinstance(m, Send) and "could not be drawn" in m.text for m in texts) and len(texts) == 2
+
+
+def test_review_plot_times_not_in_seconds_and_emoji_captions_still_send(bot: BotCore) -> None:
+    """Review: times in microseconds made matplotlib overflow, and the notification was
+    lost, text and all; a caption of 900 emoji is 1800 UTF-16 units, over Telegram's 1024."""
+    bot.users.set_role(2, "read")
+    bot.users.get(2).level = "all"
+    bot.users.get(ADMIN).level = "none"
+    t = np.linspace(NOW, NOW + 60, 50) * 1e6
+    plot = {"series": [{"name": "T", "t": t.tobytes(), "y": np.ones(50).tobytes()}]}
+    bot.notification("oven: plot", 1, "driver:Oven", NOW, "", None, plot)
+    ((_, sent),) = bot.outgoing(NOW)
+    assert isinstance(sent, Send) and "could not be drawn" in sent.text
+    bot.notification("🔥" * 900, 1, "driver:Oven", NOW + 2, "", ("photo", "a.png", b"\x89PNG"))
+    ((_, photo),) = bot.outgoing(NOW + 2)
+    assert len(photo.caption.encode("utf-16-le")) // 2 <= 1024

@@ -85,7 +85,36 @@ def test_a_note_with_a_file_goes_alone_and_files_are_bounded_apart() -> None:
     n.failed(second, 2.0)  # Telegram away: it comes back whole, with its file
     assert n.file_bytes == 400 and n.due(2.0)[0].file == pic
     for i in range(3):  # 1200 bytes of files > 1000: the oldest file note drops
-        n.push(8, Note(f"pic {i}", file=("document", f"{i}.csv", b"y" * 400)))
+        n.push(8, Note(f"pic {i}", file=("document", f"{i}.csv", bytes([i]) * 400)))
     assert n.file_bytes == 800 and n.stats["dropped"] == 1
     outs = [o for now in (10.0, 11.0, 12.0) for o in n.due(now)]
     assert [o.file[1] for o in outs if o.chat_id == 8] == ["1.csv", "2.csv"]
+
+
+def test_review_a_shared_file_counts_once_and_an_upload_that_keeps_failing_goes_as_text() -> None:
+    """Review: a 10 MiB photo for 4 users counted 40 MiB against the 32 MiB bound (one
+    copy dropped at once); an upload that kept timing out blocked the chat's alarms."""
+    n = Notifier(max_file_bytes=32 << 20)
+    photo = ("photo", "cam.png", bytes(10 << 20))
+    for chat in (1, 2, 3, 4):
+        n.push(chat, Note("cam", file=photo))
+    assert n.file_bytes == 10 << 20 and n.stats["dropped"] == 0
+    for out in n.due(0.0):
+        if out.chat_id != 1:
+            n.sent(out, 0.0)
+        else:
+            first = out
+    assert n.file_bytes == 0  # taken: on their way, no longer waiting
+    n.push(1, Note("alarm"))
+    n.failed(first, 0.0)  # chat 1's upload timed out: back at the front, with its file
+    assert n.file_bytes == 10 << 20
+    now = 0.0
+    for _ in range(2):  # ... and again, and again
+        now += 2.0
+        (out,) = [o for o in n.due(now) if o.chat_id == 1]
+        assert out.file == photo
+        n.failed(out, now)
+    assert n.stats["files_dropped"] == 1 and n.file_bytes == 0
+    texts = [o for t in (8.0, 10.0, 12.0) for o in n.due(t) if o.chat_id == 1]
+    assert texts[0].file is None and "could not be sent" in texts[0].text
+    assert any(o.text == "alarm" for o in texts)
