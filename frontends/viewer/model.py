@@ -123,6 +123,8 @@ class Trace:
                 ct, cy = np.concatenate([c[2][start:keep], nt]), np.concatenate([c[3][start:keep], ny])
             else:
                 ct, cy = decimate(self.t, self.y, step)
+                if np.shares_memory(ct, self._t):  # sparse: decimate gave the ring's own points,
+                    ct, cy = ct.copy(), cy.copy()  # which the ring moves when it compacts
             c = self._cache = (step, self.version, ct, cy)
         a, b = np.searchsorted(c[2], t0, side="left"), np.searchsorted(c[2], t1, side="right")
         return c[2][max(0, a - 1):b + 1], c[3][max(0, a - 1):b + 1]  # a column's two points: both
