@@ -63,6 +63,29 @@ def cmd_export(args, client) -> int:
     return 0
 
 
+def cmd_snapshots(args, client) -> int:
+    """The archived snapshots of a plotted signal, newest first: rows of (snapshot time, x, y)
+    written as signal ``<name>@<time shown, unix s>``, so each keeps its own curve."""
+    t_from = _time_arg(args.t_from, -math.inf)
+    t_to = _time_arg(args.t_to, time.time())
+    out = Path(args.output)
+    fmt = args.format or {".parquet": "parquet", ".json": "json"}.get(out.suffix, "csv")
+    with client as c:
+        found = c.request("archive_snapshots", signal=args.signal, limit=args.limit, timeout=60.0,
+                          **{"from": t_from, "to": t_to})["snapshots"]
+    writer = _Writer(out, fmt)
+    points = 0
+    try:
+        for snap in found:
+            t, y = np.frombuffer(snap["t"], "<f8"), np.frombuffer(snap["y"], "<f8")
+            writer.write(f"{args.signal}@{snap['time']!r}", t, y)
+            points += len(t)
+    finally:
+        writer.close()
+    print(f"{len(found)} snapshot(s) of {args.signal}, {points} points, written to {out}")
+    return 0
+
+
 def _export_one(c, writer, name: str, t_from: float, t_to: float, count: int) -> int:
     window, t0, total = WINDOW, t_from, 0
     while t0 <= t_to:
@@ -195,6 +218,14 @@ def add_parsers(sub, client_of) -> None:
     e.add_argument("--format", choices=("csv", "parquet", "json"), help="default: from the file name")
     e.add_argument("-o", "--output", required=True)
     e.set_defaults(fn=lambda a: cmd_export(a, client_of(a)))
+    n = sub.add_parser("snapshots", help="what a driver's plot() showed (archived snapshots) to csv/parquet/json")
+    n.add_argument("signal")
+    n.add_argument("--from", dest="t_from", help="-1h, 30m, 90s or unix seconds (default: the start)")
+    n.add_argument("--to", dest="t_to", help="as --from, or now (default)")
+    n.add_argument("--limit", type=int, default=1, help="the newest this many (default 1, at most 100)")
+    n.add_argument("--format", choices=("csv", "parquet", "json"), help="default: from the file name")
+    n.add_argument("-o", "--output", required=True)
+    n.set_defaults(fn=lambda a: cmd_snapshots(a, client_of(a)))
     i = sub.add_parser("import", help="a CSV file into the archive as a device")
     i.add_argument("file")
     i.add_argument("--device", required=True)

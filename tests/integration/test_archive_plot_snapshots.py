@@ -60,6 +60,11 @@ snapshot_interval = 1.0
         assert np.array_equal(np.frombuffer(newest["t"], np.float64), np.arange(10_000.0))
         times = [s["time"] for s in snaps]
         assert times == sorted(times, reverse=True) and min(np.diff(times[::-1])) >= 0.9
+        out = tmp_path / "trace.csv"  # `rtoc snapshots` writes them out, one curve each
+        assert "2 snapshot(s) of Scope.Trace, 20000 points" in inst.cli("snapshots", "Scope.Trace", "--limit", "2",
+                                                                        "-o", str(out))
+        rows = out.read_text().splitlines()
+        assert rows[0] == "signal,t,y" and len(rows) == 20_001 and rows[1].startswith("Scope.Trace@")
 
 
 GROWING = '''

@@ -17,7 +17,7 @@ COMMANDS = {  # each sub-command with the least it needs
     "events": [], "rules": [], "rules list": [], "rules enable": ["event", "x"],
     "rules put": ["event", "{}"],
     "export": ["Gen.Sine", "-o", "out.csv"], "import": ["in.csv", "--device", "D", "--columns", "a"],
-    "query": ["select 1"], "view": [], "telegram pair": [],
+    "query": ["select 1"], "view": [], "telegram pair": [], "snapshots": ["Scope.Trace", "-o", "s.csv"],
 }
 GLOBALS = [("--config", "a.toml", "config", Path("a.toml"), Path("b.toml")),
            ("--instance", "lab", "instance", "lab", "b"),
