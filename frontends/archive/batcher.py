@@ -83,6 +83,8 @@ class Batcher:
         self._runs: dict[SignalKey, list] = {}  # key -> [first_seq, end, [t...], [y...]]
         self._pending = 0
         self._since: float | None = None
+        self._snap_due: float | None = None  # when a waiting snapshot is due (apart from
+        # ``_since``: samples must not wait for a snapshot's interval, nor it for them)
         self.stats = {"samples": 0, "gaps": 0, "lost": 0, "trimmed": 0, "backfilled": 0,
                       "snapshots": 0, "snapshots_skipped": 0, "snapshots_incomplete": 0,
                       "snapshots_cut": 0}
@@ -174,12 +176,16 @@ class Batcher:
     # -- output --------------------------------------------------------------------------
     def due(self, now: float) -> bool:
         self._now = max(self._now, now)
+        if self._snap_due is not None and now >= self._snap_due:
+            return True
         if self._since is None:
             return False
         return now - self._since >= self.flush_interval or self._pending >= self.max_samples
 
     def next_deadline(self) -> float | None:
-        return None if self._since is None else self._since + self.flush_interval
+        times = [t for t in (None if self._since is None else self._since + self.flush_interval,
+                             self._snap_due) if t is not None]
+        return min(times) if times else None
 
     def next_number(self) -> int:
         """A batch number for a batch made elsewhere (a dead instance's rings)."""
@@ -191,10 +197,8 @@ class Batcher:
         archiver stops, every snapshot still waiting for its interval goes too."""
         for key in list(self._runs):
             self._close_run(key)
-        later = self._take_snapshots(final)
+        self._snap_due = self._take_snapshots(final)  # a snapshot waits: a batch is due then
         batch, self._batch, self._since, self._pending = self._batch, ArchiveBatch(0), None, 0
-        if later is not None:  # a snapshot waits for its interval: a batch is due then
-            self._since = later - self.flush_interval
         batch.number = self.number
         self.number += 1
         return batch
@@ -207,6 +211,12 @@ class Batcher:
             self.stats["snapshots_skipped"] += 1  # replaced before its turn
         tr.snapshots = True
         tr.snap = _Snap(seq, self.wall())
+        self._schedule(tr)
+
+    def _schedule(self, tr: _Track) -> None:
+        """``tr``'s snapshot changed: a batch is due when its interval is over."""
+        due = tr.snap_written + self.snapshot_interval * (1 << min(tr.snap.writes, 10))
+        self._snap_due = due if self._snap_due is None else min(self._snap_due, due)
 
     def _take_snapshots(self, final: bool = False) -> float | None:
         """The due snapshots into the batch; when the next one that waits is due."""
@@ -221,8 +231,9 @@ class Batcher:
             if self._now < due and not final:
                 later = due if later is None else min(later, due)
                 continue
-            t = np.concatenate(sn.ts) if len(sn.ts) != 1 else sn.ts[0]
-            y = np.concatenate(sn.ys) if len(sn.ys) != 1 else sn.ys[0]
+            # an empty plot (the signal cleared) is a snapshot of no points
+            t = np.concatenate(sn.ts) if len(sn.ts) > 1 else sn.ts[0] if sn.ts else np.empty(0)
+            y = np.concatenate(sn.ys) if len(sn.ys) > 1 else sn.ys[0] if sn.ys else np.empty(0)
             sn.ts, sn.ys = [t], [y]
             self._batch.snapshots.append(Snapshot(tr.key, sn.first_seq, sn.time, t, y))
             sn.dirty, tr.snap_written = False, self._now
@@ -304,9 +315,8 @@ class Batcher:
                 sn.ts, sn.ys, sn.n = [whole_t], [whole_y], tr.capacity
                 sn.first_seq += drop
                 sn.cut = True
+            self._schedule(tr)
         tr.t_last = float(t[-1])
-        if self._since is None:
-            self._since = now
 
     def _close_run(self, key: SignalKey) -> None:
         first, _, ts, ys = self._runs.pop(key)

@@ -133,3 +133,22 @@ def test_a_snapshots_answer_is_bounded_in_bytes_but_holds_at_least_one() -> None
             yield row(k)
     assert len(snapshot_rows(rows(), max_bytes=40_000)) == 2 and len(taken) == 3  # stops reading
     assert len(snapshot_rows([row(1)], max_bytes=10)) == 1
+
+
+def test_samples_flush_at_their_interval_while_a_snapshot_waits_for_its_own() -> None:
+    """A snapshot waiting for its interval held every other signal's samples back until
+    then (10 s, or hours once a growing curve backs off): longer than a ring keeps them,
+    so a killed archiver would have lost them. And an empty plot crashed the take."""
+    b = Batcher(flush_interval=1.0, snapshot_interval=10.0)
+    b.signal(1, "Scope.Trace", 7, "V", content="snapshot")
+    b.signal(2, "G.S", 7, "V")
+    b.data(1, 0, *scope(100, 0), lost=0, now=0.0)
+    assert b.due(0.0) and [s.n for s in b.take().snapshots] == [100]
+    b.data(1, 100, *scope(100, 1), lost=0, now=0.5, replace=True)  # due at 10 s
+    b.data(2, 0, np.arange(5.0), np.ones(5), lost=0, now=0.6)
+    assert not b.due(1.5) and b.due(1.6)
+    batch = b.take()
+    assert batch.samples == 5 and not batch.snapshots and b.next_deadline() == 10.0
+    assert not b.due(9.9) and b.due(10.0) and [s.n for s in b.take().snapshots] == [100]
+    b.data(1, 200, np.empty(0), np.empty(0), lost=0, now=11.0, replace=True)  # plot([]): cleared
+    assert b.due(30.0) and [(s.first_seq, s.n) for s in b.take().snapshots] == [(200, 0)]
